@@ -1,0 +1,2 @@
+//! Benchmarks (placeholder until the owning issue lands).
+fn main() {}

@@ -1,0 +1,22 @@
+//! Transport-agnostic formats of Verdict.
+//!
+//! This crate has no I/O, no async runtime, no storage and no solver. It implements:
+//! - [`merkle`]: RFC 9162 §2.1 Merkle tree hashing, the right edge of a growing tree ([`merkle::RightEdge`]);
+//! - [`proof`]: inclusion and consistency proof generation from stored hashes and verification
+//!   (RFC 9162 §2.1.3, §2.1.4); spec `spec/merkle.md`;
+//! - [`note`]: C2SP signed-note with Ed25519 keys; spec `spec/note-and-checkpoint.md`;
+//! - [`checkpoint`]: C2SP tlog-checkpoint; spec `spec/note-and-checkpoint.md`;
+//! - [`tile`]: C2SP tlog-tiles coordinates, paths and entry bundles; spec `spec/tiles.md`;
+//! - [`bundle`]: C2SP tlog-proof offline proof files; spec `spec/proof-bundle.md`;
+//! - [`receipt`]: COSE_Sign1 decision receipts and salted commitments; spec `spec/receipt.md`.
+#![deny(missing_docs)]
+
+pub mod bundle;
+pub mod checkpoint;
+pub mod merkle;
+pub mod note;
+pub mod proof;
+pub mod receipt;
+pub mod tile;
+
+pub use merkle::{Hash, LeafIndex, TreeSize};

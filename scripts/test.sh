@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# The project's test command (README "Quick start", step 2; `.ci/run` runs it too).
+# Runs every test of the workspace, then checks that the cargo-fuzz targets still compile.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Z3 is the only system package the build needs (the `z3` crate links the system libz3).
+if [ ! -f /usr/include/z3.h ]; then
+  echo "error: libz3-dev is missing; install it with: sudo apt-get install -y libz3-dev" >&2
+  exit 2
+fi
+
+cargo test --workspace
+
+# fuzz/ is outside the workspace (cargo-fuzz wants nightly); compiling it on stable proves the
+# targets still build against the current parsers. Its corpora also run in the stable test suite.
+if [ -f fuzz/Cargo.toml ]; then
+  CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target}/fuzz-check" cargo check --manifest-path fuzz/Cargo.toml --bins
+fi

@@ -12,9 +12,11 @@
 #![deny(missing_docs)]
 
 pub mod bundle;
+mod cbor;
 pub mod checkpoint;
 pub mod merkle;
 pub mod note;
+mod note_key;
 pub mod proof;
 pub mod receipt;
 pub mod tile;

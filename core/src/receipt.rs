@@ -2,11 +2,48 @@
 //! deterministic CBOR (RFC 8949 §4.2), and salted commitments. Spec: `spec/receipt.md`.
 //!
 //! Checker keys use the signed-note key format ([`crate::note::Verifier`]), so a verifier handles
-//! one key format; the COSE `kid` is the 4-byte note key id.
+//! one key format; the COSE `kid` is the 4-byte note key id (spec §2).
 //!
-//! SKELETON: signatures are the contract; bodies are being filled in.
+//! Wire form (spec `receipt.md` §2): `18([h'A2 01 27 04 44 <kid>', {}, <statement>, <sig>])`,
+//! i.e. a tagged COSE_Sign1 whose protected header holds exactly `alg: EdDSA (-8)` and `kid`,
+//! with an empty unprotected header, an attached payload and empty external AAD.
+//!
+//! ```
+//! use verdict_core::merkle::Hash;
+//! use verdict_core::note::Signer;
+//! use verdict_core::receipt::*;
+//!
+//! let checker = Signer::generate("checker.example")?;
+//! let salt = Salt::random();
+//! let statement = Statement {
+//!     version: STATEMENT_VERSION,
+//!     checker_key_id: checker.key_id(),
+//!     policy_commitment: commit(CommitmentTag::Policy, &salt, b"canonical policy"),
+//!     policy_version: "1".into(),
+//!     action_commitment: commit(CommitmentTag::Action, &salt, b"canonical action"),
+//!     decision: Decision::Allow,
+//!     kind: Kind::Check,
+//!     fail_closed: false,
+//!     violated_rules: vec![],
+//!     matched_variables: vec!["amount".into()],
+//!     undetermined_variables: vec![],
+//!     approvers: vec![],
+//!     time_ms: 0,
+//!     request_id: "r1".into(),
+//!     checker_version: "0.1.0".into(),
+//!     solver_version: "z3 4.8.12".into(),
+//! };
+//! let bytes = Receipt::sign(&statement, &checker)?;
+//! let verified = Receipt::verify(&bytes, &[checker.verifier()])?;
+//! assert_eq!(verified.statement(), &statement);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 use crate::merkle::Hash;
+use coset::{iana, CoseSign1, CoseSign1Builder, HeaderBuilder};
+use sha2::{Digest as _, Sha256};
+
+use crate::cbor;
 use crate::note::{KeyId, Signer, Verifier};
 
 /// Maximum size of an encoded receipt: it must fit one entry of a tile bundle.
@@ -148,12 +185,13 @@ impl VerifiedReceipt {
 }
 
 impl Statement {
-    /// Deterministic CBOR of the statement (RFC 8949 §4.2.1).
+    /// Deterministic CBOR of the statement (RFC 8949 §4.2.1; spec `receipt.md` §3).
     ///
     /// # Errors
-    /// [`ReceiptError::Malformed`] if a field exceeds its bound.
+    /// [`ReceiptError::Malformed`] if a field exceeds its bound or breaks an ordering rule
+    /// (spec `receipt.md` §4), or the version is not [`STATEMENT_VERSION`].
     pub fn to_cbor(&self) -> Result<Vec<u8>, ReceiptError> {
-        todo_skeleton()
+        cbor::encode_statement(self)
     }
 
     /// Decode a statement, rejecting non-canonical encodings, unknown fields and trailing data.
@@ -161,40 +199,198 @@ impl Statement {
     /// # Errors
     /// [`ReceiptError`].
     pub fn from_cbor(bytes: &[u8]) -> Result<Self, ReceiptError> {
-        let _ = bytes;
-        todo_skeleton()
+        cbor::decode_statement(bytes)
     }
+}
+
+impl Decision {
+    /// Lowercase name: `allow`, `deny`, `escalate`, `not-applicable`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Decision::Allow => "allow",
+            Decision::Deny => "deny",
+            Decision::Escalate => "escalate",
+            Decision::NotApplicable => "not-applicable",
+        }
+    }
+}
+
+impl Kind {
+    /// Lowercase name: `screen` or `check`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Kind::Screen => "screen",
+            Kind::Check => "check",
+        }
+    }
+}
+
+fn malformed(reason: impl Into<String>) -> ReceiptError {
+    ReceiptError::Malformed {
+        reason: reason.into(),
+    }
+}
+
+/// Build the COSE_Sign1 of a statement payload, with `signature` still to be set.
+fn envelope(key_id: KeyId, payload: Vec<u8>) -> CoseSign1Builder {
+    let protected = HeaderBuilder::new()
+        .algorithm(iana::Algorithm::EdDSA)
+        .key_id(key_id.0.to_vec())
+        .build();
+    CoseSign1Builder::new()
+        .protected(protected)
+        .payload(payload)
+}
+
+fn to_tagged_bytes(sign1: CoseSign1) -> Result<Vec<u8>, ReceiptError> {
+    use coset::TaggedCborSerializable as _;
+    let bytes = sign1
+        .to_tagged_vec()
+        .map_err(|e| malformed(format!("cose encoding failed: {e}")))?;
+    if bytes.len() > MAX_RECEIPT_SIZE {
+        return Err(ReceiptError::TooLarge { len: bytes.len() });
+    }
+    Ok(bytes)
+}
+
+/// Decode and check everything but the signature; also return the COSE structure for its
+/// to-be-signed bytes.
+fn decode_inner(bytes: &[u8]) -> Result<(Receipt, CoseSign1), ReceiptError> {
+    use coset::AsCborValue as _;
+    if bytes.len() > MAX_RECEIPT_SIZE {
+        return Err(ReceiptError::TooLarge { len: bytes.len() });
+    }
+    let ciborium::value::Value::Tag(tag, inner) = cbor::read_one(bytes)? else {
+        return Err(malformed("not a tagged cose_sign1"));
+    };
+    if tag != <CoseSign1 as coset::TaggedCborSerializable>::TAG {
+        return Err(malformed(format!("cbor tag {tag} is not cose_sign1 (18)")));
+    }
+    let sign1 = CoseSign1::from_cbor_value(*inner)
+        .map_err(|e| malformed(format!("not a cose_sign1: {e}")))?;
+    let header = &sign1.protected.header;
+    if let Some(label) = header.crit.first() {
+        return Err(ReceiptError::UnknownCritical {
+            field: format!("header {label:?}"),
+        });
+    }
+    if !sign1.unprotected.crit.is_empty() {
+        return Err(ReceiptError::UnknownCritical {
+            field: "crit in unprotected header".into(),
+        });
+    }
+    if header.alg != Some(coset::Algorithm::Assigned(iana::Algorithm::EdDSA)) {
+        return Err(ReceiptError::UnsupportedAlgorithm);
+    }
+    let key_id = <[u8; 4]>::try_from(header.key_id.as_slice())
+        .map(KeyId)
+        .map_err(|_| malformed("kid is not 4 bytes"))?;
+    let mut expected = header.clone();
+    expected.alg = None;
+    expected.key_id.clear();
+    if !expected.is_empty() {
+        return Err(malformed("unexpected protected header parameter"));
+    }
+    if !sign1.unprotected.is_empty() {
+        return Err(malformed("unprotected header is not empty"));
+    }
+    let payload = sign1
+        .payload
+        .as_deref()
+        .ok_or(malformed("detached payload"))?;
+    let statement = Statement::from_cbor(payload)?;
+    if sign1.signature.len() != ed25519_dalek::SIGNATURE_LENGTH {
+        return Err(malformed("signature is not 64 bytes"));
+    }
+    let receipt = Receipt {
+        statement,
+        key_id,
+        signature: sign1.signature.clone(),
+    };
+    if receipt.encode()? != bytes {
+        return Err(malformed("receipt is not in deterministic cbor"));
+    }
+    Ok((receipt, sign1))
 }
 
 impl Receipt {
     /// Sign a statement with the checker key; returns the COSE_Sign1 bytes (tagged, 18).
+    /// The Sig_structure is RFC 9052 §4.4 with context `Signature1` and empty external AAD.
     ///
     /// # Errors
-    /// [`ReceiptError::TooLarge`] or [`ReceiptError::KeyIdMismatch`].
+    /// [`ReceiptError::TooLarge`] or [`ReceiptError::KeyIdMismatch`] (the statement's
+    /// `checker_key_id` must be the signer's key id), or [`ReceiptError::Malformed`] from
+    /// [`Statement::to_cbor`].
     pub fn sign(statement: &Statement, signer: &Signer) -> Result<Vec<u8>, ReceiptError> {
-        let _ = (statement, signer);
-        todo_skeleton()
+        if statement.checker_key_id != signer.key_id() {
+            return Err(ReceiptError::KeyIdMismatch);
+        }
+        let sign1 = envelope(statement.checker_key_id, statement.to_cbor()?)
+            .create_signature(&[], |tbs| signer.sign_raw(tbs).to_vec())
+            .build();
+        to_tagged_bytes(sign1)
     }
 
-    /// Decode without verifying (for `verdict inspect`).
+    /// Re-encode a decoded receipt; for a receipt returned by [`Receipt::decode`] this gives
+    /// back exactly the bytes it was decoded from.
+    ///
+    /// # Errors
+    /// [`ReceiptError::Malformed`] or [`ReceiptError::TooLarge`].
+    pub fn encode(&self) -> Result<Vec<u8>, ReceiptError> {
+        let sign1 = envelope(self.key_id, self.statement.to_cbor()?)
+            .signature(self.signature.clone())
+            .build();
+        to_tagged_bytes(sign1)
+    }
+
+    /// Decode without verifying (for `verdict inspect`). Checks, in order (spec `receipt.md`
+    /// §5): size, one CBOR item without trailing data, tag 18, `crit`, algorithm, kid, no other
+    /// header parameters, the statement, signature length, canonical bytes.
     ///
     /// # Errors
     /// [`ReceiptError`].
     pub fn decode(bytes: &[u8]) -> Result<Self, ReceiptError> {
-        let _ = bytes;
-        todo_skeleton()
+        decode_inner(bytes).map(|(receipt, _)| receipt)
     }
 
-    /// Decode and verify with one of the trusted checker keys.
+    /// Decode and verify with one of the trusted checker keys (spec `receipt.md` §6).
     ///
     /// # Errors
-    /// [`ReceiptError`].
+    /// [`ReceiptError`]: [`ReceiptError::UntrustedKey`] when no trusted key has the kid,
+    /// [`ReceiptError::KeyIdMismatch`] when the statement names another key,
+    /// [`ReceiptError::BadSignature`] when the signature fails.
     pub fn verify(
         bytes: &[u8],
         checker_keys: &[Verifier],
     ) -> Result<VerifiedReceipt, ReceiptError> {
-        let _ = (bytes, checker_keys);
-        todo_skeleton()
+        let (receipt, sign1) = decode_inner(bytes)?;
+        let mut candidates = checker_keys
+            .iter()
+            .filter(|k| k.key_id() == receipt.key_id)
+            .peekable();
+        if candidates.peek().is_none() {
+            return Err(ReceiptError::UntrustedKey {
+                key_id: receipt.key_id,
+            });
+        }
+        if receipt.statement.checker_key_id != receipt.key_id {
+            return Err(ReceiptError::KeyIdMismatch);
+        }
+        let tbs = sign1.tbs_data(&[]);
+        if candidates.any(|k| k.verify_raw(&tbs, &receipt.signature).is_ok()) {
+            Ok(VerifiedReceipt { receipt })
+        } else {
+            Err(ReceiptError::BadSignature {
+                key_id: receipt.key_id,
+            })
+        }
+    }
+}
+
+impl VerifiedReceipt {
+    /// The whole verified receipt.
+    pub fn receipt(&self) -> &Receipt {
+        &self.receipt
     }
 }
 
@@ -210,8 +406,14 @@ impl std::fmt::Debug for Salt {
 
 impl Salt {
     /// A fresh salt from the OS random source.
+    ///
+    /// # Panics
+    /// Only if the operating system's random source fails.
     pub fn random() -> Self {
-        todo_skeleton()
+        use rand_core::RngCore as _;
+        let mut salt = [0u8; 32];
+        rand_core::OsRng.fill_bytes(&mut salt);
+        Salt(salt)
     }
     /// Lowercase hex.
     pub fn to_hex(&self) -> String {
@@ -222,8 +424,10 @@ impl Salt {
     /// # Errors
     /// [`ReceiptError::Malformed`].
     pub fn from_hex(text: &str) -> Result<Self, ReceiptError> {
-        let _ = text;
-        todo_skeleton()
+        let mut salt = [0u8; 32];
+        hex::decode_to_slice(text, &mut salt)
+            .map_err(|_| malformed("salt is not 64 hex digits"))?;
+        Ok(Salt(salt))
     }
 }
 
@@ -238,14 +442,108 @@ pub enum CommitmentTag {
     Rule,
 }
 
-/// Salted commitment: SHA-256(tag ‖ salt ‖ canonical bytes), with the tag encoding of
-/// `spec/receipt.md`.
-pub fn commit(tag: CommitmentTag, salt: &Salt, canonical: &[u8]) -> Hash {
-    let _ = (tag, salt, canonical);
-    todo_skeleton()
+impl CommitmentTag {
+    /// The tag's name in the commitment input: `policy`, `action` or `rule`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            CommitmentTag::Policy => "policy",
+            CommitmentTag::Action => "action",
+            CommitmentTag::Rule => "rule",
+        }
+    }
 }
 
-#[expect(clippy::panic, reason = "skeleton placeholder, replaced before merge")]
-fn todo_skeleton<T>() -> T {
-    panic!("skeleton")
+/// Prefix of every commitment input (spec `receipt.md` §7).
+pub const COMMITMENT_PREFIX: &[u8] = b"verdict/commit/v1/";
+
+/// Salted commitment (spec `receipt.md` §7):
+/// `SHA-256("verdict/commit/v1/" ‖ tag name ‖ 0x00 ‖ salt (32 bytes) ‖ canonical bytes)`.
+/// Tag names hold no 0x00 and the salt has a fixed length, so the input splits one way only.
+pub fn commit(tag: CommitmentTag, salt: &Salt, canonical: &[u8]) -> Hash {
+    let mut h = Sha256::new();
+    h.update(COMMITMENT_PREFIX);
+    h.update(tag.as_str().as_bytes());
+    h.update([0x00]);
+    h.update(salt.0);
+    h.update(canonical);
+    Hash(h.finalize().into())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "tests")]
+mod tests {
+    use super::*;
+
+    fn signer() -> Signer {
+        Signer::new(
+            "checker.example",
+            ed25519_dalek::SigningKey::from_bytes(&[3; 32]),
+        )
+        .unwrap()
+    }
+
+    fn statement(key_id: KeyId) -> Statement {
+        Statement {
+            version: STATEMENT_VERSION,
+            checker_key_id: key_id,
+            policy_commitment: Hash([1; 32]),
+            policy_version: "2026.11".into(),
+            action_commitment: Hash([2; 32]),
+            decision: Decision::Deny,
+            kind: Kind::Check,
+            fail_closed: false,
+            violated_rules: vec![0, 3],
+            matched_variables: vec!["amount".into(), "payee".into()],
+            undetermined_variables: vec![],
+            approvers: vec![],
+            time_ms: 1_795_000_000_000,
+            request_id: "req-1".into(),
+            checker_version: "0.1.0".into(),
+            solver_version: "z3 4.8.12".into(),
+        }
+    }
+
+    #[test]
+    fn sign_decode_verify() {
+        let s = signer();
+        let st = statement(s.key_id());
+        let bytes = Receipt::sign(&st, &s).unwrap();
+        let r = Receipt::decode(&bytes).unwrap();
+        assert_eq!(r.statement, st);
+        assert_eq!(r.encode().unwrap(), bytes);
+        let v = Receipt::verify(&bytes, &[s.verifier()]).unwrap();
+        assert_eq!(v.statement(), &st);
+        assert_eq!(v.key_id(), s.key_id());
+    }
+
+    #[test]
+    fn key_id_must_match_signer() {
+        let s = signer();
+        let st = statement(KeyId([0; 4]));
+        assert_eq!(Receipt::sign(&st, &s), Err(ReceiptError::KeyIdMismatch));
+    }
+
+    #[test]
+    fn statement_rules() {
+        let mut st = statement(KeyId([0; 4]));
+        st.violated_rules = vec![3, 0];
+        assert!(st.to_cbor().is_err());
+        let mut st = statement(KeyId([0; 4]));
+        st.request_id = "x".repeat(65);
+        assert!(st.to_cbor().is_err());
+        let mut st = statement(KeyId([0; 4]));
+        st.version = 2;
+        assert!(st.to_cbor().is_err());
+    }
+
+    #[test]
+    fn commitment_depends_on_every_input() {
+        let salt = Salt([0; 32]);
+        let a = commit(CommitmentTag::Action, &salt, b"x");
+        assert_ne!(a, commit(CommitmentTag::Policy, &salt, b"x"));
+        assert_ne!(a, commit(CommitmentTag::Action, &Salt([1; 32]), b"x"));
+        assert_ne!(a, commit(CommitmentTag::Action, &salt, b"y"));
+        assert_eq!(Salt::from_hex(&salt.to_hex()).unwrap(), salt);
+        assert_ne!(Salt::random(), Salt::random());
+    }
 }

@@ -1,10 +1,22 @@
 //! C2SP tlog-tiles: tile coordinates, paths, the tiles a tree size implies, tile contents and
 //! entry bundles. Spec: `spec/tiles.md`.
 //!
-//! SKELETON: signatures are the contract; bodies are being filled in.
+//! A hash tile at tile level `L` holds the stored hashes of tree level `8 L`: tile `N` of width `W`
+//! holds the hashes with indices `256 N .. 256 N + W` (spec `tiles.md` §2). A partial tile has
+//! `W < 256` and exists only at the right edge of a tree. Entry bundles follow the same indexing
+//! for level-0 entries (spec `tiles.md` §4).
 
-use crate::merkle::{Hash, TreeSize};
+use std::collections::hash_map::Entry;
+use std::collections::HashMap;
+
+use crate::merkle::{root_of, Hash, TreeSize};
 use crate::proof::HashSource;
+
+mod entries;
+mod write;
+
+pub use entries::{decode_entry_bundle, decode_entry_bundle_for, encode_entry_bundle};
+pub use write::{tile_updates, TileUpdateError};
 
 /// Tile height (levels of the tree per tile level).
 pub const TILE_HEIGHT: u8 = 8;
@@ -64,56 +76,201 @@ pub enum BundleError {
     },
 }
 
+/// Longest canonical tile path: `tile/entries/` plus seven index groups plus `.p/255`.
+const MAX_PATH_LEN: usize = 64;
+/// Highest tile level a path may name (spec `tiles.md` §3).
+const MAX_LEVEL: u8 = 63;
+/// Largest entry a bundle can carry (uint16 length prefix).
+pub const MAX_ENTRY_LEN: usize = 65_535;
+
 impl Tile {
-    /// Path relative to the log prefix, e.g. `tile/0/x001/234.p/5` or `tile/entries/000`.
+    /// Path relative to the log prefix, e.g. `tile/0/x001/234.p/5` or `tile/entries/000`
+    /// (spec `tiles.md` §3).
     pub fn path(&self) -> String {
-        todo_skeleton()
+        let mut out = String::from("tile/");
+        match self.kind {
+            TileKind::Hashes { level } => out.push_str(&level.to_string()),
+            TileKind::Entries => out.push_str("entries"),
+        }
+        out.push('/');
+        out.push_str(&encode_index(self.index));
+        if self.width < TILE_WIDTH {
+            out.push_str(".p/");
+            out.push_str(&self.width.to_string());
+        }
+        out
     }
 
-    /// Parse a path relative to the log prefix (no leading `/`).
+    /// Parse a path relative to the log prefix (no leading `/`). Only the canonical form that
+    /// [`Tile::path`] writes is accepted (spec `tiles.md` §3).
     ///
     /// # Errors
     /// [`TilePathError`] for anything that is not a canonical tile path.
     pub fn parse_path(path: &str) -> Result<Self, TilePathError> {
-        let _ = path;
-        todo_skeleton()
+        let err = |reason| TilePathError { reason };
+        if path.len() > MAX_PATH_LEN {
+            return Err(err("path too long"));
+        }
+        let rest = path
+            .strip_prefix("tile/")
+            .ok_or(err("missing tile/ prefix"))?;
+        let (kind_seg, rest) = rest.split_once('/').ok_or(err("missing index"))?;
+        let kind = if kind_seg == "entries" {
+            TileKind::Entries
+        } else {
+            let level = parse_decimal(kind_seg, u64::from(MAX_LEVEL)).ok_or(err("bad level"))?;
+            TileKind::Hashes {
+                level: u8::try_from(level).map_err(|_| err("bad level"))?,
+            }
+        };
+        let (index_part, width) = match rest.split_once(".p/") {
+            Some((index_part, w)) => {
+                let w = parse_decimal(w, u64::from(TILE_WIDTH) - 1).ok_or(err("bad width"))?;
+                let w = u16::try_from(w).map_err(|_| err("bad width"))?;
+                if w == 0 {
+                    return Err(err("bad width"));
+                }
+                (index_part, w)
+            }
+            None => (rest, TILE_WIDTH),
+        };
+        let index = decode_index(index_part).ok_or(err("bad index"))?;
+        Ok(Tile { kind, index, width })
+    }
+
+    /// Number of bytes of the tile: `width * 32` for a hash tile; unknown (None) for a bundle.
+    pub fn hash_tile_len(&self) -> Option<usize> {
+        match self.kind {
+            TileKind::Hashes { .. } => Some(usize::from(self.width) * Hash::LEN),
+            TileKind::Entries => None,
+        }
     }
 }
 
-/// Every hash tile of a tree of `size` (all levels, partial tiles at the right edge).
+/// `N` as zero-padded 3-digit groups, all but the last prefixed with `x`.
+fn encode_index(index: u64) -> String {
+    let mut groups = Vec::new();
+    let mut n = index;
+    loop {
+        groups.push(n % 1000);
+        n /= 1000;
+        if n == 0 {
+            break;
+        }
+    }
+    let last = groups.len().saturating_sub(1);
+    groups
+        .iter()
+        .rev()
+        .enumerate()
+        .map(|(i, g)| {
+            if i < last {
+                format!("x{g:03}")
+            } else {
+                format!("{g:03}")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// Inverse of [`encode_index`], accepting only its canonical output.
+fn decode_index(text: &str) -> Option<u64> {
+    let segs: Vec<&str> = text.split('/').collect();
+    let (last, init) = segs.split_last()?;
+    let mut n: u64 = 0;
+    for (i, seg) in init.iter().enumerate() {
+        let digits = seg.strip_prefix('x')?;
+        let g = three_digits(digits)?;
+        if i == 0 && g == 0 {
+            return None; // leading zero group
+        }
+        n = n.checked_mul(1000)?.checked_add(g)?;
+    }
+    n.checked_mul(1000)?.checked_add(three_digits(last)?)
+}
+
+fn three_digits(text: &str) -> Option<u64> {
+    if text.len() != 3 || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    text.parse().ok()
+}
+
+/// ASCII decimal with no sign and no extra leading zeros, at most `max`.
+fn parse_decimal(text: &str, max: u64) -> Option<u64> {
+    if text.is_empty() || text.len() > 20 || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    if text.len() > 1 && text.starts_with('0') {
+        return None;
+    }
+    let v: u64 = text.parse().ok()?;
+    (v <= max).then_some(v)
+}
+
+/// Number of stored hashes at tree level `8 * tile_level` in a tree of `size`.
+fn hashes_at_tile_level(size: u64, tile_level: u8) -> u64 {
+    size.checked_shr(u32::from(tile_level) * u32::from(TILE_HEIGHT))
+        .unwrap_or(0)
+}
+
+/// Tiles (full, then the partial one) covering `count` items, from tile index `from` on.
+fn tiles_of(kind: TileKind, count: u64, from: u64) -> impl Iterator<Item = Tile> {
+    let w = u64::from(TILE_WIDTH);
+    let full = count / w;
+    let partial = count % w;
+    let full_tiles = (from..full).map(move |index| Tile {
+        kind,
+        index,
+        width: TILE_WIDTH,
+    });
+    let partial_tile = (partial != 0 && from <= full).then(|| Tile {
+        kind,
+        index: full,
+        width: u16::try_from(partial).unwrap_or(TILE_WIDTH),
+    });
+    full_tiles.chain(partial_tile)
+}
+
+/// Every hash tile of a tree of `size` (all levels, partial tiles at the right edge), level by
+/// level from 0 (spec `tiles.md` §2). The empty tree has none.
 pub fn hash_tiles(size: TreeSize) -> Vec<Tile> {
-    let _ = size;
-    todo_skeleton()
+    new_hash_tiles(TreeSize(0), size)
 }
 
-/// Hash tiles that exist in a tree of `new` but not, with the same width, in one of `old`.
+/// Hash tiles that exist in a tree of `new` but not, with the same width, in one of `old`
+/// (spec `tiles.md` §2). Empty when `old >= new`.
 pub fn new_hash_tiles(old: TreeSize, new: TreeSize) -> Vec<Tile> {
-    let _ = (old, new);
-    todo_skeleton()
+    let mut out = Vec::new();
+    if old.0 >= new.0 {
+        return out;
+    }
+    for level in 0..=MAX_LEVEL {
+        let n_new = hashes_at_tile_level(new.0, level);
+        if n_new == 0 {
+            break;
+        }
+        let n_old = hashes_at_tile_level(old.0, level);
+        if n_old == n_new {
+            continue;
+        }
+        out.extend(tiles_of(
+            TileKind::Hashes { level },
+            n_new,
+            n_old / u64::from(TILE_WIDTH),
+        ));
+    }
+    out
 }
 
-/// Entry bundles that exist in a tree of `new` but not, with the same width, in one of `old`.
+/// Entry bundles that exist in a tree of `new` but not, with the same width, in one of `old`
+/// (spec `tiles.md` §4). Empty when `old >= new`.
 pub fn new_entry_bundles(old: TreeSize, new: TreeSize) -> Vec<Tile> {
-    let _ = (old, new);
-    todo_skeleton()
-}
-
-/// Encode entries as a bundle: each is a big-endian uint16 length and the bytes.
-///
-/// # Errors
-/// [`BundleError::EntryTooLong`] for an entry over 65,535 bytes.
-pub fn encode_entry_bundle<E: AsRef<[u8]>>(entries: &[E]) -> Result<Vec<u8>, BundleError> {
-    let _ = entries;
-    todo_skeleton()
-}
-
-/// Decode a bundle into its entries, rejecting truncation and more than 256 entries.
-///
-/// # Errors
-/// [`BundleError`].
-pub fn decode_entry_bundle(bytes: &[u8]) -> Result<Vec<Vec<u8>>, BundleError> {
-    let _ = bytes;
-    todo_skeleton()
+    if old.0 >= new.0 {
+        return Vec::new();
+    }
+    tiles_of(TileKind::Entries, new.0, old.0 / u64::from(TILE_WIDTH)).collect()
 }
 
 /// Read access to stored tiles, as a server or a verifier fetching over HTTP has.
@@ -157,16 +314,190 @@ impl<'a, R: TileReader> TileHashSource<'a, R> {
     }
 }
 
-impl<R: TileReader> HashSource for TileHashSource<'_, R> {
-    type Error = TileSourceError<R::Error>;
-
-    fn hashes(&self, wanted: &[(u8, u64)]) -> Result<Vec<Hash>, Self::Error> {
-        let _ = (wanted, self.reader, self.size);
-        todo_skeleton()
+impl<R: TileReader> TileHashSource<'_, R> {
+    /// Where the hash `(level, index)` lives: the tile (with its width in this tree size), the
+    /// offset of the first stored hash in it, and how many stored hashes to fold (spec `tiles.md` §5).
+    fn locate(&self, level: u8, index: u64) -> Option<(Tile, usize, usize)> {
+        let below = u32::from(level % TILE_HEIGHT);
+        let tile_level = level / TILE_HEIGHT;
+        let first = index.checked_shl(below).filter(|f| f >> below == index)?;
+        let count = 1u64 << below;
+        let end = first.checked_add(count)?;
+        if end > hashes_at_tile_level(self.size.0, tile_level) {
+            return None;
+        }
+        let w = u64::from(TILE_WIDTH);
+        let tile_index = first / w;
+        let stored = hashes_at_tile_level(self.size.0, tile_level);
+        let width = (stored - tile_index * w).min(w);
+        Some((
+            Tile {
+                kind: TileKind::Hashes { level: tile_level },
+                index: tile_index,
+                width: u16::try_from(width).ok()?,
+            },
+            usize::try_from(first % w).ok()?,
+            usize::try_from(count).ok()?,
+        ))
     }
 }
 
-#[expect(clippy::panic, reason = "skeleton placeholder, replaced before merge")]
-fn todo_skeleton<T>() -> T {
-    panic!("skeleton")
+impl<R: TileReader> HashSource for TileHashSource<'_, R> {
+    type Error = TileSourceError<R::Error>;
+
+    /// Serve complete subtree hashes from hash tiles (spec `tiles.md` §5): the hash at level `l`
+    /// comes from tile level `l / 8`; when `l % 8 != 0` the `2^(l % 8)` stored hashes below it
+    /// in that tile are hashed together. Each tile is read once per call.
+    fn hashes(&self, wanted: &[(u8, u64)]) -> Result<Vec<Hash>, Self::Error> {
+        let mut cache: HashMap<Tile, Vec<u8>> = HashMap::new();
+        let mut out = Vec::with_capacity(wanted.len());
+        for &(level, index) in wanted {
+            let (tile, offset, count) =
+                self.locate(level, index)
+                    .ok_or_else(|| TileSourceError::Malformed {
+                        path: format!("level {level} index {index}"),
+                        reason: "hash is not complete in this tree size",
+                    })?;
+            let bytes = match cache.entry(tile) {
+                Entry::Occupied(e) => e.into_mut(),
+                Entry::Vacant(v) => {
+                    let bytes = self.reader.read_tile(tile).map_err(TileSourceError::Read)?;
+                    if Some(bytes.len()) != tile.hash_tile_len() {
+                        return Err(TileSourceError::Malformed {
+                            path: tile.path(),
+                            reason: "hash tile has the wrong length",
+                        });
+                    }
+                    v.insert(bytes)
+                }
+            };
+            let malformed = || TileSourceError::Malformed {
+                path: tile.path(),
+                reason: "hash tile too short",
+            };
+            let slice = bytes
+                .get(offset * Hash::LEN..(offset + count) * Hash::LEN)
+                .ok_or_else(malformed)?;
+            let hashes: Vec<Hash> = slice
+                .chunks_exact(Hash::LEN)
+                .map(Hash::from_slice)
+                .collect::<Result<_, _>>()
+                .map_err(|_| malformed())?;
+            out.push(root_of(&hashes));
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing, reason = "tests")]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths() {
+        let t = |level, index, width| Tile {
+            kind: TileKind::Hashes { level },
+            index,
+            width,
+        };
+        for (tile, path) in [
+            (t(0, 1_234_067, 256), "tile/0/x001/x234/067"),
+            (t(0, 1_234_067, 5), "tile/0/x001/x234/067.p/5"),
+            (t(63, 0, 255), "tile/63/000.p/255"),
+            (t(1, 999, 256), "tile/1/999"),
+            (t(1, 1000, 256), "tile/1/x001/000"),
+            (
+                t(2, u64::MAX, 256),
+                "tile/2/x018/x446/x744/x073/x709/x551/615",
+            ),
+            (
+                Tile {
+                    kind: TileKind::Entries,
+                    index: 0,
+                    width: 3,
+                },
+                "tile/entries/000.p/3",
+            ),
+        ] {
+            assert_eq!(tile.path(), path);
+            assert_eq!(Tile::parse_path(path).unwrap(), tile, "{path}");
+        }
+        for bad in [
+            "",
+            "/tile/0/000",
+            "tile/0/000/",
+            "tile//000",
+            "tile/00/000",
+            "tile/01/000",
+            "tile/64/000",
+            "tile/-1/000",
+            "tile/+1/000",
+            "tile/0/00",
+            "tile/0/0000",
+            "tile/0/x000/001",
+            "tile/0/x001",
+            "tile/0/001/002",
+            "tile/0/x1/002",
+            "tile/0/000.p/256",
+            "tile/0/000.p/0",
+            "tile/0/000.p/01",
+            "tile/0/000.p/",
+            "tile/0/000.p",
+            "tile/0/000.p/5/",
+            "tile/0/../000",
+            "tile/0/x018/x446/x744/x073/x709/x551/616",
+            "tile/0/x001/x018/x446/x744/x073/x709/x551/615",
+            "tile/Entries/000",
+            "tile/entries/000.p/1.p/2",
+            "tile/0/ 000",
+        ] {
+            assert!(Tile::parse_path(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn tiles_of_sizes() {
+        assert!(hash_tiles(TreeSize(0)).is_empty());
+        let paths = |v: Vec<Tile>| v.iter().map(Tile::path).collect::<Vec<_>>();
+        assert_eq!(paths(hash_tiles(TreeSize(15))), ["tile/0/000.p/15"]);
+        assert_eq!(
+            paths(hash_tiles(TreeSize(256 * 256 + 513))),
+            [
+                paths(
+                    (0..258)
+                        .map(|index| Tile {
+                            kind: TileKind::Hashes { level: 0 },
+                            index,
+                            width: if index == 258 { 1 } else { 256 },
+                        })
+                        .collect()
+                ),
+                vec![
+                    "tile/0/258.p/1".into(),
+                    "tile/1/000".into(),
+                    "tile/1/001.p/2".into(),
+                    "tile/2/000.p/1".into()
+                ],
+            ]
+            .concat()
+        );
+        assert_eq!(
+            paths(new_hash_tiles(TreeSize(300), TreeSize(600))),
+            ["tile/0/001", "tile/0/002.p/88", "tile/1/000.p/2"]
+        );
+        assert_eq!(
+            paths(new_hash_tiles(TreeSize(256), TreeSize(257))),
+            ["tile/0/001.p/1"]
+        );
+        assert!(new_hash_tiles(TreeSize(5), TreeSize(5)).is_empty());
+        assert_eq!(
+            paths(new_entry_bundles(TreeSize(255), TreeSize(513))),
+            [
+                "tile/entries/000",
+                "tile/entries/001",
+                "tile/entries/002.p/1"
+            ]
+        );
+    }
 }

@@ -1,0 +1,370 @@
+//! Unit tests of [`crate::decide`] on known policies and actions (allow, deny, escalate,
+//! approvals, determinism, fail-closed).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "tests"
+)]
+
+use super::*;
+use serde_json::json;
+use verdict_core::note::Signer;
+
+pub(crate) const EGRESS: &str = r#"
+name = "customer-data-egress"
+version = "1.0.0"
+
+[variables]
+destination = { type = "enum", values = ["internal", "external"] }
+record_count = { type = "int", min = 0, max = 1000000 }
+transfer_index = { type = "int", min = 0 }
+classification = { type = "enum", values = ["public", "internal", "restricted"] }
+is_privileged = { type = "bool" }
+approver_id = { type = "string" }
+authorization_token = { type = "token" }
+re_authorization_token = { type = "token" }
+approval_token = { type = "token" }
+
+[[rules]]
+id = "external-needs-auth"
+text = "An external destination needs an authorization token."
+when = 'destination == "external"'
+require = 'present(authorization_token)'
+effect = "deny"
+
+[[rules]]
+id = "reauth-after-first-transfer"
+text = "Re-authorization after the first transfer in a session."
+when = 'transfer_index > 0'
+require = 'present(re_authorization_token)'
+effect = "deny"
+
+[[rules]]
+id = "session-cap"
+text = "At most 10000 records per session."
+require = 'record_count <= 10000'
+effect = "deny"
+
+[[rules]]
+id = "restricted-needs-approval"
+text = "Restricted data needs an approval token."
+when = 'classification == "restricted"'
+require = 'present(approval_token)'
+effect = "deny"
+
+[[rules]]
+id = "privileged-needs-approver"
+text = "A privileged action needs an approver id."
+when = 'is_privileged'
+require = 'present(approver_id)'
+effect = "escalate"
+"#;
+
+fn checker(src: &str) -> Checker {
+    let p = crate::compile(src, Salt([0; 32])).unwrap();
+    Checker::new(&p, Duration::from_secs(5)).unwrap()
+}
+
+fn req(action: Value) -> CheckRequest {
+    CheckRequest {
+        action,
+        request_id: "req-1".into(),
+        salt: Some(Salt([1; 32])),
+        approvals: vec![],
+    }
+}
+
+fn full() -> Value {
+    json!({
+        "destination": "external", "record_count": 50, "transfer_index": 0,
+        "classification": "public", "is_privileged": false,
+        "authorization_token": "tok-123"
+    })
+}
+
+#[test]
+fn allow_deny_escalate() {
+    let mut c = checker(EGRESS);
+    let o = c.check(&req(full())).unwrap();
+    assert_eq!(o.decision, Decision::Allow, "{o:?}");
+    assert!(o.violated.is_empty() && o.undetermined.is_empty() && !o.fail_closed);
+    assert_eq!(o.matched.len(), 6);
+    assert!(!String::from_utf8(o.canonical_action.clone())
+        .unwrap()
+        .contains("tok-123"));
+
+    let mut a = full();
+    a.as_object_mut().unwrap().remove("authorization_token");
+    a["record_count"] = json!(20000);
+    let o = c.check(&req(a)).unwrap();
+    // An omitted token is unbound (it may be present), so only the cap is certainly violated.
+    assert_eq!(o.decision, Decision::Deny);
+    assert_eq!(o.violated, [2]);
+    assert_eq!(o.violated_ids, ["session-cap"]);
+
+    let mut a = full();
+    a.as_object_mut().unwrap().remove("authorization_token");
+    let o = c.check(&req(a)).unwrap();
+    assert_eq!(o.decision, Decision::Escalate);
+    assert_eq!(o.undetermined, ["authorization_token"]);
+
+    // Partial: nothing bound → escalate, naming the variables that matter.
+    let o = c.check(&req(json!({}))).unwrap();
+    assert_eq!(o.decision, Decision::Escalate);
+    assert!(o.violated.is_empty());
+    assert_eq!(
+        o.undetermined,
+        [
+            "approval_token",
+            "approver_id",
+            "authorization_token",
+            "classification",
+            "destination",
+            "is_privileged",
+            "re_authorization_token",
+            "record_count",
+            "transfer_index"
+        ]
+    );
+
+    // Partial but decided: internal destination, unbound token does not matter.
+    let mut a = full();
+    a["destination"] = json!("internal");
+    a.as_object_mut().unwrap().remove("authorization_token");
+    assert_eq!(c.check(&req(a)).unwrap().decision, Decision::Allow);
+
+    // Partial: only the classification is unknown.
+    let mut a = full();
+    a.as_object_mut().unwrap().remove("classification");
+    let o = c.check(&req(a)).unwrap();
+    assert_eq!(o.decision, Decision::Escalate);
+    assert_eq!(o.undetermined, ["approval_token", "classification"]);
+
+    // Privileged with approver unbound: the approver id decides.
+    let mut a = full();
+    a["is_privileged"] = json!(true);
+    let o = c.check(&req(a.clone())).unwrap();
+    assert_eq!(o.decision, Decision::Escalate);
+    assert!(o.violated.is_empty());
+    assert_eq!(o.undetermined, ["approver_id"]);
+    // Explicitly absent (null): only the escalate-effect rule is violated.
+    a["approver_id"] = Value::Null;
+    let o = c.check(&req(a.clone())).unwrap();
+    assert_eq!(o.decision, Decision::Escalate);
+    assert_eq!(o.violated, [4]);
+    assert!(o.undetermined.is_empty());
+    // An explicitly absent token is a deny naming the rule.
+    let mut b = full();
+    b["authorization_token"] = Value::Null;
+    let o = c.check(&req(b)).unwrap();
+    assert_eq!((o.decision, o.violated), (Decision::Deny, vec![0]));
+    a["approver_id"] = json!("bob");
+    assert_eq!(c.check(&req(a)).unwrap().decision, Decision::Allow);
+
+    // Absent record count violates the cap in every completion of the others: deny named.
+    let o = c
+        .check(&req(
+            json!({"destination": "external", "record_count": 10001}),
+        ))
+        .unwrap();
+    assert_eq!(o.decision, Decision::Deny);
+    assert_eq!(o.violated, [2]);
+}
+
+/// Rough warm-solver latency (the criterion bench is authoritative).
+#[test]
+#[ignore = "timing only; run with --ignored --nocapture"]
+fn warm_latency() {
+    let mut c = checker(EGRESS);
+    let r = req(full());
+    let t = std::time::Instant::now();
+    for _ in 0..2000 {
+        c.check(&r).unwrap();
+    }
+    println!("warm allow check: {:?}", t.elapsed() / 2000);
+    let r = req(json!({}));
+    let t = std::time::Instant::now();
+    for _ in 0..500 {
+        c.check(&r).unwrap();
+    }
+    println!("warm escalate check (all unbound): {:?}", t.elapsed() / 500);
+}
+
+#[test]
+fn solver_unknown_fails_closed() {
+    let mut c = checker(EGRESS);
+    c.set_resource_limit(1);
+    let o = c.check(&req(full())).unwrap();
+    assert_eq!(o.decision, Decision::Deny);
+    assert!(o.fail_closed);
+    assert!(o.violated.is_empty() && o.undetermined.is_empty());
+}
+
+#[test]
+fn deterministic_across_history() {
+    let mut c = checker(EGRESS);
+    let first = c.check(&req(json!({"destination": "external"}))).unwrap();
+    for a in [full(), json!({}), json!({"record_count": 99999})] {
+        c.check(&req(a)).unwrap();
+    }
+    let again = c.check(&req(json!({"destination": "external"}))).unwrap();
+    assert_eq!(first, again);
+    let mut fresh = checker(EGRESS);
+    assert_eq!(
+        fresh
+            .check(&req(json!({"destination": "external"})))
+            .unwrap(),
+        first
+    );
+}
+
+#[test]
+fn deny_without_forced_rule_is_minimal_subset() {
+    let src = r#"
+name = "contra"
+version = "1"
+[variables]
+a = { type = "bool" }
+c = { type = "bool" }
+[[rules]]
+id = "unrelated"
+text = "t"
+require = 'present(c) or not present(c)'
+effect = "deny"
+[[rules]]
+id = "needs-a"
+text = "t"
+require = 'a'
+effect = "deny"
+[[rules]]
+id = "needs-not-a"
+text = "t"
+require = 'not a'
+effect = "deny"
+"#;
+    let mut c = checker(src);
+    let o = c.check(&req(json!({}))).unwrap();
+    assert_eq!(o.decision, Decision::Deny);
+    assert_eq!(o.violated, [1, 2]);
+    let o = c.check(&req(json!({"a": true}))).unwrap();
+    assert_eq!(o.violated, [2]);
+}
+
+#[test]
+fn approvals_count_distinct_verified_signers() {
+    let alice = Signer::new("alice", ed25519_dalek::SigningKey::from_bytes(&[1; 32])).unwrap();
+    let bob = Signer::new("bob", ed25519_dalek::SigningKey::from_bytes(&[2; 32])).unwrap();
+    let src = format!(
+        r#"
+name = "payments-dual-approval"
+version = "1"
+[variables]
+amount = {{ type = "int", min = 0 }}
+[[approvers]]
+name = "alice"
+key = "{}"
+[[approvers]]
+name = "bob"
+key = "{}"
+[[rules]]
+id = "dual-approval"
+text = "Above 10000 needs two approvers."
+when = 'amount > 10000'
+require = 'approvals >= 2'
+effect = "escalate"
+"#,
+        alice.verifier(),
+        bob.verifier()
+    );
+    let mut c = checker(&src);
+    let mut r = req(json!({"amount": 20000}));
+    let o = c.check(&r).unwrap();
+    assert_eq!(o.decision, Decision::Escalate);
+    assert_eq!(o.violated, [0]);
+    assert!(o.undetermined.is_empty());
+    let a = Approval::sign(&alice, &o.action_commitment, "req-1");
+    r.approvals = vec![a.clone(), a.clone()];
+    let o1 = c.check(&r).unwrap();
+    assert_eq!(o1.decision, Decision::Escalate);
+    assert_eq!(o1.approvers, [alice.verifier().key_id()]);
+    r.approvals
+        .push(Approval::sign(&bob, &o.action_commitment, "req-1"));
+    let o2 = c.check(&r).unwrap();
+    assert_eq!(o2.decision, Decision::Allow);
+    assert_eq!(o2.approvers.len(), 2);
+    // A signature over another request id is rejected, not dropped.
+    r.approvals
+        .push(Approval::sign(&bob, &o.action_commitment, "req-2"));
+    assert!(matches!(
+        c.check(&r),
+        Err(CheckError::InvalidApproval { .. })
+    ));
+    // Different salt ⇒ different commitment ⇒ approvals do not verify.
+    r.approvals.pop();
+    r.salt = Some(Salt([9; 32]));
+    assert!(c.check(&r).is_err());
+}
+
+#[test]
+fn bad_requests_are_errors() {
+    let mut c = checker(EGRESS);
+    assert!(matches!(
+        c.check(&req(json!({"destination": "mars"}))),
+        Err(CheckError::NotInEnum { .. })
+    ));
+    assert!(matches!(
+        c.check(&req(json!({"approvals": 3}))),
+        Err(CheckError::ReservedKey)
+    ));
+    assert!(matches!(
+        c.check(&req(json!({"nope": 1}))),
+        Err(CheckError::UnknownKey { .. })
+    ));
+    let mut r = req(json!({}));
+    r.request_id = "x".repeat(65);
+    assert_eq!(c.check(&r), Err(CheckError::InvalidRequestId));
+    // The checker still works after errors.
+    assert_eq!(c.check(&req(full())).unwrap().decision, Decision::Allow);
+}
+
+#[test]
+fn string_values_outside_the_universe() {
+    let src = r#"
+name = "vendors"
+version = "1"
+[lists]
+approved = ["acme", "globex"]
+[variables]
+vendor = { type = "string", list = "approved" }
+other = { type = "string" }
+[[rules]]
+id = "approved-only"
+text = "t"
+require = 'vendor in approved'
+effect = "deny"
+[[rules]]
+id = "same"
+text = "t"
+when = 'present(other)'
+require = 'vendor == other'
+effect = "deny"
+"#;
+    let mut c = checker(src);
+    let d = |c: &mut Checker, a| c.check(&req(a)).unwrap().decision;
+    assert_eq!(d(&mut c, json!({"vendor": "acme"})), Decision::Escalate);
+    assert_eq!(d(&mut c, json!({"vendor": "evil"})), Decision::Deny);
+    assert_eq!(
+        d(&mut c, json!({"vendor": "acme", "other": "acme"})),
+        Decision::Allow
+    );
+    assert_eq!(
+        d(&mut c, json!({"vendor": "acme", "other": "zed"})),
+        Decision::Deny
+    );
+    assert_eq!(
+        d(&mut c, json!({"vendor": "q", "other": "q"})),
+        Decision::Deny
+    );
+}

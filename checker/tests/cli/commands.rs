@@ -1,0 +1,220 @@
+//! `lint`, `decide`, `scenarios`, usage errors, and insta snapshots of stable `--json` outputs.
+
+use crate::{assert_no_panic, json, p, run, stderr, stdout};
+
+#[test]
+fn lint_prints_commitment_and_is_deterministic() {
+    let a = run(&["lint", &p("customer-data-egress.toml"), "--json"]);
+    assert_eq!(a.status.code(), Some(0), "{}", stderr(&a));
+    let b = run(&["lint", &p("customer-data-egress.toml"), "--json"]);
+    assert_eq!(a.stdout, b.stdout);
+    let v = json(&a);
+    assert_eq!(v["commitment"].as_str().unwrap().len(), 64);
+    insta::assert_json_snapshot!("lint_customer_data_egress", v);
+}
+
+#[test]
+fn lint_salt_changes_the_commitment() {
+    let a = json(&run(&["lint", &p("hipaa-phi.toml"), "--json"]));
+    let salt = "11".repeat(32);
+    let b = json(&run(&[
+        "lint",
+        &p("hipaa-phi.toml"),
+        "--json",
+        "--salt",
+        &salt,
+    ]));
+    assert_ne!(a["commitment"], b["commitment"]);
+    let o = run(&["lint", &p("hipaa-phi.toml"), "--salt", "xyz"]);
+    assert_eq!(o.status.code(), Some(2));
+}
+
+#[test]
+fn decide_outputs_each_decision_with_exit_0() {
+    let policy = p("customer-data-egress.toml");
+    let salt = "00".repeat(32);
+    let cases = [
+        (
+            r#"{"destination":"internal","classification":"public","record_count":1,"transfers_in_session":0,"is_privileged":false}"#,
+            "allow",
+        ),
+        (r#"{"destination":"internal","record_count":20000}"#, "deny"),
+        (
+            r#"{"destination":"external","classification":"public","record_count":1,"transfers_in_session":0,"is_privileged":false}"#,
+            "escalate",
+        ),
+    ];
+    for (action, want) in cases {
+        let o = run(&[
+            "decide",
+            &policy,
+            "--action",
+            action,
+            "--action-salt",
+            &salt,
+            "--json",
+        ]);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        let v = json(&o);
+        assert_eq!(v["decision"], want, "{action}");
+        if want == "deny" {
+            insta::assert_json_snapshot!("decide_deny", v);
+        }
+    }
+}
+
+#[test]
+fn decide_reads_action_files_and_signs_approvals() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("a.json");
+    std::fs::write(
+        &f,
+        r#"{"amount": 25000, "currency": "eur", "beneficiary_verified": true}"#,
+    )
+    .unwrap();
+    let action = format!("@{}", f.display());
+    let policy = p("payments-dual-approval.toml");
+    let o = run(&["decide", &policy, "--action", &action, "--json"]);
+    assert_eq!(json(&o)["decision"], "escalate");
+    let o = run(&[
+        "decide",
+        &policy,
+        "--action",
+        &action,
+        "--sign-with",
+        &p("keys/alice.key"),
+        "--sign-with",
+        &p("keys/bob.key"),
+        "--json",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let v = json(&o);
+    assert_eq!(v["decision"], "allow");
+    assert_eq!(v["approvers"].as_array().unwrap().len(), 2);
+    // The same approver twice counts once.
+    let o = run(&[
+        "decide",
+        &policy,
+        "--action",
+        &action,
+        "--sign-with",
+        &p("keys/alice.key"),
+        "--sign-with",
+        &p("keys/alice.key"),
+        "--json",
+    ]);
+    assert_eq!(json(&o)["decision"], "escalate");
+    // An unregistered approver is an error, not a dropped approval.
+    let o = run(&[
+        "decide",
+        &policy,
+        "--action",
+        &action,
+        "--sign-with",
+        &p("keys/mallory.key"),
+    ]);
+    assert_no_panic(&o);
+    assert_eq!(o.status.code(), Some(2));
+}
+
+#[test]
+fn decide_rejects_bad_actions_with_exit_2() {
+    let policy = p("customer-data-egress.toml");
+    for action in [
+        "not json",
+        "[1,2]",
+        r#"{"record_count":"x"}"#,
+        r#"{"nope":1}"#,
+        "@/nonexistent",
+    ] {
+        let o = run(&["decide", &policy, "--action", action]);
+        assert_no_panic(&o);
+        assert_eq!(o.status.code(), Some(2), "{action}: {}", stdout(&o));
+    }
+}
+
+#[test]
+fn scenarios_are_distinct_and_labelable() {
+    let o = run(&[
+        "scenarios",
+        &p("customer-data-egress.toml"),
+        "--max",
+        "20",
+        "--json",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let v = json(&o);
+    let s = v["scenarios"].as_array().unwrap();
+    assert!(s.len() >= 10, "{}", s.len());
+    assert!(s.len() <= 20);
+    let distinct: std::collections::BTreeSet<String> =
+        s.iter().map(|c| c["action"].to_string()).collect();
+    assert_eq!(distinct.len(), s.len(), "duplicate scenarios");
+    let says: std::collections::BTreeSet<&str> = s
+        .iter()
+        .map(|c| c["checker_says"].as_str().unwrap())
+        .collect();
+    assert!(says.contains("allow") && says.contains("deny"), "{says:?}");
+    // Boundary values of `record_count <= 10000` appear.
+    let counts: Vec<i64> = s
+        .iter()
+        .filter_map(|c| c["action"]["record_count"].as_i64())
+        .collect();
+    assert!(
+        counts.contains(&10000) && counts.contains(&10001),
+        "{counts:?}"
+    );
+}
+
+#[test]
+fn scenario_skeleton_round_trips_once_labelled() {
+    let policy = p("customer-data-egress.toml");
+    let o = run(&["scenarios", &policy, "--max", "12"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let text = stdout(&o);
+    assert!(text.contains("expect = \"label-me\""));
+    let dir = tempfile::tempdir().unwrap();
+    let raw = dir.path().join("raw.cases.toml");
+    std::fs::write(&raw, &text).unwrap();
+    let unlabelled = run(&["test", &policy, "--cases", raw.to_str().unwrap()]);
+    assert_eq!(unlabelled.status.code(), Some(2));
+    // Label each case with what the checker says and the suite passes.
+    let mut labelled = String::new();
+    let mut says = String::new();
+    for line in text.lines() {
+        if let Some(s) = line.strip_prefix("# checker says: ") {
+            says = s.split(';').next().unwrap().trim().to_owned();
+        }
+        if line == "expect = \"label-me\"" {
+            let e = if says.starts_with("error") {
+                "error".to_owned()
+            } else {
+                says.clone()
+            };
+            labelled.push_str(&format!("expect = \"{e}\"\n"));
+        } else {
+            labelled.push_str(line);
+            labelled.push('\n');
+        }
+    }
+    let f = dir.path().join("labelled.cases.toml");
+    std::fs::write(&f, labelled).unwrap();
+    let o = run(&["test", &policy, "--cases", f.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+}
+
+#[test]
+fn usage_errors_are_exit_2_and_help_documents_exit_codes() {
+    assert_eq!(run(&[]).status.code(), Some(2));
+    assert_eq!(run(&["frobnicate"]).status.code(), Some(2));
+    assert_eq!(run(&["test", &p("hipaa-phi.toml")]).status.code(), Some(2));
+    let h = run(&["--help"]);
+    assert_eq!(h.status.code(), Some(0));
+    let text = stdout(&h);
+    assert!(text.contains("EXIT CODES"), "{text}");
+    for sub in ["lint", "test", "analyze", "diff", "scenarios", "decide"] {
+        assert!(text.contains(sub), "{sub}");
+        let o = run(&[sub, "--help"]);
+        assert!(stdout(&o).contains("--json"), "{sub} lacks --json");
+    }
+}

@@ -1,1 +1,8 @@
-//! Placeholder crate root.
+//! Shared support of Verdict's end-to-end tests: locating (and building) the real binaries,
+//! starting a real `verdict-server` on a free loopback port, and the tamper suite generator.
+//!
+//! The tests themselves are in `tests/tests/e2e/` (one integration binary, `e2e`).
+
+pub mod bins;
+pub mod server;
+pub mod tamper;

@@ -1,2 +1,300 @@
-//! Binary entry point (placeholder).
-fn main() {}
+//! `verdict`: verify Verdict receipts, proof bundles, checkpoints and whole logs.
+//!
+//! Exit codes: 0 valid, 1 verification failed, 2 usage, input or network error.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use verdict_core::bundle::MAX_BUNDLE_SIZE;
+use verdict_core::receipt::Salt;
+use verdict_verifier::audit::{self, AuditOptions};
+use verdict_verifier::consistency::{
+    check_proof, open_checkpoint, parse_proof, precheck, proof_from_tiles, ConsistencyReport,
+};
+use verdict_verifier::error::{CliError, EXIT_FAILED, EXIT_VALID};
+use verdict_verifier::fetch::{Fetcher, HttpTiles};
+use verdict_verifier::files::{
+    read_bounded, read_limited, Bounded, MAX_ACTION_FILE, MAX_TEXT_FILE,
+};
+use verdict_verifier::inspect::{inspect, NOT_VERIFIED};
+use verdict_verifier::trust::Trust;
+use verdict_verifier::verify::{verify_bundle, ActionClaim};
+
+const EXIT_CODES: &str = "EXIT CODES:\n  0  valid: every check passed\n  1  verification failed: the output names the failed check\n  2  usage, input or network error: nothing was verified";
+
+/// Independent verification of Verdict decision receipts and transparency-log proofs.
+#[derive(Parser, Debug)]
+#[command(name = "verdict", version, after_help = EXIT_CODES)]
+struct Cli {
+    /// Print machine-readable JSON on stdout instead of one human line.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Trusted keys.
+#[derive(Args, Debug)]
+struct KeyArgs {
+    /// Trusted log verifier key (`<name>+<hex id>+<base64>`); repeatable.
+    #[arg(long = "log-key", value_name = "VKEY")]
+    log_keys: Vec<String>,
+    /// C2SP tlog-policy file (`log`, `witness`, `group`, `quorum` lines; Verdict extension
+    /// `checker <vkey>`). Witness cosignatures are not checked yet.
+    #[arg(long, value_name = "FILE")]
+    policy: Option<PathBuf>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Verify a proof bundle offline: checkpoint signature, inclusion, receipt signature and,
+    /// optionally, the action commitment. Never touches the network.
+    #[command(after_help = EXIT_CODES)]
+    Verify {
+        /// The proof bundle (c2sp.org/tlog-proof@v1 file).
+        bundle: PathBuf,
+        #[command(flatten)]
+        keys: KeyArgs,
+        /// Trusted checker (receipt signing) key; repeatable; at least one is required.
+        #[arg(long = "checker-key", value_name = "VKEY")]
+        checker_keys: Vec<String>,
+        /// File with the exact canonical action bytes, as returned by the check response or the
+        /// private store (JSON, sorted keys, no whitespace).
+        #[arg(long, value_name = "FILE", requires = "salt")]
+        action: Option<PathBuf>,
+        /// The action's 32-byte commitment salt, 64 hex digits.
+        #[arg(long, value_name = "HEX", requires = "action")]
+        salt: Option<String>,
+    },
+    /// Prove that NEW extends OLD (both signed checkpoint files).
+    #[command(after_help = EXIT_CODES)]
+    Consistency {
+        /// The older signed checkpoint.
+        old: PathBuf,
+        /// The newer signed checkpoint.
+        new: PathBuf,
+        #[command(flatten)]
+        keys: KeyArgs,
+        /// Proof file: base64 hashes one per line, or JSON `{"proof": [...]}`.
+        #[arg(
+            long,
+            value_name = "FILE",
+            conflicts_with = "log",
+            required_unless_present = "log"
+        )]
+        proof: Option<PathBuf>,
+        /// Compute the proof from this log's tiles instead (the proof is still verified here).
+        #[arg(long, value_name = "URL")]
+        log: Option<String>,
+    },
+    /// Audit a live log: verify its checkpoint, prove consistency with the last one verified,
+    /// and verify a reproducible sample (or all) of its entries from its tiles.
+    #[command(after_help = EXIT_CODES)]
+    Audit {
+        /// Base URL of the log, e.g. http://127.0.0.1:8080.
+        #[arg(long, value_name = "URL")]
+        log: String,
+        #[command(flatten)]
+        keys: KeyArgs,
+        /// Trusted checker key; repeatable; at least one is required.
+        #[arg(long = "checker-key", value_name = "VKEY")]
+        checker_keys: Vec<String>,
+        /// A signed checkpoint already held: prove consistency with it and sample only entries
+        /// appended after it.
+        #[arg(long, value_name = "CHECKPOINT")]
+        since: Option<PathBuf>,
+        /// Number of entries to sample.
+        #[arg(
+            long,
+            value_name = "N",
+            required_unless_present = "full",
+            conflicts_with = "full"
+        )]
+        sample: Option<u64>,
+        /// Sampling seed (any text); random and reported when absent.
+        #[arg(long, value_name = "S")]
+        seed: Option<String>,
+        /// Directory keeping the last verified checkpoint; a rollback or fork against it fails.
+        #[arg(long, value_name = "DIR")]
+        state: Option<PathBuf>,
+        /// Download every tile and entry and recompute the root.
+        #[arg(long)]
+        full: bool,
+    },
+    /// Decode and print a proof bundle or receipt WITHOUT verifying it.
+    #[command(after_help = "Exit codes: 0 decoded, 2 not decodable. Nothing is verified.")]
+    Inspect {
+        /// A proof bundle, or a receipt (binary COSE_Sign1 or base64).
+        file: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let json = cli.json;
+    let outcome = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt.block_on(run(cli.command)),
+        Err(e) => Err(CliError::input("tokio runtime", e)),
+    };
+    match outcome {
+        Ok(out) => {
+            if json {
+                println!("{}", out.json);
+            } else {
+                print!("{}", out.human);
+            }
+            ExitCode::from(out.code)
+        }
+        Err(e) => {
+            if json {
+                println!("{}", e.to_json());
+            } else if matches!(e, CliError::Failed { .. }) {
+                println!("{}", e.human());
+            } else {
+                eprintln!("{}", e.human());
+            }
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+/// A finished command: its outputs and exit code.
+struct Output {
+    json: serde_json::Value,
+    human: String,
+    code: u8,
+}
+
+impl Output {
+    fn valid<T: serde::Serialize>(report: &T, human: String) -> Result<Self, CliError> {
+        Ok(Output {
+            json: serde_json::to_value(report).map_err(|e| CliError::input("report", e))?,
+            human: format!("{human}\n"),
+            code: EXIT_VALID,
+        })
+    }
+}
+
+async fn run(command: Command) -> Result<Output, CliError> {
+    match command {
+        Command::Verify {
+            bundle,
+            keys,
+            checker_keys,
+            action,
+            salt,
+        } => {
+            let trust = Trust::load(&keys.log_keys, &checker_keys, keys.policy.as_deref())?;
+            let claim = match (action, salt) {
+                (Some(path), Some(hex)) => Some(ActionClaim {
+                    canonical: read_limited(&path, MAX_ACTION_FILE)?,
+                    salt: Salt::from_hex(hex.trim()).map_err(|e| CliError::input("--salt", e))?,
+                }),
+                (None, None) => None,
+                _ => return Err(CliError::usage("--action and --salt go together")),
+            };
+            let bytes = match read_bounded(&bundle, MAX_BUNDLE_SIZE)? {
+                Bounded::Complete(b) | Bounded::TooLarge(b) => b,
+            };
+            let report = verify_bundle(&bytes, &trust, claim.as_ref())?;
+            let mut human = report.human();
+            if let Some(w) = &report.witnesses {
+                human.push_str(&format!("\nnote: {w}"));
+            }
+            Output::valid(&report, human)
+        }
+        Command::Consistency {
+            old,
+            new,
+            keys,
+            proof,
+            log,
+        } => {
+            let trust = Trust::load(&keys.log_keys, &[], keys.policy.as_deref())?;
+            let old_cp = open_checkpoint(&read_limited(&old, MAX_TEXT_FILE)?, &trust)?;
+            let new_cp = open_checkpoint(&read_limited(&new, MAX_TEXT_FILE)?, &trust)?;
+            let (o, n) = (old_cp.checkpoint().clone(), new_cp.checkpoint().clone());
+            let mut hashes = 0;
+            if precheck(&o, &n)? {
+                let proof = match (proof, log) {
+                    (Some(path), _) => parse_proof(
+                        &path.display().to_string(),
+                        &read_limited(&path, 64 * 1024)?,
+                    )?,
+                    (None, Some(url)) => {
+                        let tiles =
+                            HttpTiles::new(Fetcher::new(&url)?, tokio::runtime::Handle::current());
+                        let (o2, n2) = (o.clone(), n.clone());
+                        tokio::task::spawn_blocking(move || proof_from_tiles(&tiles, &o2, &n2))
+                            .await
+                            .map_err(|e| CliError::input("proof task", e))??
+                    }
+                    (None, None) => return Err(CliError::usage("give --proof FILE or --log URL")),
+                };
+                hashes = proof.len();
+                check_proof(&o, &n, &proof)?;
+            }
+            let report = ConsistencyReport {
+                result: "valid",
+                origin: n.origin.clone(),
+                log_key: new_cp
+                    .note()
+                    .verified_by()
+                    .first()
+                    .map(|id| format!("{}+{id}", n.origin))
+                    .unwrap_or_default(),
+                old_size: o.size.0,
+                new_size: n.size.0,
+                proof_hashes: hashes,
+            };
+            let human = report.human();
+            Output::valid(&report, human)
+        }
+        Command::Audit {
+            log,
+            keys,
+            checker_keys,
+            since,
+            sample,
+            seed,
+            state,
+            full,
+        } => {
+            let trust = Trust::load(&keys.log_keys, &checker_keys, keys.policy.as_deref())?;
+            let opts = AuditOptions {
+                log,
+                since,
+                sample: sample.unwrap_or(0),
+                seed,
+                state,
+                full,
+                progress: true,
+            };
+            let report = audit::run(&opts, &trust).await?;
+            Ok(Output {
+                json: serde_json::to_value(&report).map_err(|e| CliError::input("report", e))?,
+                human: report.human(),
+                code: if report.failed() {
+                    EXIT_FAILED
+                } else {
+                    EXIT_VALID
+                },
+            })
+        }
+        Command::Inspect { file } => {
+            let bytes = read_limited(&file, MAX_BUNDLE_SIZE)?;
+            let value = inspect(&file.display().to_string(), &bytes)?;
+            let pretty =
+                serde_json::to_string_pretty(&value).map_err(|e| CliError::input("output", e))?;
+            Ok(Output {
+                json: value,
+                human: format!("{NOT_VERIFIED}\n{pretty}\n"),
+                code: EXIT_VALID,
+            })
+        }
+    }
+}

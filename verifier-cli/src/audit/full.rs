@@ -1,0 +1,183 @@
+//! `verdict audit --full`: every entry bundle and level-0 tile is downloaded, every receipt is
+//! verified, the root of the whole log is recomputed with [`RightEdge`], and every stored hash
+//! of a higher tile level is compared with the recomputed one. Memory stays O(log n) plus the
+//! tiles in flight.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use verdict_core::checkpoint::Checkpoint;
+use verdict_core::merkle::{leaf_hash, RightEdge, StoredHash};
+use verdict_core::note::Verifier;
+use verdict_core::receipt::Receipt;
+use verdict_core::tile::{decode_entry_bundle, Tile, TileKind, TILE_HEIGHT};
+
+use super::{progress_bar, Counts, SampleFailure, PARALLEL};
+use crate::error::{Check, CliError};
+use crate::fetch::{tile_at, HttpTiles};
+use crate::verify::receipt_failure;
+
+/// Result of a full audit.
+#[derive(Debug, Default)]
+pub struct FullOutcome {
+    /// Entries checked.
+    pub checked: u64,
+    /// Entries whose receipt verified.
+    pub verified: u64,
+    /// Receipt counts.
+    pub counts: Counts,
+    /// Failures (all of them; the caller truncates the list).
+    pub failures: Vec<SampleFailure>,
+}
+
+/// Run the full audit.
+///
+/// # Errors
+/// [`CliError::Failed`] (`tiles`) when a tile disagrees with the entries or the root differs;
+/// [`CliError::Network`].
+pub async fn run(
+    tiles: &HttpTiles,
+    cp: &Checkpoint,
+    checkers: &[Verifier],
+    progress: bool,
+) -> Result<FullOutcome, CliError> {
+    let size = cp.size.0;
+    let bundles = size.div_ceil(256);
+    let bar = progress_bar(progress, size);
+    let mut out = FullOutcome::default();
+    let mut edge = RightEdge::new();
+    let mut upper: HashMap<u8, (Tile, Arc<Vec<u8>>)> = HashMap::new();
+    let mut n = 0u64;
+    while n < bundles {
+        let end = (n + PARALLEL as u64).min(bundles);
+        // Fetch this chunk's entry bundles and level-0 tiles concurrently.
+        let mut set = tokio::task::JoinSet::new();
+        for b in n..end {
+            for kind in [TileKind::Entries, TileKind::Hashes { level: 0 }] {
+                let tile = tile_at(kind, b, size)
+                    .ok_or_else(|| CliError::usage("tile beyond the tree size"))?;
+                let t = tiles.clone();
+                set.spawn_blocking(move || (tile, t.fetch(tile)));
+            }
+        }
+        let mut fetched: HashMap<Tile, Arc<Vec<u8>>> = HashMap::new();
+        while let Some(j) = set.join_next().await {
+            let (tile, bytes) = j.map_err(|e| CliError::input("fetch task", e))?;
+            fetched.insert(tile, bytes?);
+        }
+        for b in n..end {
+            let etile = tile_at(TileKind::Entries, b, size)
+                .ok_or_else(|| CliError::usage("tile beyond the tree size"))?;
+            let htile = tile_at(TileKind::Hashes { level: 0 }, b, size)
+                .ok_or_else(|| CliError::usage("tile beyond the tree size"))?;
+            let ebytes = fetched.get(&etile).cloned().unwrap_or_default();
+            let hbytes = fetched.get(&htile).cloned().unwrap_or_default();
+            let entries = decode_entry_bundle(&ebytes).map_err(|e| {
+                CliError::failed(Check::Tiles, format!("entry bundle {}: {e}", etile.path()))
+            })?;
+            if entries.len() != usize::from(etile.width) {
+                return Err(CliError::failed(
+                    Check::Tiles,
+                    format!(
+                        "entry bundle {} has {} entries",
+                        etile.path(),
+                        entries.len()
+                    ),
+                ));
+            }
+            for (j, entry) in entries.iter().enumerate() {
+                let index = b * 256 + j as u64;
+                let leaf = leaf_hash(entry);
+                let stored = hbytes.get(j * 32..j * 32 + 32);
+                if stored != Some(&leaf.0[..]) {
+                    return Err(CliError::failed(
+                        Check::Tiles,
+                        format!(
+                            "tile {} hash {j} is not the leaf hash of entry {index}",
+                            htile.path()
+                        ),
+                    ));
+                }
+                let mut created = Vec::new();
+                edge.append(leaf, &mut |h: StoredHash| created.push(h))
+                    .map_err(|e| CliError::failed(Check::Tiles, e))?;
+                for h in created {
+                    check_upper(tiles, size, &mut upper, h).await?;
+                }
+                out.checked += 1;
+                match Receipt::verify(entry, checkers) {
+                    Ok(r) => {
+                        out.verified += 1;
+                        out.counts.add(&r);
+                    }
+                    Err(e) => {
+                        if let CliError::Failed { check, reason } = receipt_failure(e) {
+                            out.failures.push(SampleFailure {
+                                index,
+                                check,
+                                reason,
+                            });
+                        }
+                    }
+                }
+                bar.inc(1);
+            }
+        }
+        n = end;
+    }
+    bar.finish_and_clear();
+    let root = edge.root();
+    if root != cp.root {
+        return Err(CliError::failed(
+            Check::Tiles,
+            format!(
+                "recomputed root of all {size} entries is {root}, the checkpoint says {}",
+                cp.root
+            ),
+        ));
+    }
+    Ok(out)
+}
+
+/// Compare a stored hash at a tile boundary level (8 L, L ≥ 1) with the log's tile.
+async fn check_upper(
+    tiles: &HttpTiles,
+    size: u64,
+    upper: &mut HashMap<u8, (Tile, Arc<Vec<u8>>)>,
+    h: StoredHash,
+) -> Result<(), CliError> {
+    if h.level == 0 || !h.level.is_multiple_of(TILE_HEIGHT) {
+        return Ok(());
+    }
+    let level = h.level / TILE_HEIGHT;
+    let Some(tile) = tile_at(TileKind::Hashes { level }, h.index / 256, size) else {
+        return Ok(());
+    };
+    let cached = upper
+        .get(&level)
+        .filter(|(t, _)| *t == tile)
+        .map(|(_, b)| Arc::clone(b));
+    let bytes = match cached {
+        Some(b) => b,
+        None => {
+            let t = tiles.clone();
+            let b = tokio::task::spawn_blocking(move || t.fetch(tile))
+                .await
+                .map_err(|e| CliError::input("fetch task", e))??;
+            upper.insert(level, (tile, Arc::clone(&b)));
+            b
+        }
+    };
+    let pos = usize::try_from(h.index % 256).unwrap_or(0) * 32;
+    if bytes.get(pos..pos + 32) != Some(&h.hash.0[..]) {
+        return Err(CliError::failed(
+            Check::Tiles,
+            format!(
+                "tile {} hash {} differs from the hash recomputed from the entries",
+                tile.path(),
+                h.index % 256
+            ),
+        ));
+    }
+    Ok(())
+}

@@ -1,1 +1,227 @@
-//! Placeholder crate root.
+//! `verdict-server`: the Verdict transparency log and check API, on axum, tokio and sled.
+//!
+//! Agents call `POST /v1/check` before acting. The server screens the action against the policy,
+//! decides it with the checker pool (Z3, validity semantics), signs a receipt with the checker key,
+//! sequences the receipt into an RFC 9162 log (C2SP tlog-tiles), and answers with the decision and
+//! a proof bundle (C2SP tlog-proof). The raw action and its salt go to a private store readable
+//! only with the auditor token. Public endpoints serve only the log.
+//!
+//! Main pieces:
+//! - [`app`]: the router (every route, middleware and the error boundary);
+//! - [`start`]: open the data directory (keys, sled store, policies) and build the [`AppState`];
+//! - [`config::Config`]: the configuration reference;
+//! - [`error::ApiError`]: the only place that chooses status codes;
+//! - [`log::Log`]: the sequencer and log (spec `spec/tiles.md`, `spec/proof-bundle.md`).
+//!
+//! The operator guide is `docs/operator-guide.md`; the API is described by `GET /openapi.json`.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let config = verdict_log_server::config::Config::default();
+//! let started = verdict_log_server::start(&config).await?;
+//! let listener = tokio::net::TcpListener::bind(config.listen).await?;
+//! axum::serve(listener, verdict_log_server::app(started.state.clone())).await?;
+//! # Ok(()) }
+//! ```
+#![deny(missing_docs)]
+// The OpenAPI document (`openapi.rs`) is one large `serde_json::json!` literal.
+#![recursion_limit = "256"]
+
+pub mod auth;
+pub mod bench;
+pub mod check_log;
+pub mod config;
+pub mod error;
+pub mod keys;
+pub mod log;
+pub mod metrics;
+pub mod openapi;
+pub mod policies;
+pub mod routes;
+pub mod sequencer;
+pub mod storage;
+pub mod storage_mem;
+pub mod storage_sled;
+pub mod tiles;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use axum::Router;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::compression::CompressionLayer;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+use verdict_checker::CheckerPool;
+use verdict_core::note::{Signer, Verifier};
+
+use crate::auth::Tokens;
+use crate::config::Config;
+use crate::keys::Keys;
+use crate::log::{Log, LogConfig};
+use crate::metrics::Metrics;
+use crate::policies::PolicyRegistry;
+use crate::routes::request_ids::RequestIds;
+
+/// Shared state of every handler. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    inner: Arc<StateInner>,
+}
+
+/// The parts of [`AppState`].
+#[derive(Debug)]
+pub struct StateInner {
+    /// The log.
+    pub log: Log,
+    /// The checker threads.
+    pub pool: CheckerPool,
+    /// The checker (receipt) key.
+    pub checker_key: Signer,
+    /// Verifier of the log key.
+    pub log_verifier: Verifier,
+    /// Verifier of the checker key.
+    pub checker_verifier: Verifier,
+    /// Registered policies.
+    pub policies: PolicyRegistry,
+    /// API tokens.
+    pub tokens: Tokens,
+    /// Metrics.
+    pub metrics: Metrics,
+    /// Request ids seen recently (replay detection).
+    pub request_ids: RequestIds,
+    /// The configuration the server runs with.
+    pub config: Config,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = StateInner;
+    fn deref(&self) -> &StateInner {
+        &self.inner
+    }
+}
+
+impl AppState {
+    /// Wrap the parts.
+    pub fn new(inner: StateInner) -> Self {
+        Self {
+            inner: Arc::new(inner),
+        }
+    }
+}
+
+/// Errors of starting the server.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// Key or token files.
+    #[error(transparent)]
+    Keys(#[from] keys::KeyError),
+    /// The store or the log.
+    #[error("log: {0}")]
+    Log(String),
+    /// Policies.
+    #[error("policies: {0}")]
+    Policies(#[from] policies::RegistryError),
+    /// The data directory could not be created.
+    #[error("data directory {path}: {source}")]
+    DataDir {
+        /// The directory.
+        path: std::path::PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// A started server: the state and the keys (for printing).
+#[derive(Debug)]
+pub struct Started {
+    /// State for [`app`].
+    pub state: AppState,
+    /// Paths and key material.
+    pub keys: Keys,
+    /// Names of the policies loaded from the policies directory.
+    pub loaded_policies: Vec<String>,
+}
+
+/// Open (or create) the data directory of `config`: keys and tokens, the sled store, the log
+/// (recovering from a crash), the checker pool and the policies.
+///
+/// # Errors
+/// [`StartError`].
+pub async fn start(config: &Config) -> Result<Started, StartError> {
+    let keys = keys::load_or_create(
+        &config.data_dir,
+        &config.default_origin(),
+        config.origin.is_some(),
+    )?;
+    let store_dir = config.data_dir.join("store");
+    let storage =
+        storage_sled::SledStorage::open(&store_dir).map_err(|e| StartError::Log(e.to_string()))?;
+    let log_key = Signer::parse(&keys.log.to_private_key_string())
+        .map_err(|e| StartError::Log(e.to_string()))?;
+    let log = Log::open(
+        Arc::new(storage),
+        log_key,
+        LogConfig {
+            batch_max_entries: config.batch_max_entries,
+            batch_max_age: Duration::from_millis(config.batch_max_age_ms),
+            max_pending: config.max_pending,
+            ..LogConfig::new(keys.log.name())
+        },
+    )
+    .await
+    .map_err(|e| StartError::Log(e.to_string()))?;
+
+    let policies = PolicyRegistry::new(keys.policy_salt, Some(config.data_dir.join("policies")));
+    let loaded_policies = if config.policies_dir.is_dir() {
+        policies.load_dir(&config.policies_dir)?
+    } else {
+        tracing::warn!(dir = %config.policies_dir.display(), "policies directory not found; starting with none");
+        Vec::new()
+    };
+    policies.load_registered()?;
+
+    let checker_key = Signer::parse(&keys.checker.to_private_key_string())
+        .map_err(|e| StartError::Log(e.to_string()))?;
+    let state = AppState::new(StateInner {
+        log,
+        pool: CheckerPool::new(config.checker_threads(), config.check_timeout()),
+        log_verifier: keys.log.verifier(),
+        checker_verifier: keys.checker.verifier(),
+        checker_key,
+        policies,
+        tokens: Tokens::new(&keys.write_token, &keys.auditor_token),
+        metrics: Metrics::default(),
+        request_ids: RequestIds::new(config.request_id_window),
+        config: config.clone(),
+    });
+    Ok(Started {
+        state,
+        keys,
+        loaded_policies,
+    })
+}
+
+/// The router: every route of [`routes`], the error boundary and the tower-http middleware
+/// (body limit, timeout, compression, tracing, panic catching).
+pub fn app(state: AppState) -> Router {
+    let limit = state.config.max_body_bytes;
+    let timeout = state.config.request_timeout();
+    // Layers wrap outwards: the body limit and timeout sit inside `normalize_response`, so
+    // their bare 413/503 answers are rewritten into the `{error, message}` shape.
+    routes::router()
+        .fallback(routes::not_found)
+        .with_state(state)
+        .layer(RequestBodyLimitLayer::new(limit))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            timeout,
+        ))
+        .layer(axum::middleware::map_response(error::normalize_response))
+        .layer(CompressionLayer::new())
+        .layer(CatchPanicLayer::custom(error::panic_response))
+        .layer(TraceLayer::new_for_http())
+}

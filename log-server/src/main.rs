@@ -1,2 +1,270 @@
-//! Binary entry point (placeholder).
-fn main() {}
+//! `verdict-server`: the Verdict transparency log and check API.
+//!
+//! Subcommands: `serve` (default), `keygen`, `info`, `bench`. Exit codes: 0 success, 1 runtime
+//! error, 2 usage or configuration error. See `docs/operator-guide.md`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use verdict_log_server::config::Config;
+use verdict_log_server::storage::Storage as _;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "verdict-server",
+    version,
+    about = "Verdict transparency log and check API"
+)]
+struct Cli {
+    /// TOML configuration file (see the `Config` reference in docs/operator-guide.md).
+    #[arg(long, global = true, env = "VERDICT_CONFIG")]
+    config: Option<PathBuf>,
+    /// Data directory (overrides the config file and VERDICT_DATA_DIR).
+    #[arg(long, global = true)]
+    data_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the server (default).
+    Serve {
+        /// Listen address (overrides config).
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+        /// Policies directory (overrides config).
+        #[arg(long)]
+        policies: Option<PathBuf>,
+    },
+    /// Create the keys and tokens of the data directory (if missing) and print the verifier keys;
+    /// with --name and --out, write one standalone signed-note key (e.g. for an approver).
+    Keygen {
+        /// Name of a standalone key.
+        #[arg(long, requires = "out")]
+        name: Option<String>,
+        /// File for the standalone private key (created with mode 0600; must not exist).
+        #[arg(long, requires = "name")]
+        out: Option<PathBuf>,
+    },
+    /// Print origin, verifier keys, token paths and tree size.
+    Info,
+    /// Load generator: drive POST /v1/check over HTTP and print throughput and latency.
+    Bench(verdict_log_server::bench::BenchArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,tower_http=warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let config = match load_config(&cli) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("verdict-server: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("verdict-server: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command.unwrap_or(Command::Serve {
+            listen: None,
+            policies: None,
+        }) {
+            Command::Serve { listen, policies } => {
+                let mut config = config;
+                if let Some(l) = listen {
+                    config.listen = l;
+                }
+                if let Some(p) = policies {
+                    config.policies_dir = p;
+                }
+                serve(config).await
+            }
+            Command::Keygen { name, out } => keygen(&config, name, out),
+            Command::Info => info(&config).await,
+            Command::Bench(args) => verdict_log_server::bench::run(args).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("verdict-server: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn load_config(cli: &Cli) -> anyhow::Result<Config> {
+    let mut config = Config::load(cli.config.as_deref(), std::env::vars())?;
+    if let Some(d) = &cli.data_dir {
+        config.data_dir.clone_from(d);
+    }
+    Ok(config)
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let explicit_policies = std::env::var_os("VERDICT_POLICIES_DIR").is_some();
+    if explicit_policies && !config.policies_dir.is_dir() {
+        anyhow::bail!(
+            "policies directory {} does not exist",
+            config.policies_dir.display()
+        );
+    }
+    let started = verdict_log_server::start(&config)
+        .await
+        .context("cannot start")?;
+    let keys = &started.keys;
+    println!("verdict-server {}", env!("CARGO_PKG_VERSION"));
+    println!("  origin:              {}", keys.log.name());
+    println!("  log verifier key:    {}", keys.log.verifier());
+    println!("  checker verifier key: {}", keys.checker.verifier());
+    println!(
+        "  write token file:    {}",
+        keys.paths.write_token.display()
+    );
+    println!(
+        "  auditor token file:  {}",
+        keys.paths.auditor_token.display()
+    );
+    println!("  data directory:      {}", config.data_dir.display());
+    println!(
+        "  policies:            {} ({})",
+        started.loaded_policies.join(", "),
+        config.policies_dir.display()
+    );
+    if keys.created {
+        println!("  (created new keys and tokens in the data directory, mode 0600)");
+    }
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    println!("  listening on:        http://{}", listener.local_addr()?);
+    let state = started.state.clone();
+    axum::serve(listener, verdict_log_server::app(state.clone()))
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("server error")?;
+    tracing::info!("shutting down: flushing the pending batch");
+    state
+        .log
+        .shutdown()
+        .await
+        .map_err(|e| anyhow::anyhow!("log shutdown: {e}"))?;
+    println!("verdict-server stopped cleanly");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}
+
+fn keygen(config: &Config, name: Option<String>, out: Option<PathBuf>) -> anyhow::Result<()> {
+    if let (Some(name), Some(out)) = (name, out) {
+        let signer = verdict_core::note::Signer::generate(&name)
+            .map_err(|e| anyhow::anyhow!("invalid key name: {e}"))?;
+        verdict_log_server::keys::write_secret_file(
+            &out,
+            &format!("{}\n", signer.to_private_key_string()),
+        )?;
+        println!("{}", signer.verifier());
+        eprintln!("private key written to {} (mode 0600)", out.display());
+        return Ok(());
+    }
+    let keys = verdict_log_server::keys::load_or_create(
+        &config.data_dir,
+        &config.default_origin(),
+        config.origin.is_some(),
+    )?;
+    println!("origin:               {}", keys.log.name());
+    println!("log verifier key:     {}", keys.log.verifier());
+    println!("checker verifier key: {}", keys.checker.verifier());
+    println!("write token file:     {}", keys.paths.write_token.display());
+    println!(
+        "auditor token file:   {}",
+        keys.paths.auditor_token.display()
+    );
+    println!(
+        "{}",
+        if keys.created {
+            "created missing keys and tokens (mode 0600)"
+        } else {
+            "all keys already existed; nothing changed"
+        }
+    );
+    Ok(())
+}
+
+async fn info(config: &Config) -> anyhow::Result<()> {
+    let paths = verdict_log_server::keys::KeyPaths::new(&config.data_dir);
+    if !paths.log_key.exists() {
+        anyhow::bail!(
+            "no log key in {} (run `verdict-server keygen` or `serve` first)",
+            config.data_dir.display()
+        );
+    }
+    let keys = verdict_log_server::keys::load_or_create(&config.data_dir, "", false)?;
+    println!("origin:               {}", keys.log.name());
+    println!("log verifier key:     {}", keys.log.verifier());
+    println!("checker verifier key: {}", keys.checker.verifier());
+    println!("write token file:     {}", keys.paths.write_token.display());
+    println!(
+        "auditor token file:   {}",
+        keys.paths.auditor_token.display()
+    );
+    let store = config.data_dir.join("store");
+    let size = match verdict_log_server::storage_sled::SledStorage::open(&store) {
+        Ok(storage) => match storage.state()? {
+            Some(state) => format!("{}", state.size),
+            None => "0 (no checkpoint yet)".to_owned(),
+        },
+        Err(_) => {
+            // The store is locked by a running server: ask it.
+            let url = format!("http://{}/checkpoint", config.listen);
+            match reqwest::get(&url).await {
+                Ok(r) if r.status().is_success() => {
+                    let text = r.text().await?;
+                    let size = text.lines().nth(1).unwrap_or("?").to_owned();
+                    format!("{size} (from the running server at {url})")
+                }
+                _ => "unknown (store in use and server not reachable)".to_owned(),
+            }
+        }
+    };
+    println!("tree size:            {size}");
+    Ok(())
+}

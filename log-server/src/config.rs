@@ -1,0 +1,312 @@
+//! Server configuration: a TOML file plus `VERDICT_*` environment overrides.
+//!
+//! [`Config`] is the configuration reference: every field is documented with its default. A TOML
+//! file (`verdict-server serve --config FILE`) sets any subset of the fields; then each environment
+//! variable `VERDICT_<FIELD NAME IN UPPER CASE>` overrides its field (e.g. `VERDICT_LISTEN=0.0.0.0:80`,
+//! `VERDICT_MAX_PENDING=50000`). Environment values are read as TOML values when they parse as
+//! one (numbers, booleans) and as strings otherwise.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// Errors of loading the configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The config file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file (with environment overrides applied) is not a valid configuration.
+    #[error("invalid configuration: {source}")]
+    Invalid {
+        /// The TOML error (names the field).
+        #[source]
+        source: toml::de::Error,
+    },
+    /// A value is out of its allowed range.
+    #[error("invalid configuration field {field}: {reason}")]
+    Field {
+        /// The field.
+        field: &'static str,
+        /// What is wrong.
+        reason: &'static str,
+    },
+}
+
+/// The `verdict-server` configuration. Every field is optional in the file; the default is given.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Data directory: the sled store (`store/`), the log key (`log.key`), the checker key
+    /// (`checker.key`), the policy salt secret (`policy-salt.key`), the write token (`write.token`)
+    /// and the auditor token (`auditor.token`). Created on first start. Default `./verdict-data`.
+    pub data_dir: PathBuf,
+    /// Address to listen on. Default `127.0.0.1:8080`.
+    pub listen: SocketAddr,
+    /// Log origin (C2SP tlog-checkpoint origin line; also the log key's name). A schema-less
+    /// URL without spaces or `+`. Default: the name of an existing log key in `data_dir`; for a
+    /// new data directory `verdict.localhost/<listen address>`, e.g.
+    /// `verdict.localhost/127.0.0.1:8080`. Once the log key exists the origin cannot change.
+    pub origin: Option<String>,
+    /// Directory of policy files loaded at start: every `*.toml` file in it that is a policy (test
+    /// suites such as `*.cases.toml` are skipped). Default `testdata/policies`. A missing
+    /// directory is an error only when set explicitly.
+    pub policies_dir: PathBuf,
+    /// Maximum request body in bytes; larger bodies get 413. Default 262144 (256 KiB).
+    pub max_body_bytes: usize,
+    /// Request timeout in milliseconds; a request taking longer gets 503. Default 10000.
+    pub request_timeout_ms: u64,
+    /// Sequencer: maximum entries per batch. Default 256.
+    pub batch_max_entries: usize,
+    /// Sequencer: maximum age of a batch in milliseconds before it is flushed. Default 50.
+    pub batch_max_age_ms: u64,
+    /// Backpressure: maximum entries sequenced but not yet integrated; beyond it writes get 503
+    /// with `Retry-After`. Default 65536.
+    pub max_pending: usize,
+    /// Checker threads (each owns its Z3 context and warm solvers). Default 0 = number of CPUs.
+    pub checker_threads: usize,
+    /// Solver timeout per decision in milliseconds; a timeout is a fail-closed deny. Default 2000.
+    pub check_timeout_ms: u64,
+    /// `GET /health` is 200 only while the latest checkpoint was signed within this many seconds.
+    /// Default 30.
+    pub health_max_age_secs: u64,
+    /// `Cache-Control: max-age` of `GET /checkpoint` in seconds (at most 5). Default 1.
+    pub checkpoint_max_age_secs: u64,
+    /// How many request ids are remembered for replay detection (409 on a different action).
+    /// Default 100000.
+    pub request_id_window: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("verdict-data"),
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            origin: None,
+            policies_dir: PathBuf::from("testdata/policies"),
+            max_body_bytes: 256 * 1024,
+            request_timeout_ms: 10_000,
+            batch_max_entries: 256,
+            batch_max_age_ms: 50,
+            max_pending: 65_536,
+            checker_threads: 0,
+            check_timeout_ms: 2_000,
+            health_max_age_secs: 30,
+            checkpoint_max_age_secs: 1,
+            request_id_window: 100_000,
+        }
+    }
+}
+
+/// Names of the fields, for `VERDICT_*` overrides.
+const FIELDS: &[&str] = &[
+    "data_dir",
+    "listen",
+    "origin",
+    "policies_dir",
+    "max_body_bytes",
+    "request_timeout_ms",
+    "batch_max_entries",
+    "batch_max_age_ms",
+    "max_pending",
+    "checker_threads",
+    "check_timeout_ms",
+    "health_max_age_secs",
+    "checkpoint_max_age_secs",
+    "request_id_window",
+];
+
+/// Fields whose values are always strings (never reinterpreted as TOML numbers).
+const STRING_FIELDS: &[&str] = &["data_dir", "listen", "origin", "policies_dir"];
+
+impl Config {
+    /// Load from an optional TOML file, then apply `VERDICT_*` overrides from `env`.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the file or field.
+    pub fn load(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let text = match file {
+            Some(path) => std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                path: path.to_owned(),
+                source,
+            })?,
+            None => String::new(),
+        };
+        Self::from_toml_and_env(&text, env)
+    }
+
+    /// Parse TOML text and apply `VERDICT_*` overrides.
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`] or [`ConfigError::Field`].
+    pub fn from_toml_and_env(
+        text: &str,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let mut table: toml::Table =
+            toml::from_str(text).map_err(|source| ConfigError::Invalid { source })?;
+        for (key, value) in env {
+            let Some(field) = key.strip_prefix("VERDICT_") else {
+                continue;
+            };
+            let field = field.to_ascii_lowercase();
+            if !FIELDS.contains(&field.as_str()) {
+                continue;
+            }
+            let parsed = if STRING_FIELDS.contains(&field.as_str()) {
+                toml::Value::String(value)
+            } else {
+                match toml::from_str::<toml::Table>(&format!("v = {value}")) {
+                    Ok(mut t) => t.remove("v").unwrap_or(toml::Value::String(value)),
+                    Err(_) => toml::Value::String(value),
+                }
+            };
+            table.insert(field, parsed);
+        }
+        let config: Config = toml::Value::Table(table)
+            .try_into()
+            .map_err(|source| ConfigError::Invalid { source })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let check = |ok: bool, field: &'static str, reason: &'static str| {
+            if ok {
+                Ok(())
+            } else {
+                Err(ConfigError::Field { field, reason })
+            }
+        };
+        check(
+            self.max_body_bytes >= 1024,
+            "max_body_bytes",
+            "must be at least 1024",
+        )?;
+        check(
+            self.batch_max_entries >= 1,
+            "batch_max_entries",
+            "must be at least 1",
+        )?;
+        check(self.max_pending >= 1, "max_pending", "must be at least 1")?;
+        check(
+            self.request_timeout_ms >= 1,
+            "request_timeout_ms",
+            "must be at least 1",
+        )?;
+        check(
+            self.check_timeout_ms >= 1,
+            "check_timeout_ms",
+            "must be at least 1",
+        )?;
+        check(
+            self.checkpoint_max_age_secs <= 5,
+            "checkpoint_max_age_secs",
+            "must be at most 5",
+        )?;
+        check(
+            self.health_max_age_secs >= 1,
+            "health_max_age_secs",
+            "must be at least 1",
+        )?;
+        if let Some(origin) = &self.origin {
+            check(
+                valid_origin(origin),
+                "origin",
+                "must be non-empty, without spaces or '+'",
+            )?;
+        }
+        Ok(())
+    }
+
+    /// The origin for a new log: the configured one, or `verdict.localhost/<listen>`.
+    pub fn default_origin(&self) -> String {
+        self.origin
+            .clone()
+            .unwrap_or_else(|| format!("verdict.localhost/{}", self.listen))
+    }
+
+    /// Request timeout.
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_millis(self.request_timeout_ms)
+    }
+
+    /// Solver timeout.
+    pub fn check_timeout(&self) -> Duration {
+        Duration::from_millis(self.check_timeout_ms)
+    }
+
+    /// Number of checker threads (resolving 0 to the CPU count).
+    pub fn checker_threads(&self) -> usize {
+        if self.checker_threads == 0 {
+            std::thread::available_parallelism().map_or(2, |n| n.get())
+        } else {
+            self.checker_threads
+        }
+    }
+}
+
+/// An origin (and key name) is non-empty printable ASCII/UTF-8 without whitespace or `+`
+/// (C2SP signed-note key names; tlog-checkpoint origin).
+pub fn valid_origin(origin: &str) -> bool {
+    !origin.is_empty()
+        && origin.len() <= 255
+        && !origin
+            .chars()
+            .any(|c| c.is_whitespace() || c == '+' || c.is_control())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults() {
+        let c = Config::from_toml_and_env("", Vec::new()).unwrap();
+        assert_eq!(c, Config::default());
+        assert_eq!(c.default_origin(), "verdict.localhost/127.0.0.1:8080");
+    }
+
+    #[test]
+    fn file_then_env() {
+        let c = Config::from_toml_and_env(
+            "listen = \"127.0.0.1:9000\"\nmax_pending = 10\n",
+            vec![
+                ("VERDICT_MAX_PENDING".into(), "20".into()),
+                ("VERDICT_DATA_DIR".into(), "/tmp/x".into()),
+                ("VERDICT_ORIGIN".into(), "example.com/log".into()),
+                ("OTHER".into(), "1".into()),
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.listen.port(), 9000);
+        assert_eq!(c.max_pending, 20);
+        assert_eq!(c.data_dir, PathBuf::from("/tmp/x"));
+        assert_eq!(c.default_origin(), "example.com/log");
+    }
+
+    #[test]
+    fn rejects_unknown_and_bad_values() {
+        assert!(Config::from_toml_and_env("nope = 1", Vec::new()).is_err());
+        assert!(Config::from_toml_and_env("max_pending = \"x\"", Vec::new()).is_err());
+        assert!(Config::from_toml_and_env("checkpoint_max_age_secs = 60", Vec::new()).is_err());
+        assert!(Config::from_toml_and_env("origin = \"a b\"", Vec::new()).is_err());
+        assert!(Config::from_toml_and_env(
+            "",
+            vec![("VERDICT_LISTEN".into(), "not an address".into())]
+        )
+        .is_err());
+    }
+}

@@ -1,0 +1,285 @@
+//! The OpenAPI 3.1 document served at `GET /openapi.json` (snapshot-tested).
+
+use serde_json::{json, Value};
+
+fn error_response(description: &str) -> Value {
+    json!({
+        "description": description,
+        "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } }
+    })
+}
+
+fn text(description: &str, media: &str) -> Value {
+    json!({ "description": description, "content": { media: { "schema": { "type": "string" } } } })
+}
+
+fn json_ref(description: &str, schema: &str) -> Value {
+    json!({
+        "description": description,
+        "content": { "application/json": { "schema": { "$ref": format!("#/components/schemas/{schema}") } } }
+    })
+}
+
+fn wait_param() -> Value {
+    json!({
+        "name": "wait", "in": "query", "required": false,
+        "description": "false: answer once the entry is durably sequenced (202, no proof).",
+        "schema": { "type": "boolean", "default": true }
+    })
+}
+
+fn u64_param(name: &str, location: &str, description: &str) -> Value {
+    json!({
+        "name": name, "in": location, "required": true, "description": description,
+        "schema": { "type": "integer", "format": "uint64", "minimum": 0 }
+    })
+}
+
+/// The document.
+pub fn document() -> Value {
+    let bearer_write = json!([{ "writeToken": [] }]);
+    let bearer_auditor = json!([{ "auditorToken": [] }]);
+    let common_errors = |mut responses: serde_json::Map<String, Value>| {
+        responses.insert("400".into(), error_response("Malformed request."));
+        responses.insert(
+            "401".into(),
+            error_response("Missing or invalid bearer token."),
+        );
+        responses.insert("403".into(), error_response("Token of the wrong kind."));
+        responses.insert(
+            "413".into(),
+            error_response("Body over the configured limit."),
+        );
+        responses.insert("415".into(), error_response("Wrong content type."));
+        responses.insert(
+            "503".into(),
+            error_response("Backpressure (with Retry-After) or unavailable."),
+        );
+        Value::Object(responses)
+    };
+    let decision_responses = |extra: &[(&str, Value)]| {
+        let mut m = serde_json::Map::new();
+        m.insert(
+            "200".into(),
+            json_ref(
+                "Decision, logged and integrated, with its proof bundle.",
+                "Decision",
+            ),
+        );
+        m.insert(
+            "202".into(),
+            json_ref(
+                "Decision, durably sequenced (wait=false); no proof yet.",
+                "Decision",
+            ),
+        );
+        m.insert("404".into(), error_response("Unknown policy."));
+        m.insert(
+            "409".into(),
+            error_response("Request id already used for a different action."),
+        );
+        m.insert(
+            "422".into(),
+            error_response("Action or approval invalid for the policy; nothing logged."),
+        );
+        for (k, v) in extra {
+            m.insert((*k).into(), v.clone());
+        }
+        common_errors(m)
+    };
+    let mut doc = json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "verdict-server",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "Verdict transparency log (C2SP tlog-tiles) and policy check API. Errors are JSON {error, message}."
+        },
+        "paths": {
+            "/checkpoint": { "get": {
+                "summary": "Latest signed checkpoint (C2SP tlog-checkpoint), cached for at most a few seconds.",
+                "responses": { "200": text("Signed checkpoint note.", "text/plain; charset=utf-8"), "503": error_response("No checkpoint yet.") }
+            }},
+            "/tile/{path}": { "get": {
+                "summary": "Hash tile tile/<L>/<N>[.p/<W>] or entry bundle tile/entries/<N>[.p/<W>] (C2SP tlog-tiles); immutable.",
+                "parameters": [{ "name": "path", "in": "path", "required": true, "schema": { "type": "string" } }],
+                "responses": {
+                    "200": text("Tile bytes.", "application/octet-stream"),
+                    "400": error_response("Not a canonical tile path."),
+                    "404": error_response("Tile beyond the tree.")
+                }
+            }},
+            "/v1/keys": { "get": {
+                "summary": "Log verifier key and checker keys.",
+                "responses": { "200": json_ref("Keys.", "Keys") }
+            }},
+            "/v1/proof/inclusion": { "get": {
+                "summary": "RFC 9162 inclusion proof of a leaf in a tree size.",
+                "parameters": [u64_param("index", "query", "Leaf index."), u64_param("size", "query", "Tree size, at most the latest checkpoint's.")],
+                "responses": { "200": json_ref("Proof.", "Proof"), "400": error_response("Bad parameters.") }
+            }},
+            "/v1/proof/consistency": { "get": {
+                "summary": "RFC 9162 consistency proof between two tree sizes.",
+                "parameters": [u64_param("from", "query", "Old size, at least 1."), u64_param("to", "query", "New size, at most the latest checkpoint's.")],
+                "responses": { "200": json_ref("Proof.", "Proof"), "400": error_response("Bad parameters.") }
+            }},
+            "/v1/bundle/{index}": { "get": {
+                "summary": "C2SP tlog-proof of a logged receipt against the latest checkpoint.",
+                "parameters": [u64_param("index", "path", "Leaf index.")],
+                "responses": { "200": text("tlog-proof text.", "text/plain; charset=utf-8"), "400": error_response("Bad index."), "404": error_response("No such entry.") }
+            }},
+            "/health": { "get": {
+                "summary": "200 while a freshly signed checkpoint exists, else 503.",
+                "responses": { "200": json_ref("Healthy.", "Health"), "503": error_response("No fresh checkpoint.") }
+            }},
+            "/metrics": { "get": {
+                "summary": "Prometheus text exposition.",
+                "responses": { "200": text("Metrics.", "text/plain; version=0.0.4; charset=utf-8") }
+            }},
+            "/openapi.json": { "get": {
+                "summary": "This document.",
+                "responses": { "200": { "description": "OpenAPI document." } }
+            }},
+            "/v1/policies": {
+                "post": {
+                    "summary": "Compile and register a policy version.",
+                    "security": bearer_write,
+                    "requestBody": { "required": true, "content": {
+                        "application/json": { "schema": { "$ref": "#/components/schemas/RegisterPolicy" } },
+                        "application/toml": { "schema": { "type": "string" } },
+                        "text/plain": { "schema": { "type": "string" } }
+                    }},
+                    "responses": common_errors({
+                        let mut m = serde_json::Map::new();
+                        m.insert("201".into(), json_ref("Registered.", "Registered"));
+                        m.insert("422".into(), error_response("Policy does not compile (line and column given)."));
+                        m
+                    })
+                },
+                "get": {
+                    "summary": "Current version of every policy.",
+                    "security": bearer_write,
+                    "responses": { "200": { "description": "Policies.", "content": { "application/json": { "schema": { "type": "array", "items": { "$ref": "#/components/schemas/PolicyInfo" } } } } }, "401": error_response("Missing or invalid token.") }
+                }
+            },
+            "/v1/screen": { "post": {
+                "summary": "Screen an action: in scope (not logged) or not-applicable (logged receipt of kind screen).",
+                "security": bearer_write,
+                "parameters": [wait_param()],
+                "requestBody": { "required": true, "content": { "application/json": { "schema": { "$ref": "#/components/schemas/ScreenRequest" } } } },
+                "responses": decision_responses(&[("200", json!({
+                    "description": "ScreenResult when in scope; Decision (not-applicable) otherwise.",
+                    "content": { "application/json": { "schema": { "oneOf": [
+                        { "$ref": "#/components/schemas/ScreenResult" }, { "$ref": "#/components/schemas/Decision" }
+                    ] } } }
+                }))])
+            }},
+            "/v1/check": { "post": {
+                "summary": "Check an action; the decision is logged and returned with its proof bundle.",
+                "security": bearer_write,
+                "parameters": [wait_param()],
+                "requestBody": { "required": true, "content": { "application/json": { "schema": { "$ref": "#/components/schemas/CheckRequest" } } } },
+                "responses": decision_responses(&[])
+            }},
+            "/v1/private/actions/{index}": { "get": {
+                "summary": "Raw action, salt and request id of a logged decision (auditor token).",
+                "security": bearer_auditor,
+                "parameters": [u64_param("index", "path", "Leaf index.")],
+                "responses": {
+                    "200": { "description": "Private record.", "content": { "application/json": { "schema": { "type": "object" } } } },
+                    "401": error_response("Missing or invalid token."),
+                    "403": error_response("Not the auditor token."),
+                    "404": error_response("No record.")
+                }
+            }}
+        }
+    });
+    if let Some(obj) = doc.as_object_mut() {
+        obj.insert("components".to_owned(), components());
+    }
+    doc
+}
+
+fn components() -> Value {
+    json!({
+            "securitySchemes": {
+                "writeToken": { "type": "http", "scheme": "bearer", "description": "Contents of <data_dir>/write.token." },
+                "auditorToken": { "type": "http", "scheme": "bearer", "description": "Contents of <data_dir>/auditor.token." }
+            },
+            "schemas": {
+                "Error": { "type": "object", "required": ["error", "message"], "properties": {
+                    "error": { "type": "string" }, "message": { "type": "string" },
+                    "line": { "type": "integer" }, "column": { "type": "integer" }
+                }},
+                "Key": { "type": "object", "properties": {
+                    "name": { "type": "string" }, "key_id": { "type": "string" }, "verifier_key": { "type": "string" }
+                }},
+                "Keys": { "type": "object", "properties": {
+                    "origin": { "type": "string" },
+                    "log": { "$ref": "#/components/schemas/Key" },
+                    "checkers": { "type": "array", "items": { "$ref": "#/components/schemas/Key" } }
+                }},
+                "Proof": { "type": "object", "properties": {
+                    "index": { "type": "integer" }, "from": { "type": "integer" }, "size": { "type": "integer" },
+                    "proof": { "type": "array", "items": { "type": "string", "contentEncoding": "base64" } }
+                }},
+                "Health": { "type": "object", "properties": {
+                    "status": { "type": "string" }, "tree_size": { "type": "integer" },
+                    "checkpoint_age_secs": { "type": "number" }, "pending": { "type": "integer" }
+                }},
+                "RegisterPolicy": { "type": "object", "required": ["source"], "properties": { "source": { "type": "string" } } },
+                "PolicyInfo": { "type": "object", "properties": {
+                    "name": { "type": "string" }, "version": { "type": "string" }, "commitment": { "type": "string" },
+                    "rule_tree_root": { "type": "string" }, "rules": { "type": "integer" }
+                }},
+                "Registered": { "type": "object", "properties": {
+                    "policy": { "$ref": "#/components/schemas/PolicyInfo" },
+                    "findings": { "type": "array", "items": { "type": "object" } }
+                }},
+                "Approval": { "type": "object", "required": ["approver", "signature"], "properties": {
+                    "approver": { "type": "string" }, "signature": { "type": "string", "contentEncoding": "base64" }
+                }},
+                "CheckRequest": { "type": "object", "required": ["policy", "action"], "additionalProperties": false, "properties": {
+                    "policy": { "type": "string", "description": "Policy name or commitment (hex)." },
+                    "action": { "type": "object" },
+                    "request_id": { "type": "string", "maxLength": 64 },
+                    "approvals": { "type": "array", "items": { "$ref": "#/components/schemas/Approval" } },
+                    "salt": { "type": "string", "pattern": "^[0-9a-f]{64}$" }
+                }},
+                "ScreenRequest": { "type": "object", "required": ["policy", "action"], "additionalProperties": false, "properties": {
+                    "policy": { "type": "string" }, "action": { "type": "object" }, "request_id": { "type": "string", "maxLength": 64 }
+                }},
+                "ScreenResult": { "type": "object", "properties": {
+                    "applicable": { "type": "boolean" },
+                    "matched_variables": { "type": "array", "items": { "type": "string" } },
+                    "unknown_keys": { "type": "array", "items": { "type": "string" } }
+                }},
+                "Decision": { "type": "object", "properties": {
+                    "decision": { "enum": ["allow", "deny", "escalate", "not-applicable"] },
+                    "kind": { "enum": ["check", "screen"] },
+                    "fail_closed": { "type": "boolean" },
+                    "request_id": { "type": "string" },
+                    "policy": { "type": "object", "properties": {
+                        "name": { "type": "string" }, "version": { "type": "string" }, "commitment": { "type": "string" }
+                    }},
+                    "violated_rules": { "type": "array", "items": { "type": "integer" } },
+                    "violated_rule_ids": { "type": "array", "items": { "type": "string" } },
+                    "matched_variables": { "type": "array", "items": { "type": "string" } },
+                    "undetermined_variables": { "type": "array", "items": { "type": "string" } },
+                    "approvers": { "type": "array", "items": { "type": "string" } },
+                    "action_commitment": { "type": "string" },
+                    "salt": { "type": "string" },
+                    "canonical_action": { "type": "string", "description": "Canonical action the commitment covers." },
+                    "time_ms": { "type": "integer" },
+                    "index": { "type": "integer" },
+                    "receipt": { "type": "string", "contentEncoding": "base64" },
+                    "integrated": { "type": "boolean" },
+                    "proof": { "type": "object", "properties": {
+                        "tree_size": { "type": "integer" },
+                        "inclusion_proof": { "type": "array", "items": { "type": "string" } },
+                        "checkpoint": { "type": "string" },
+                        "bundle": { "type": "string", "description": "C2SP tlog-proof text." }
+                    }}
+                }}
+            }
+    })
+}

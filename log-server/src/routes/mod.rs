@@ -1,0 +1,56 @@
+//! HTTP routes. Public (no token): the C2SP tlog-tiles read API ([`public`]), keys, proofs and
+//! bundles ([`proofs`]), health, metrics and the OpenAPI document. Write token: policies
+//! ([`policies`]), screen and check ([`check`]). Auditor token: the private store ([`private`]).
+
+pub mod check;
+pub mod policies;
+pub mod private;
+pub mod proofs;
+pub mod public;
+pub mod request_ids;
+
+use axum::routing::{get, post};
+use axum::Router;
+
+use crate::error::ApiError;
+use crate::AppState;
+
+/// Every route, without middleware (see [`crate::app`]).
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/checkpoint", get(public::checkpoint))
+        .route("/tile/{*path}", get(public::tile))
+        .route("/health", get(public::health))
+        .route("/metrics", get(public::metrics))
+        .route("/openapi.json", get(public::openapi))
+        .route("/v1/keys", get(public::keys))
+        .route("/v1/proof/inclusion", get(proofs::inclusion))
+        .route("/v1/proof/consistency", get(proofs::consistency))
+        .route("/v1/bundle/{index}", get(proofs::bundle))
+        .route("/v1/policies", post(policies::register).get(policies::list))
+        .route("/v1/screen", post(check::screen))
+        .route("/v1/check", post(check::check))
+        .route("/v1/private/actions/{index}", get(private::action))
+}
+
+/// Fallback for unknown routes.
+pub async fn not_found() -> ApiError {
+    ApiError::NotFound {
+        what: "route".to_owned(),
+    }
+}
+
+/// Parse a decimal `u64` path segment (leaf index) strictly: digits only, no sign, no leading
+/// `+`, at most 20 digits.
+///
+/// # Errors
+/// [`ApiError::BadRequest`].
+pub fn parse_index(text: &str) -> Result<u64, ApiError> {
+    let bad = || ApiError::BadRequest {
+        detail: "index must be a non-negative decimal integer".to_owned(),
+    };
+    if text.is_empty() || text.len() > 20 || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad());
+    }
+    text.parse::<u64>().map_err(|_| bad())
+}

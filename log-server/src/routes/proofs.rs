@@ -1,0 +1,132 @@
+//! Public proof endpoints: `GET /v1/proof/inclusion`, `GET /v1/proof/consistency` (RFC 9162
+//! §2.1.3, §2.1.4, built from stored tiles) and `GET /v1/bundle/{index}` (C2SP tlog-proof,
+//! spec `spec/proof-bundle.md`).
+
+use axum::extract::{Path, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use verdict_core::{LeafIndex, TreeSize};
+
+use crate::error::{ApiError, ApiQuery};
+use crate::routes::parse_index;
+use crate::routes::public::checkpoint_size;
+use crate::AppState;
+
+/// Query of `GET /v1/proof/inclusion`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InclusionQuery {
+    /// Leaf index.
+    pub index: u64,
+    /// Tree size (at most the latest checkpoint's size).
+    pub size: u64,
+}
+
+/// Query of `GET /v1/proof/consistency`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsistencyQuery {
+    /// Old tree size (at least 1).
+    pub from: u64,
+    /// New tree size (at most the latest checkpoint's size).
+    pub to: u64,
+}
+
+/// A proof: hashes in base64, in RFC 9162 order.
+#[derive(Debug, Serialize)]
+pub struct ProofResponse {
+    /// Leaf index (inclusion) or old size (consistency).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub index: Option<u64>,
+    /// Old size (consistency).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub from: Option<u64>,
+    /// Tree size the proof is against.
+    pub size: u64,
+    /// The proof hashes (standard base64).
+    pub proof: Vec<String>,
+}
+
+fn latest_size(state: &AppState) -> u64 {
+    state
+        .log
+        .latest_checkpoint()
+        .as_ref()
+        .map_or(0, checkpoint_size)
+}
+
+fn bad(detail: &str) -> ApiError {
+    ApiError::BadQuery {
+        detail: detail.to_owned(),
+    }
+}
+
+/// `GET /v1/proof/inclusion?index=&size=`.
+pub async fn inclusion(
+    State(state): State<AppState>,
+    ApiQuery(q): ApiQuery<InclusionQuery>,
+) -> Result<Json<ProofResponse>, ApiError> {
+    if q.size > latest_size(&state) {
+        return Err(bad("size is beyond the latest checkpoint"));
+    }
+    if q.index >= q.size {
+        return Err(bad("index must be below size"));
+    }
+    let proof = state
+        .log
+        .inclusion_proof(LeafIndex(q.index), TreeSize(q.size))
+        .map_err(ApiError::internal)?;
+    Ok(Json(ProofResponse {
+        index: Some(q.index),
+        from: None,
+        size: q.size,
+        proof: proof.iter().map(|h| h.to_base64()).collect(),
+    }))
+}
+
+/// `GET /v1/proof/consistency?from=&to=`.
+pub async fn consistency(
+    State(state): State<AppState>,
+    ApiQuery(q): ApiQuery<ConsistencyQuery>,
+) -> Result<Json<ProofResponse>, ApiError> {
+    if q.to > latest_size(&state) {
+        return Err(bad("to is beyond the latest checkpoint"));
+    }
+    if q.from == 0 || q.from > q.to {
+        return Err(bad("from must be at least 1 and at most to"));
+    }
+    let proof = state
+        .log
+        .consistency_proof(TreeSize(q.from), TreeSize(q.to))
+        .map_err(ApiError::internal)?;
+    Ok(Json(ProofResponse {
+        index: None,
+        from: Some(q.from),
+        size: q.to,
+        proof: proof.iter().map(|h| h.to_base64()).collect(),
+    }))
+}
+
+/// `GET /v1/bundle/{index}`: the tlog-proof of a logged receipt against the latest checkpoint.
+pub async fn bundle(
+    State(state): State<AppState>,
+    Path(index): Path<String>,
+) -> Result<Response, ApiError> {
+    let index = parse_index(&index)?;
+    if index >= latest_size(&state) {
+        return Err(ApiError::NotFound {
+            what: format!("entry {index}"),
+        });
+    }
+    let bundle = state
+        .log
+        .bundle(LeafIndex(index))
+        .map_err(ApiError::internal)?;
+    Ok((
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        bundle.encode(),
+    )
+        .into_response())
+}

@@ -1,0 +1,495 @@
+//! The sequencer: one thread that batches submissions and runs, per batch, in order:
+//!
+//! 1. **stage** the entries and private records at the next indices ([`Storage::stage`], durable)
+//!    and acknowledge each submitter with its index;
+//! 2. **integrate**: extend the right edge, write hash tiles and entry bundles;
+//! 3. **sign** the new checkpoint and **publish** it with the right edge (compare-and-swap);
+//! 4. **wake** everyone waiting for integration (a `watch` channel).
+//!
+//! A batch closes at `batch_max_entries` entries or `batch_max_age` after its first entry.
+//!
+//! **Failures.** A failed stage acknowledges nobody. After any failed write the sequencer
+//! re-reads the published state and staged size from storage ("reload") before writing again,
+//! and integrates whatever is staged. Every checkpoint is computed from staged entries, which
+//! never change once staged, so all signed checkpoints are consistent by construction (RFC 9162
+//! §2.1.4; spec `spec/merkle.md`). Reload refuses state that lost an acknowledged entry or a
+//! published checkpoint.
+//!
+//! **Recovery** on open is the same reload and integration: entries staged but not yet
+//! published (acknowledged before a crash) are integrated before the log serves.
+
+use std::sync::atomic::Ordering;
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{oneshot, watch};
+use verdict_core::checkpoint::Checkpoint;
+use verdict_core::merkle::{LeafIndex, RightEdge, TreeSize};
+use verdict_core::note::{Signer, Verifier};
+use verdict_core::tile::TILE_WIDTH;
+
+use crate::log::{LogError, Shared, SignedCheckpoint};
+use crate::storage::{LogState, StagedEntry};
+use crate::tiles::extend;
+
+/// Largest number of staged entries integrated into one checkpoint during recovery.
+const RECOVERY_CHUNK: u64 = 1 << 14;
+/// Attempts to integrate after a failure before leaving it to the next tick.
+const RETRIES: u32 = 3;
+/// Pause between integration retries after a storage failure, doubled up to one second.
+const FIRST_RETRY_DELAY: Duration = Duration::from_millis(5);
+
+/// A message to the sequencer thread.
+pub(crate) enum Msg {
+    /// Sequence an entry.
+    Submit(Submission),
+    /// Drain, integrate and stop.
+    Shutdown(oneshot::Sender<Result<(), LogError>>),
+}
+
+/// One submitted entry and where to send its index.
+pub(crate) struct Submission {
+    pub(crate) entry: Vec<u8>,
+    pub(crate) private: Option<Vec<u8>>,
+    pub(crate) reply: oneshot::Sender<Result<LeafIndex, LogError>>,
+    pub(crate) queued_at: Instant,
+}
+
+/// The sequencer's state; lives on its own thread.
+pub(crate) struct Sequencer {
+    shared: Arc<Shared>,
+    signer: Signer,
+    verifier: Verifier,
+    rx: mpsc::Receiver<Msg>,
+    checkpoints: watch::Sender<Option<SignedCheckpoint>>,
+    edge: RightEdge,
+    published: Option<LogState>,
+    staged_size: u64,
+    /// A write failed since the last reload.
+    dirty: bool,
+    retry_delay: Duration,
+    signed_at: Instant,
+}
+
+impl Sequencer {
+    /// Load the state from storage and integrate whatever is staged but not published.
+    pub(crate) fn recover(
+        shared: Arc<Shared>,
+        signer: Signer,
+        rx: mpsc::Receiver<Msg>,
+        checkpoints: watch::Sender<Option<SignedCheckpoint>>,
+    ) -> Result<Self, LogError> {
+        let verifier = signer.verifier();
+        let mut sequencer = Sequencer {
+            shared,
+            signer,
+            verifier,
+            rx,
+            checkpoints,
+            edge: RightEdge::new(),
+            published: None,
+            staged_size: 0,
+            dirty: false,
+            retry_delay: FIRST_RETRY_DELAY,
+            signed_at: Instant::now(),
+        };
+        sequencer.reload()?;
+        sequencer.integrate_staged(None)?;
+        if sequencer.published.is_none() {
+            sequencer.publish(sequencer.edge.clone())?;
+        }
+        sequencer.resign()?;
+        tracing::info!(
+            tree.size = sequencer.edge.size().0,
+            "log recovered at tree size {}",
+            sequencer.edge.size().0
+        );
+        Ok(sequencer)
+    }
+
+    /// Serve messages until shutdown or until every handle is gone.
+    pub(crate) fn run(mut self) {
+        let mut stop: Vec<oneshot::Sender<Result<(), LogError>>> = Vec::new();
+        loop {
+            let wait = self.next_wakeup();
+            let first = match self.rx.recv_timeout(wait) {
+                Ok(Msg::Submit(submission)) => submission,
+                Ok(Msg::Shutdown(reply)) => {
+                    stop.push(reply);
+                    break;
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    self.tick();
+                    continue;
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            };
+            let deadline = Instant::now() + self.shared.cfg.batch_max_age;
+            let mut batch = vec![first];
+            while batch.len() < self.shared.cfg.batch_max_entries.max(1) {
+                let left = deadline.saturating_duration_since(Instant::now());
+                match self.rx.recv_timeout(left) {
+                    Ok(Msg::Submit(submission)) => batch.push(submission),
+                    Ok(Msg::Shutdown(reply)) => {
+                        stop.push(reply);
+                        break;
+                    }
+                    Err(_) => break,
+                }
+            }
+            self.process(batch);
+            if !stop.is_empty() {
+                break;
+            }
+        }
+        let result = self.finish(&mut stop);
+        // Release storage and the checkpoint channel before answering, so that a caller of
+        // `shutdown` may reopen the store at once.
+        drop(self);
+        let mut result = Some(result);
+        for reply in stop {
+            let answer = result.take().unwrap_or(Ok(()));
+            let _ = reply.send(answer);
+        }
+    }
+
+    /// Sequence what is still queued, then make sure everything staged is integrated.
+    fn finish(
+        &mut self,
+        stop: &mut Vec<oneshot::Sender<Result<(), LogError>>>,
+    ) -> Result<(), LogError> {
+        let mut batch = Vec::new();
+        while let Ok(msg) = self.rx.try_recv() {
+            match msg {
+                Msg::Submit(submission) => batch.push(submission),
+                Msg::Shutdown(reply) => stop.push(reply),
+            }
+            if batch.len() >= self.shared.cfg.batch_max_entries.max(1) {
+                self.process(std::mem::take(&mut batch));
+            }
+        }
+        if !batch.is_empty() {
+            self.process(batch);
+        }
+        let mut last = Ok(());
+        for _ in 0..RETRIES {
+            last = self
+                .reload_if_dirty()
+                .and_then(|()| self.integrate_staged(None));
+            if last.is_ok() {
+                break;
+            }
+            self.failed("shutdown integration", last.as_ref().err());
+        }
+        self.shared.closed.store(true, Ordering::Release);
+        last
+    }
+
+    fn next_wakeup(&self) -> Duration {
+        if self.dirty || self.staged_size > self.published_size() {
+            return self.retry_delay;
+        }
+        let since = self.signed_at.elapsed();
+        self.shared
+            .cfg
+            .checkpoint_interval
+            .saturating_sub(since)
+            .max(Duration::from_millis(1))
+    }
+
+    /// Idle wake-up: retry a failed integration, or re-sign a checkpoint that is getting old.
+    fn tick(&mut self) {
+        if self.dirty || self.staged_size > self.published_size() {
+            let result = self
+                .reload_if_dirty()
+                .and_then(|()| self.integrate_staged(None));
+            match result {
+                Ok(()) => self.retry_delay = FIRST_RETRY_DELAY,
+                Err(error) => {
+                    self.failed("integration retry", Some(&error));
+                    self.retry_delay = (self.retry_delay * 2).min(Duration::from_secs(1));
+                }
+            }
+        } else if self.signed_at.elapsed() >= self.shared.cfg.checkpoint_interval {
+            if let Err(error) = self.resign() {
+                self.failed("re-sign", Some(&error));
+            }
+        }
+    }
+
+    /// Stage a batch, acknowledge it, integrate and publish it.
+    fn process(&mut self, batch: Vec<Submission>) {
+        let started = Instant::now();
+        let count = batch.len();
+        if let Err(error) = self.reload_if_dirty() {
+            self.failed("reload", Some(&error));
+            self.refuse(batch, "reload");
+            return;
+        }
+        let start = self.staged_size;
+        let mut entries = Vec::with_capacity(count);
+        let mut replies = Vec::with_capacity(count);
+        let mut oldest = started;
+        for submission in batch {
+            oldest = oldest.min(submission.queued_at);
+            entries.push(StagedEntry {
+                entry: submission.entry,
+                private: submission.private,
+            });
+            replies.push(submission.reply);
+        }
+        if let Err(error) = self.shared.storage.stage(LeafIndex(start), &entries) {
+            self.failed("stage", Some(&LogError::Storage(error)));
+            let _ = self.reload();
+            self.shared.queued.fetch_sub(count, Ordering::AcqRel);
+            for reply in replies {
+                let _ = reply.send(Err(LogError::SequencingFailed { op: "stage" }));
+            }
+            return;
+        }
+        let end = start.saturating_add(u64::try_from(count).unwrap_or(u64::MAX));
+        self.staged_size = end;
+        self.shared.staged.store(end, Ordering::Release);
+        self.shared.queued.fetch_sub(count, Ordering::AcqRel);
+        for (index, reply) in (start..).zip(replies) {
+            let _ = reply.send(Ok(LeafIndex(index)));
+        }
+        let batch: Vec<Vec<u8>> = entries.into_iter().map(|e| e.entry).collect();
+        let mut result = self.integrate_staged(Some((start, batch)));
+        for _ in 1..RETRIES {
+            if result.is_ok() {
+                break;
+            }
+            self.failed("integration", result.as_ref().err());
+            std::thread::sleep(self.retry_delay);
+            result = self
+                .reload_if_dirty()
+                .and_then(|()| self.integrate_staged(None));
+        }
+        match result {
+            Ok(()) => {
+                self.retry_delay = FIRST_RETRY_DELAY;
+                self.shared.batches.fetch_add(1, Ordering::Relaxed);
+                let micros = u64::try_from(oldest.elapsed().as_micros()).unwrap_or(u64::MAX);
+                self.shared
+                    .last_batch_micros
+                    .store(micros, Ordering::Relaxed);
+            }
+            // Left dirty: the next tick retries.
+            Err(error) => self.failed("integration", Some(&error)),
+        }
+    }
+
+    fn refuse(&self, batch: Vec<Submission>, op: &'static str) {
+        self.shared.queued.fetch_sub(batch.len(), Ordering::AcqRel);
+        for submission in batch {
+            let _ = submission
+                .reply
+                .send(Err(LogError::SequencingFailed { op }));
+        }
+    }
+
+    fn failed(&mut self, op: &'static str, error: Option<&LogError>) {
+        self.dirty = true;
+        self.shared.storage_errors.fetch_add(1, Ordering::Relaxed);
+        if let Some(error) = error {
+            tracing::warn!(op, error = %error, tree.size = self.published_size(), "log write failed during {op}: {error}");
+        }
+    }
+
+    fn published_size(&self) -> u64 {
+        self.published.as_ref().map_or(0, |s| s.size.0)
+    }
+
+    fn reload_if_dirty(&mut self) -> Result<(), LogError> {
+        if self.dirty {
+            self.reload()?;
+        }
+        Ok(())
+    }
+
+    /// Re-derive the in-memory state from storage, refusing anything that lost acknowledged
+    /// entries or published checkpoints.
+    fn reload(&mut self) -> Result<(), LogError> {
+        let storage = self.shared.storage.as_ref();
+        let state = storage.state()?;
+        let staged = storage.staged_size()?.0;
+        if staged < self.staged_size {
+            return Err(LogError::Integrity {
+                what: "storage lost acknowledged entries",
+            });
+        }
+        let Some(state) = state else {
+            if self.published.is_some() {
+                return Err(LogError::Integrity {
+                    what: "storage lost the published checkpoint",
+                });
+            }
+            self.staged_size = staged;
+            self.shared.staged.store(staged, Ordering::Release);
+            self.dirty = false;
+            return Ok(());
+        };
+        let edge = RightEdge::from_parts(state.size, state.right_edge.clone()).map_err(|_| {
+            LogError::Integrity {
+                what: "stored right edge does not match its size",
+            }
+        })?;
+        let verified = Checkpoint::open(&state.checkpoint, &self.verifier, &[])?;
+        let checkpoint = verified.checkpoint().clone();
+        if checkpoint.size != state.size || checkpoint.root != edge.root() {
+            return Err(LogError::Integrity {
+                what: "stored checkpoint does not match the tree",
+            });
+        }
+        if checkpoint.origin != self.shared.cfg.origin {
+            return Err(LogError::Integrity {
+                what: "stored checkpoint has another origin",
+            });
+        }
+        if let Some(old) = &self.published {
+            if state.size < old.size || (state.size == old.size && state != *old) {
+                return Err(LogError::Integrity {
+                    what: "storage lost the published checkpoint",
+                });
+            }
+        }
+        if staged < state.size.0 {
+            return Err(LogError::Integrity {
+                what: "published tree is larger than staged",
+            });
+        }
+        let changed = self.published.as_ref() != Some(&state);
+        self.edge = edge;
+        self.staged_size = staged;
+        self.shared.staged.store(staged, Ordering::Release);
+        self.shared.published.store(state.size.0, Ordering::Release);
+        if changed {
+            self.checkpoints.send_replace(Some(SignedCheckpoint {
+                note: state.checkpoint.clone(),
+                checkpoint,
+                signed_at: self.signed_at,
+            }));
+        }
+        self.published = Some(state);
+        self.dirty = false;
+        Ok(())
+    }
+
+    /// Integrate everything staged beyond the published tree. `batch` optionally holds the
+    /// entries staged at `batch.0`, to save reading them back.
+    fn integrate_staged(&mut self, batch: Option<(u64, Vec<Vec<u8>>)>) -> Result<(), LogError> {
+        let mut batch = batch;
+        loop {
+            let from = self.published_size();
+            let to = self.staged_size;
+            if from >= to {
+                return Ok(());
+            }
+            let entries = match batch.take() {
+                Some((start, entries))
+                    if start == from && u64::try_from(entries.len()).ok() == Some(to - from) =>
+                {
+                    entries
+                }
+                _ => {
+                    let end = to.min(from.saturating_add(RECOVERY_CHUNK));
+                    self.shared
+                        .storage
+                        .staged(LeafIndex(from), LeafIndex(end))?
+                }
+            };
+            let extension = extend(self.shared.storage.as_ref(), &self.edge, &entries)?;
+            if let Err(error) = self.shared.storage.write_tiles(&extension.writes) {
+                self.dirty = true;
+                return Err(error.into());
+            }
+            self.publish(extension.edge)?;
+        }
+    }
+
+    /// Sign a checkpoint for `edge` and publish it with the edge (compare-and-swap).
+    fn publish(&mut self, edge: RightEdge) -> Result<(), LogError> {
+        let checkpoint = Checkpoint {
+            origin: self.shared.cfg.origin.clone(),
+            size: edge.size(),
+            root: edge.root(),
+            extensions: Vec::new(),
+        };
+        let note = checkpoint.sign(&self.signer)?;
+        let state = LogState {
+            size: edge.size(),
+            right_edge: edge.hashes().to_vec(),
+            checkpoint: note.clone(),
+        };
+        if let Err(error) = self.shared.storage.publish(self.published.as_ref(), &state) {
+            self.dirty = true;
+            return Err(error.into());
+        }
+        let old_bundles = self.published_size() / u64::from(TILE_WIDTH);
+        self.signed_at = Instant::now();
+        self.edge = edge;
+        self.published = Some(state);
+        self.shared
+            .published
+            .store(checkpoint.size.0, Ordering::Release);
+        let size = checkpoint.size;
+        self.checkpoints.send_replace(Some(SignedCheckpoint {
+            note,
+            checkpoint,
+            signed_at: self.signed_at,
+        }));
+        tracing::debug!(
+            tree.size = size.0,
+            "published checkpoint at tree size {}",
+            size.0
+        );
+        self.prune(old_bundles, size);
+        Ok(())
+    }
+
+    /// Drop staged entries that now live in full published entry bundles (best effort).
+    fn prune(&mut self, old_bundles: u64, size: TreeSize) {
+        let full = size.0 / u64::from(TILE_WIDTH);
+        if full > old_bundles {
+            let below = LeafIndex(full * u64::from(TILE_WIDTH));
+            if let Err(error) = self.shared.storage.prune_staged(below) {
+                tracing::warn!(error = %error, "pruning staged entries failed: {error}");
+            }
+        }
+    }
+
+    /// Sign the published checkpoint again: identical bytes (Ed25519 is deterministic, and
+    /// checkpoints carry no time), but proof that the key and the sequencer still work.
+    fn resign(&mut self) -> Result<(), LogError> {
+        let Some(state) = &self.published else {
+            return Ok(());
+        };
+        let stored = self.shared.storage.state()?;
+        if stored.as_ref() != Some(state) {
+            self.dirty = true;
+            return Err(LogError::Integrity {
+                what: "published state changed under the sequencer",
+            });
+        }
+        let checkpoint = Checkpoint {
+            origin: self.shared.cfg.origin.clone(),
+            size: self.edge.size(),
+            root: self.edge.root(),
+            extensions: Vec::new(),
+        };
+        let note = checkpoint.sign(&self.signer)?;
+        if note != state.checkpoint {
+            return Err(LogError::Integrity {
+                what: "re-signed checkpoint differs from the stored one",
+            });
+        }
+        self.signed_at = Instant::now();
+        self.checkpoints.send_replace(Some(SignedCheckpoint {
+            note,
+            checkpoint,
+            signed_at: self.signed_at,
+        }));
+        Ok(())
+    }
+}

@@ -1,0 +1,218 @@
+//! Integration tests of `verdict-log-server`: one binary, sub-modules by concern.
+//!
+//! - `api`: router tests through `tower::ServiceExt::oneshot` with a real sled log in a
+//!   tempdir, the real checker pool and real keys;
+//! - `bad_input`: the bad-input suite (≥ 30 cases, each 4xx with `{error, message}` and no
+//!   change to the log);
+//! - `openapi`: insta snapshot of `GET /openapi.json`.
+//!
+//! The one real-socket end-to-end test lives in the workspace `tests` crate.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    missing_docs,
+    reason = "tests"
+)]
+
+mod api;
+mod bad_input;
+mod log_faults;
+mod log_props;
+mod openapi;
+
+use axum::body::{Body, Bytes};
+use axum::http::{HeaderMap, Request, StatusCode};
+use axum::Router;
+use http_body_util::BodyExt as _;
+use tower::ServiceExt as _;
+use verdict_core::note::{Signer, Verifier};
+use verdict_log_server::config::Config;
+use verdict_log_server::AppState;
+
+/// The test policy: allow, deny and escalate are all reachable.
+pub fn test_policy(approver: &Verifier) -> String {
+    format!(
+        r#"
+name = "customer-data-egress"
+version = "1.0.0"
+description = "Customer data may leave only to approved vendors, with authorization."
+
+[lists]
+approved_vendors = ["acme", "globex"]
+
+[variables]
+destination = {{ type = "enum", values = ["internal", "external"] }}
+record_count = {{ type = "int", min = 0, max = 1000000 }}
+vendor = {{ type = "string", list = "approved_vendors" }}
+authorization_token = {{ type = "token" }}
+
+[[approvers]]
+name = "alice"
+key = "{approver}"
+
+[[rules]]
+id = "external-needs-auth"
+text = "An external destination needs an authorization token."
+when = 'destination == "external"'
+require = 'present(authorization_token)'
+effect = "deny"
+
+[[rules]]
+id = "external-approved-vendor"
+text = "External transfers go only to approved vendors."
+when = 'destination == "external"'
+require = 'vendor in approved_vendors'
+effect = "deny"
+
+[[rules]]
+id = "bulk-needs-approval"
+text = "More than 1000 records need an approver."
+when = 'record_count > 1000'
+require = 'approvals >= 1'
+effect = "escalate"
+"#
+    )
+}
+
+/// A server on a fresh data directory, with the test policy loaded.
+pub struct TestServer {
+    pub app: Router,
+    pub state: AppState,
+    pub write_token: String,
+    pub auditor_token: String,
+    pub log_key: Verifier,
+    pub checker_key: Verifier,
+    pub approver: Signer,
+    pub _dir: tempfile::TempDir,
+}
+
+impl TestServer {
+    pub async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let policies = dir.path().join("policies");
+        std::fs::create_dir_all(&policies).unwrap();
+        let approver = Signer::generate("alice").unwrap();
+        std::fs::write(
+            policies.join("customer-data-egress.toml"),
+            test_policy(&approver.verifier()),
+        )
+        .unwrap();
+        // A suite file in the directory must be skipped, not compiled as a policy.
+        std::fs::write(
+            policies.join("customer-data-egress.cases.toml"),
+            "policy = \"customer-data-egress\"\n[[cases]]\nname = \"x\"\n",
+        )
+        .unwrap();
+        let mut config = Config {
+            data_dir: dir.path().join("data"),
+            policies_dir: policies,
+            batch_max_age_ms: 5,
+            checker_threads: 1,
+            max_body_bytes: 16 * 1024,
+            ..Config::default()
+        };
+        tweak(&mut config);
+        let started = verdict_log_server::start(&config).await.unwrap();
+        assert_eq!(
+            started.loaded_policies,
+            vec!["customer-data-egress".to_owned()]
+        );
+        let state = started.state.clone();
+        // Wait for the first checkpoint (the log signs one on open).
+        for _ in 0..200 {
+            if state.log.latest_checkpoint().is_some() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        Self {
+            app: verdict_log_server::app(state.clone()),
+            write_token: started.keys.write_token.clone(),
+            auditor_token: started.keys.auditor_token.clone(),
+            log_key: started.keys.log.verifier(),
+            checker_key: started.keys.checker.verifier(),
+            state,
+            approver,
+            _dir: dir,
+        }
+    }
+
+    pub async fn send(&self, req: Request<Body>) -> Reply {
+        let response = self.app.clone().oneshot(req).await.unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub async fn get(&self, uri: &str) -> Reply {
+        self.send(Request::get(uri).body(Body::empty()).unwrap())
+            .await
+    }
+
+    pub async fn post_json(
+        &self,
+        uri: &str,
+        token: Option<&str>,
+        body: &serde_json::Value,
+    ) -> Reply {
+        let mut req = Request::post(uri).header("content-type", "application/json");
+        if let Some(t) = token {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
+        self.send(
+            req.body(Body::from(serde_json::to_vec(body).unwrap()))
+                .unwrap(),
+        )
+        .await
+    }
+
+    pub async fn check(&self, body: serde_json::Value) -> Reply {
+        self.post_json("/v1/check", Some(&self.write_token.clone()), &body)
+            .await
+    }
+
+    pub fn tree_size(&self) -> u64 {
+        self.state
+            .log
+            .latest_checkpoint()
+            .map_or(0, |c| c.checkpoint.size.0)
+    }
+
+    /// Entries staged or integrated: the log has not changed iff this is unchanged.
+    pub fn log_size(&self) -> u64 {
+        self.state.log.stats().staged_size
+    }
+}
+
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Reply {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "not JSON ({e}): {:?} {}",
+                self.status,
+                String::from_utf8_lossy(&self.body)
+            )
+        })
+    }
+
+    pub fn header(&self, name: &str) -> &str {
+        self.headers.get(name).map_or("", |v| v.to_str().unwrap())
+    }
+}

@@ -5,4 +5,5 @@
 
 pub mod bins;
 pub mod server;
+pub mod soak;
 pub mod tamper;

@@ -4,6 +4,8 @@
 //! - [`tamper`]: `testdata/bundles/` (fast, no server);
 //! - [`flow`]: allow/deny/escalate checks, bundles verified, consistency, forged checkpoint;
 //! - [`audit`]: `audit --sample` on a log of ≥ 10k entries, `--full`, and rollback detection.
+//! - [`soak`]: the short crash soak (kill -9 and restart, nothing acknowledged lost);
+//! - [`secrets`]: no public endpoint returns a secret value, salt, policy text or token.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -14,4 +16,6 @@
 
 mod audit;
 mod flow;
+mod secrets;
+mod soak;
 mod tamper;

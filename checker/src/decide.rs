@@ -14,6 +14,21 @@
 //!    = unbound variables of the rules violated in some but not all completions (sorted).
 //!
 //! Any `unknown` (timeout) ⇒ **Deny** with `fail_closed = true` and no rules listed.
+//!
+//! **Direct evaluation.** A rule is *determined* when three-valued evaluation on the bound values
+//! ([`crate::eval::eval_partial`], same semantics as the encoding) fixes its violation in every
+//! completion — always the case when all its variables are bound. Since the bindings are
+//! validated against the domain, `D ∧ B` is satisfiable, so:
+//! - if a determined deny rule is violated, step 2 is unsat (Deny); the reported rules are the
+//!   determined violated deny rules plus, by one solver call each, the undetermined deny rules
+//!   violated in every completion (the list is non-empty, so no subset search);
+//! - else if every rule is determined, the outcome is Allow (nothing violated) or
+//!   Escalate (the violated escalate rules, no undetermined variables), exactly what steps 1–3
+//!   give;
+//! - in steps 2–3, a determined rule needs no solver call.
+//!
+//! The bindings are asserted only when a solver call remains. Either way the decision, the
+//! reported rules and the undetermined variables are those of steps 1–3.
 
 use std::time::Duration;
 
@@ -82,6 +97,10 @@ pub struct Checker {
     solver: Solver,
     any_violated: Bool,
     deny_rules: Vec<usize>,
+    /// `¬viol!i` per rule (built once).
+    holds: Vec<Bool>,
+    /// `¬viol!r` for the deny rules `r` (the step 2 assumptions, built once).
+    deny_holds: Vec<Bool>,
     rule_vars: Vec<Vec<String>>,
 }
 
@@ -111,12 +130,17 @@ impl Checker {
         z3.assert_into(&solver);
         let any_violated = Bool::new_const("any!violated");
         solver.assert(any_violated.eq(Bool::or(&z3.violated)));
-        let deny_rules = ast
+        let deny_rules: Vec<usize> = ast
             .rules
             .iter()
             .enumerate()
             .filter(|(_, r)| r.effect == Effect::Deny)
             .map(|(i, _)| i)
+            .collect();
+        let holds: Vec<Bool> = z3.violated.iter().map(Bool::not).collect();
+        let deny_holds = deny_rules
+            .iter()
+            .filter_map(|&i| holds.get(i).cloned())
             .collect();
         let rule_vars = ast
             .rules
@@ -129,6 +153,8 @@ impl Checker {
             solver,
             any_violated,
             deny_rules,
+            holds,
+            deny_holds,
             rule_vars,
         })
     }
@@ -183,12 +209,35 @@ impl Checker {
             salt,
             canonical_action,
         };
-        self.solver.push();
-        for t in self.z3.encoding().bindings(&action, Some(count)) {
-            self.solver.assert(self.z3.lower_bool(&t));
-        }
-        let result = self.decide(&action, count, &mut outcome);
-        self.solver.pop(1);
+        let determined: Vec<Option<bool>> = (0..self.rule_vars.len())
+            .map(|i| self.determined(i, &action, count))
+            .collect();
+        let deny_forced = self
+            .deny_rules
+            .iter()
+            .any(|&i| determined.get(i).copied().flatten() == Some(true));
+        // Every rule's violation is fixed by the bound values alone (three-valued evaluation is
+        // exact: `Some` only when every completion agrees), so no completion can change the
+        // outcome and the solver is not needed (spec/decision-semantics.md §4).
+        let all_bound = determined.iter().all(Option::is_some);
+        let needs_solver = if deny_forced {
+            self.deny_rules
+                .iter()
+                .any(|&i| determined.get(i).is_none_or(Option::is_none))
+        } else {
+            !all_bound
+        };
+        let result = if needs_solver {
+            self.solver.push();
+            for t in self.z3.encoding().bindings(&action, Some(count)) {
+                self.solver.assert(self.z3.lower_bool(&t));
+            }
+            let result = self.decide(&determined, deny_forced, all_bound, &action, &mut outcome);
+            self.solver.pop(1);
+            result
+        } else {
+            self.decide(&determined, deny_forced, all_bound, &action, &mut outcome)
+        };
         if result.is_err() {
             tracing::warn!(
                 policy = self.policy.name(),
@@ -213,23 +262,24 @@ impl Checker {
         Ok(outcome)
     }
 
-    /// When every variable of rule `i` is bound, its violation is fixed: evaluate it directly
-    /// (same semantics as the encoding, see [`crate::eval`]) instead of asking the solver.
+    /// Rule `i`'s violation when the bound values fix it in every completion (always when every
+    /// variable of the rule is bound): three-valued `when ∧ ¬require` (see
+    /// [`crate::eval::eval_partial`]), instead of asking the solver.
     fn determined(&self, i: usize, action: &Action, approvals: i64) -> Option<bool> {
-        let vars = self.rule_vars.get(i)?;
-        if !vars
-            .iter()
-            .all(|v| v == APPROVALS || action.get(v).is_some())
-        {
-            return None;
-        }
-        let rule = self.policy.ast().rules.get(i)?;
         let ast = self.policy.ast();
-        let when = rule
-            .when
-            .as_ref()
-            .is_none_or(|w| crate::eval::eval(w, ast, action, approvals));
-        Some(when && !crate::eval::eval(&rule.require, ast, action, approvals))
+        let rule = ast.rules.get(i)?;
+        let when = rule.when.as_ref().map_or(Some(true), |w| {
+            crate::eval::eval_partial(w, ast, action, approvals)
+        });
+        if when == Some(false) {
+            return Some(false);
+        }
+        let violated = crate::eval::eval_partial(&rule.require, ast, action, approvals).map(|r| !r);
+        match (when, violated) {
+            (_, Some(false)) => Some(false),
+            (Some(true), Some(true)) => Some(true),
+            _ => None,
+        }
     }
 
     fn sat(&self, assumptions: &[Bool]) -> Result<Answer, FailClosed> {
@@ -257,15 +307,46 @@ impl Checker {
             .collect()
     }
 
-    fn holds(&self, i: usize) -> Option<Bool> {
-        self.z3.violated.get(i).map(Bool::not)
+    fn holds(&self, i: usize) -> Option<&Bool> {
+        self.holds.get(i)
     }
 
     fn violated_lit(&self, i: usize) -> Option<Bool> {
         self.z3.violated.get(i).cloned()
     }
 
-    fn decide(&self, action: &Action, approvals: i64, out: &mut Outcome) -> Result<(), FailClosed> {
+    /// Steps 1–3 of the module docs. `determined[i]` is rule `i`'s violation when the bound
+    /// values fix it; `deny_forced` says a determined deny rule is violated; `all_bound` that
+    /// every variable of every rule is bound. The solver is called only when the bindings are
+    /// asserted (see [`Self::check`]).
+    fn decide(
+        &self,
+        determined: &[Option<bool>],
+        deny_forced: bool,
+        all_bound: bool,
+        action: &Action,
+        out: &mut Outcome,
+    ) -> Result<(), FailClosed> {
+        let det = |i: usize| determined.get(i).copied().flatten();
+        if deny_forced {
+            out.decision = Decision::Deny;
+            out.violated = self.explain_deny(determined)?;
+            return Ok(());
+        }
+        if all_bound {
+            // No deny rule is violated (else `deny_forced`): allow, or escalate naming the
+            // violated escalate rules; nothing is undetermined.
+            out.violated = (0..determined.len())
+                .filter(|&i| det(i) == Some(true))
+                .map(index_u32)
+                .collect();
+            out.decision = if out.violated.is_empty() {
+                Decision::Allow
+            } else {
+                Decision::Escalate
+            };
+            return Ok(());
+        }
         // Allow first: the common case costs one solver call. Bindings are validated against the
         // domain, so `bindings ∧ domain` is satisfiable and "no completion violates any rule"
         // implies the deny check below would pass.
@@ -276,14 +357,9 @@ impl Checker {
         // Models are used only as witnesses ("rule i can be violated / can hold"), so the
         // outcome does not depend on which model Z3 returns.
         let can_violate = self.witness(true);
-        let deny_holds: Vec<Bool> = self
-            .deny_rules
-            .iter()
-            .filter_map(|&i| self.holds(i))
-            .collect();
-        if let Answer::Unsat = self.sat(&deny_holds)? {
+        if let Answer::Unsat = self.sat(&self.deny_holds)? {
             out.decision = Decision::Deny;
-            out.violated = self.explain_deny(action, approvals)?;
+            out.violated = self.explain_deny(determined)?;
             return Ok(());
         }
         let can_hold = self.witness(false);
@@ -293,7 +369,7 @@ impl Checker {
             let (Some(v), Some(h)) = (self.violated_lit(i), self.holds(i)) else {
                 continue;
             };
-            let forced = match self.determined(i, action, approvals) {
+            let forced = match det(i) {
                 Some(false) => continue,
                 Some(true) => true,
                 None => {
@@ -301,7 +377,8 @@ impl Checker {
                     if !witnessed(&can_violate) && matches!(self.sat(&[v])?, Answer::Unsat) {
                         continue;
                     }
-                    !witnessed(&can_hold) && matches!(self.sat(&[h])?, Answer::Unsat)
+                    !witnessed(&can_hold)
+                        && matches!(self.sat(std::slice::from_ref(h))?, Answer::Unsat)
                 }
             };
             if forced {
@@ -321,13 +398,13 @@ impl Checker {
     }
 
     /// Deterministic explanation of a deny (see the module docs).
-    fn explain_deny(&self, action: &Action, approvals: i64) -> Result<Vec<u32>, FailClosed> {
+    fn explain_deny(&self, determined: &[Option<bool>]) -> Result<Vec<u32>, FailClosed> {
         let mut forced = Vec::new();
         for &i in &self.deny_rules {
             let Some(h) = self.holds(i) else { continue };
-            let violated_everywhere = match self.determined(i, action, approvals) {
+            let violated_everywhere = match determined.get(i).copied().flatten() {
                 Some(v) => v,
-                None => matches!(self.sat(&[h])?, Answer::Unsat),
+                None => matches!(self.sat(std::slice::from_ref(h))?, Answer::Unsat),
             };
             if violated_everywhere {
                 forced.push(index_u32(i));
@@ -343,7 +420,7 @@ impl Checker {
                 .iter()
                 .enumerate()
                 .filter(|(j, _)| *j != k)
-                .filter_map(|(_, &i)| self.holds(i))
+                .filter_map(|(_, &i)| self.holds(i).cloned())
                 .collect();
             if let Answer::Unsat = self.sat(&trial)? {
                 keep.remove(k);

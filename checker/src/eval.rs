@@ -76,6 +76,64 @@ pub fn eval(e: &Expr, policy: &Policy, action: &Action, approvals: i64) -> bool 
     }
 }
 
+fn bound(o: &Operand, action: &Action) -> bool {
+    match o {
+        Operand::Var(v) => v == APPROVALS || action.get(v).is_some(),
+        _ => true,
+    }
+}
+
+/// Evaluate a type-checked expression on a *partial* action (Kleene three-valued logic):
+/// `Some(b)` when the expression is `b` in every completion of the unbound variables (variables
+/// with no binding, [`Action::get`] `None`; `approvals` is always bound), `None` when it may
+/// depend on them. Sound, not complete: `None` does not imply that it depends on them. Atoms
+/// whose variables are all bound are evaluated by [`eval`], so a `Some` agrees with the encoding
+/// (`spec/decision-semantics.md` §4.3) on every completion.
+pub fn eval_partial(e: &Expr, policy: &Policy, action: &Action, approvals: i64) -> Option<bool> {
+    let is_bound = |v: &str| v == APPROVALS || action.get(v).is_some();
+    match e {
+        Expr::Const(b) => Some(*b),
+        Expr::Var(v)
+        | Expr::Present(v)
+        | Expr::InList { var: v, .. }
+        | Expr::InSet { var: v, .. } => is_bound(v).then(|| eval(e, policy, action, approvals)),
+        Expr::Not(x) => eval_partial(x, policy, action, approvals).map(|b| !b),
+        Expr::And(xs) => {
+            let mut all = Some(true);
+            for x in xs {
+                match eval_partial(x, policy, action, approvals) {
+                    Some(false) => return Some(false),
+                    Some(true) => {}
+                    None => all = None,
+                }
+            }
+            all
+        }
+        Expr::Or(xs) => {
+            let mut any = Some(false);
+            for x in xs {
+                match eval_partial(x, policy, action, approvals) {
+                    Some(true) => return Some(true),
+                    Some(false) => {}
+                    None => any = None,
+                }
+            }
+            any
+        }
+        Expr::Implies(a, b) => match (
+            eval_partial(a, policy, action, approvals),
+            eval_partial(b, policy, action, approvals),
+        ) {
+            (Some(false), _) | (_, Some(true)) => Some(true),
+            (Some(true), Some(false)) => Some(false),
+            _ => None,
+        },
+        Expr::Cmp { lhs, rhs, .. } => {
+            (bound(lhs, action) && bound(rhs, action)).then(|| eval(e, policy, action, approvals))
+        }
+    }
+}
+
 /// Indices of the rules the action violates.
 pub fn violated_rules(policy: &Policy, action: &Action, approvals: i64) -> Vec<u32> {
     policy

@@ -1,4 +1,6 @@
-//! `verdict-server bench`: a load generator for `POST /v1/check` over HTTP.
+//! `verdict-server bench`: a load generator for `POST /v1/check` over HTTP, and the scale
+//! modes `bench fill` ([`fill`]: grow a log directly) and `bench proofs` ([`proofs`]: proof and
+//! tile serving latency).
 //!
 //! Runs `--concurrency` workers for `--duration` seconds, either flat out (`--rate 0`) or at a
 //! fixed total rate (open loop: each request has a scheduled start time and its latency is
@@ -11,9 +13,27 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use hdrhistogram::Histogram;
 
+use crate::config::Config;
+
+pub mod fill;
+pub mod proofs;
+
+/// Scale modes of `verdict-server bench` (without one, it drives `POST /v1/check`).
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum BenchMode {
+    /// Append synthetic entries to the log of `--data-dir` directly (no server, no checker).
+    Fill(fill::FillArgs),
+    /// Measure inclusion-proof or tile latency against a running server.
+    Proofs(proofs::ProofsArgs),
+}
+
 /// Arguments of `verdict-server bench`.
 #[derive(Debug, Clone, clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct BenchArgs {
+    /// A scale mode instead of the check load.
+    #[command(subcommand)]
+    pub mode: Option<BenchMode>,
     /// Server base URL.
     #[arg(long, default_value = "http://127.0.0.1:8080")]
     pub url: String,
@@ -75,11 +95,29 @@ impl BenchResult {
     }
 }
 
-/// Run the load generator and print a report.
+/// Resident set size of this process in KiB (`VmRSS` of `/proc/self/status`), where available.
+pub fn rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+/// Run the chosen mode and print a report (`config` gives the data directory of `fill`).
 ///
 /// # Errors
-/// Unreadable token file or an invalid action; request failures are counted, not returned.
-pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+/// Unreadable token file or an invalid action; the errors of [`fill::run`] and
+/// [`proofs::run`]; request failures are counted, not returned.
+pub async fn run(args: BenchArgs, config: &Config) -> anyhow::Result<()> {
+    match args.mode.clone() {
+        Some(BenchMode::Fill(fill)) => fill::run(fill, config).await,
+        Some(BenchMode::Proofs(p)) => proofs::run(p).await,
+        None => run_check(args).await,
+    }
+}
+
+async fn run_check(args: BenchArgs) -> anyhow::Result<()> {
     let token = std::fs::read_to_string(&args.token_file)
         .with_context(|| format!("cannot read token file {}", args.token_file.display()))?
         .trim()

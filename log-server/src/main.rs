@@ -51,7 +51,8 @@ enum Command {
     },
     /// Print origin, verifier keys, token paths and tree size.
     Info,
-    /// Load generator: drive POST /v1/check over HTTP and print throughput and latency.
+    /// Load generator: drive POST /v1/check over HTTP and print throughput and latency; or
+    /// `bench fill` (grow the log of --data-dir directly) and `bench proofs` (proof latency).
     Bench(verdict_log_server::bench::BenchArgs),
 }
 
@@ -98,7 +99,7 @@ fn main() -> ExitCode {
             }
             Command::Keygen { name, out } => keygen(&config, name, out),
             Command::Info => info(&config).await,
-            Command::Bench(args) => verdict_log_server::bench::run(args).await,
+            Command::Bench(args) => verdict_log_server::bench::run(args, &config).await,
         }
     });
     match result {

@@ -1,0 +1,179 @@
+//! `verdict-server bench fill`: grow a log fast, without the checker or HTTP.
+//!
+//! Opens the sled log of a data directory directly (the same keys and store `serve` uses, so the
+//! data directory can be served afterwards) and submits synthetic receipt-sized entries through
+//! [`Log::submit`] from many concurrent submitters. Every `--report-every` entries it prints the
+//! throughput and this process's resident set size (`VmRSS`).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use sha2::{Digest as _, Sha256};
+use verdict_core::note::Signer;
+use verdict_core::LeafIndex;
+
+use crate::config::Config;
+use crate::log::{Log, LogConfig, LogError};
+use crate::storage_sled::SledStorage;
+
+/// Arguments of `verdict-server bench fill` (the data directory is the global `--data-dir`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct FillArgs {
+    /// Entries to append to the log.
+    #[arg(long)]
+    pub entries: u64,
+    /// Bytes per synthetic entry (a receipt is about 300 bytes).
+    #[arg(long, default_value_t = 300)]
+    pub entry_bytes: usize,
+    /// Concurrent submitters.
+    #[arg(long, default_value_t = 4096)]
+    pub concurrency: usize,
+    /// Sequencer batch size (entries per durable batch and checkpoint).
+    #[arg(long, default_value_t = 4096)]
+    pub batch: usize,
+    /// Print a progress line every this many entries.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub report_every: u64,
+}
+
+/// A deterministic synthetic entry: `len` bytes derived from `n` (so entries are distinct and
+/// incompressible, like signed receipts).
+fn entry(n: u64, len: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(len + 32);
+    let mut block = Sha256::digest(n.to_be_bytes());
+    while out.len() < len {
+        out.extend_from_slice(&block);
+        block = Sha256::digest(block);
+    }
+    out.truncate(len);
+    out
+}
+
+/// Append `args.entries` synthetic entries to the log of `config.data_dir`.
+///
+/// # Errors
+/// The data directory cannot be opened (e.g. a server holds it), or a submission failed with
+/// anything but backpressure.
+pub async fn run(args: FillArgs, config: &Config) -> anyhow::Result<()> {
+    let keys = crate::keys::load_or_create(
+        &config.data_dir,
+        &config.default_origin(),
+        config.origin.is_some(),
+    )?;
+    let storage = SledStorage::open(&config.data_dir.join("store"))
+        .map_err(|e| anyhow::anyhow!("cannot open the store: {e}"))?;
+    let signer = Signer::parse(&keys.log.to_private_key_string())
+        .map_err(|e| anyhow::anyhow!("log key: {e}"))?;
+    let log = Log::open(
+        Arc::new(storage),
+        signer,
+        LogConfig {
+            batch_max_entries: args.batch.max(1),
+            batch_max_age: Duration::from_millis(config.batch_max_age_ms),
+            max_pending: config.max_pending.max(args.concurrency),
+            ..LogConfig::new(keys.log.name())
+        },
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("cannot open the log: {e}"))?;
+    let initial = log.stats().tree_size;
+    println!(
+        "fill: {} entries of {} bytes into {} (tree size {initial}), {} submitters, batches of {}",
+        args.entries,
+        args.entry_bytes,
+        config.data_dir.display(),
+        args.concurrency,
+        args.batch
+    );
+    println!("fill: start RSS {} KiB", super::rss_kib().unwrap_or(0));
+    let next = Arc::new(AtomicU64::new(0));
+    let done = Arc::new(AtomicU64::new(0));
+    let start = Instant::now();
+    let mut tasks = Vec::with_capacity(args.concurrency.max(1));
+    for _ in 0..args.concurrency.max(1) {
+        let (log, next, done) = (log.clone(), Arc::clone(&next), Arc::clone(&done));
+        let (total, len) = (args.entries, args.entry_bytes);
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let n = next.fetch_add(1, Ordering::Relaxed);
+                if n >= total {
+                    return anyhow::Ok(());
+                }
+                let bytes = entry(initial + n, len);
+                loop {
+                    match log.submit(bytes.clone(), None).await {
+                        Ok(_) => break,
+                        Err(LogError::Backpressure { .. }) => {
+                            tokio::time::sleep(Duration::from_millis(5)).await;
+                        }
+                        Err(e) => return Err(anyhow::anyhow!("submit failed: {e}")),
+                    }
+                }
+                done.fetch_add(1, Ordering::Relaxed);
+            }
+        }));
+    }
+    let reporter = {
+        let (log, done) = (log.clone(), Arc::clone(&done));
+        let (total, every) = (args.entries, args.report_every.max(1));
+        tokio::spawn(async move {
+            let mut next_mark = every;
+            let mut last = (Instant::now(), 0u64);
+            while next_mark <= total {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                let d = done.load(Ordering::Relaxed);
+                if d >= next_mark {
+                    let now = Instant::now();
+                    let rate = (d - last.1) as f64 / now.duration_since(last.0).as_secs_f64();
+                    println!(
+                        "fill: +{d} entries  tree size {}  {:.0} s  {rate:.0} entries/s  RSS {} KiB",
+                        log.stats().tree_size,
+                        start.elapsed().as_secs_f64(),
+                        super::rss_kib().unwrap_or(0)
+                    );
+                    last = (now, d);
+                    next_mark = (d / every + 1) * every;
+                }
+            }
+        })
+    };
+    for task in tasks {
+        task.await.context("submitter panicked")??;
+    }
+    reporter.abort();
+    let added = done.load(Ordering::Relaxed);
+    if let Some(last) = (initial + added).checked_sub(1) {
+        log.wait_integrated(LeafIndex(last))
+            .await
+            .map_err(|e| anyhow::anyhow!("integration: {e}"))?;
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    let stats = log.stats();
+    log.shutdown()
+        .await
+        .map_err(|e| anyhow::anyhow!("log shutdown: {e}"))?;
+    println!(
+        "fill: added {added} entries in {elapsed:.1} s ({:.0} entries/s); tree size {}; RSS {} KiB; {} batches",
+        added as f64 / elapsed,
+        stats.tree_size,
+        super::rss_kib().unwrap_or(0),
+        stats.batches
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+    use super::*;
+
+    #[test]
+    fn entries_have_the_length_and_differ() {
+        assert_eq!(entry(1, 300).len(), 300);
+        assert_eq!(entry(1, 5).len(), 5);
+        assert_ne!(entry(1, 300), entry(2, 300));
+        assert_eq!(entry(7, 300), entry(7, 300));
+    }
+}

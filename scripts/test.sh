@@ -12,6 +12,12 @@ fi
 
 cargo test --workspace
 
+# Interop and format vectors: print how many cases each suite ran (cargo hides passing tests'
+# output, so re-run just those tests with --nocapture; they take a few seconds).
+echo "== vector suites =="
+cargo test -q -p verdict-core --test integration -- --nocapture \
+  merkle_vectors tessera note_vectors receipts 2>/dev/null | grep -E "cases|vectors:" | sed 's/^[.i]*//'
+
 # fuzz/ is outside the workspace (cargo-fuzz wants nightly); compiling it on stable proves the
 # targets still build against the current parsers. Its corpora also run in the stable test suite.
 if [ -f fuzz/Cargo.toml ]; then

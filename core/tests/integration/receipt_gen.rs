@@ -531,9 +531,24 @@ pub fn generate() -> BTreeMap<String, Vec<u8>> {
         "commitments": commitments,
         "bundles": bundle_list,
     });
-    let mut text = serde_json::to_string_pretty(&doc).unwrap();
+    // Sort keys ourselves: serde_json's map order depends on its `preserve_order` feature, which
+    // another workspace member's dependency (cedar-policy) switches on in workspace-wide builds.
+    let mut text = serde_json::to_string_pretty(&sorted_keys(doc)).unwrap();
     text.push('\n');
     files.insert("vectors.json".into(), text.into_bytes());
     files.insert("oversize.cose".into(), oversize_receipt());
     files
+}
+
+/// `value` with every object's keys in sorted order, whatever serde_json's map type is.
+fn sorted_keys(value: Value) -> Value {
+    match value {
+        Value::Object(map) => {
+            let sorted: BTreeMap<String, Value> =
+                map.into_iter().map(|(k, v)| (k, sorted_keys(v))).collect();
+            Value::Object(sorted.into_iter().collect())
+        }
+        Value::Array(items) => Value::Array(items.into_iter().map(sorted_keys).collect()),
+        other => other,
+    }
 }

@@ -36,6 +36,59 @@ pub struct FillArgs {
     /// Print a progress line every this many entries.
     #[arg(long, default_value_t = 1_000_000)]
     pub report_every: u64,
+    /// Append real receipts signed by the data directory's checker key (synthetic commitments,
+    /// decisions cycling allow / deny / escalate) instead of opaque bytes, so that `verdict audit`
+    /// can verify the filled log. `--entry-bytes` is then ignored.
+    #[arg(long)]
+    pub receipts: bool,
+}
+
+/// A receipt for entry `n`, signed by `checker`: synthetic commitments (derived from `n`), so the
+/// log holds as many distinct, verifiable receipts as `verdict audit` would meet in production.
+fn receipt(n: u64, checker: &Signer) -> anyhow::Result<Vec<u8>> {
+    use verdict_core::receipt::{Decision, Kind, Receipt, Statement, STATEMENT_VERSION};
+    use verdict_core::Hash;
+    let h = |tag: &[u8]| {
+        Hash(
+            Sha256::new()
+                .chain_update(tag)
+                .chain_update(n.to_be_bytes())
+                .finalize()
+                .into(),
+        )
+    };
+    let decision = match n % 3 {
+        0 => Decision::Allow,
+        1 => Decision::Deny,
+        _ => Decision::Escalate,
+    };
+    let statement = Statement {
+        version: STATEMENT_VERSION,
+        checker_key_id: checker.verifier().key_id(),
+        policy_commitment: h(b"bench-fill/policy"),
+        policy_version: "bench".to_owned(),
+        action_commitment: h(b"bench-fill/action"),
+        decision,
+        kind: Kind::Check,
+        fail_closed: false,
+        violated_rules: if decision == Decision::Deny {
+            vec![2]
+        } else {
+            Vec::new()
+        },
+        matched_variables: vec!["destination".to_owned(), "record_count".to_owned()],
+        undetermined_variables: if decision == Decision::Escalate {
+            vec!["authorization_token".to_owned()]
+        } else {
+            Vec::new()
+        },
+        approvers: Vec::new(),
+        time_ms: 1_795_000_000_000 + n,
+        request_id: format!("fill-{n}"),
+        checker_version: env!("CARGO_PKG_VERSION").to_owned(),
+        solver_version: "bench-fill".to_owned(),
+    };
+    Receipt::sign(&statement, checker).map_err(|e| anyhow::anyhow!("sign receipt {n}: {e}"))
 }
 
 /// A deterministic synthetic entry: `len` bytes derived from `n` (so entries are distinct and
@@ -88,20 +141,29 @@ pub async fn run(args: FillArgs, config: &Config) -> anyhow::Result<()> {
         args.batch
     );
     println!("fill: start RSS {} KiB", super::rss_kib().unwrap_or(0));
+    let checker = Arc::new(
+        Signer::parse(&keys.checker.to_private_key_string())
+            .map_err(|e| anyhow::anyhow!("checker key: {e}"))?,
+    );
     let next = Arc::new(AtomicU64::new(0));
     let done = Arc::new(AtomicU64::new(0));
     let start = Instant::now();
     let mut tasks = Vec::with_capacity(args.concurrency.max(1));
     for _ in 0..args.concurrency.max(1) {
         let (log, next, done) = (log.clone(), Arc::clone(&next), Arc::clone(&done));
-        let (total, len) = (args.entries, args.entry_bytes);
+        let (total, len, receipts) = (args.entries, args.entry_bytes, args.receipts);
+        let checker = Arc::clone(&checker);
         tasks.push(tokio::spawn(async move {
             loop {
                 let n = next.fetch_add(1, Ordering::Relaxed);
                 if n >= total {
                     return anyhow::Ok(());
                 }
-                let bytes = entry(initial + n, len);
+                let bytes = if receipts {
+                    receipt(initial + n, &checker)?
+                } else {
+                    entry(initial + n, len)
+                };
                 loop {
                     match log.submit(bytes.clone(), None).await {
                         Ok(_) => break,
@@ -175,5 +237,9 @@ mod tests {
         assert_eq!(entry(1, 5).len(), 5);
         assert_ne!(entry(1, 300), entry(2, 300));
         assert_eq!(entry(7, 300), entry(7, 300));
+        let checker = Signer::generate("bench-checker").unwrap();
+        let r = receipt(4, &checker).unwrap();
+        let v = verdict_core::receipt::Receipt::verify(&r, &[checker.verifier()]).unwrap();
+        assert_eq!(v.statement().request_id, "fill-4");
     }
 }

@@ -35,7 +35,9 @@ fn u64_param(name: &str, location: &str, description: &str) -> Value {
     })
 }
 
-/// The document.
+/// The document, with every object's keys sorted so the bytes served do not depend on
+/// serde_json's map type (its `preserve_order` feature is switched on by other crates in
+/// workspace-wide builds).
 pub fn document() -> Value {
     let bearer_write = json!([{ "writeToken": [] }]);
     let bearer_auditor = json!([{ "auditorToken": [] }]);
@@ -196,7 +198,7 @@ pub fn document() -> Value {
     if let Some(obj) = doc.as_object_mut() {
         obj.insert("components".to_owned(), components());
     }
-    doc
+    sorted_keys(doc)
 }
 
 fn components() -> Value {
@@ -282,4 +284,17 @@ fn components() -> Value {
                 }}
             }
     })
+}
+
+/// `value` with every object's keys in sorted order, whatever serde_json's map type is.
+fn sorted_keys(value: Value) -> Value {
+    match value {
+        Value::Object(map) => {
+            let sorted: std::collections::BTreeMap<String, Value> =
+                map.into_iter().map(|(k, v)| (k, sorted_keys(v))).collect();
+            Value::Object(sorted.into_iter().collect())
+        }
+        Value::Array(items) => Value::Array(items.into_iter().map(sorted_keys).collect()),
+        other => other,
+    }
 }

@@ -242,20 +242,15 @@ fn describe(t: &VarType) -> String {
 /// which declares `other`'s extra variables (so both encodings share symbols and string ids).
 fn with_shared_universe(p: &Policy, other: &Policy) -> Policy {
     let mut out = p.clone();
-    let mut extra: Vec<String> = other.lists.values().flatten().cloned().collect();
-    for r in &other.rules {
+    let mut extra: std::collections::BTreeSet<String> =
+        other.lists.values().flatten().cloned().collect();
+    for r in other.rules.iter().chain(&p.rules) {
         for e in r.when.iter().chain(std::iter::once(&r.require)) {
-            collect_literals(e, &mut extra);
+            crate::encode::collect_strings(e, &mut extra);
         }
     }
-    for r in &p.rules {
-        for e in r.when.iter().chain(std::iter::once(&r.require)) {
-            collect_literals(e, &mut extra);
-        }
-    }
-    extra.sort();
-    extra.dedup();
-    out.lists.insert("diff!universe".to_owned(), extra);
+    out.lists
+        .insert("diff!universe".to_owned(), extra.into_iter().collect());
     for v in &other.variables {
         if out.variable(&v.name).is_none() {
             out.variables.push(v.clone());
@@ -263,27 +258,6 @@ fn with_shared_universe(p: &Policy, other: &Policy) -> Policy {
     }
     out.variables.sort_by(|x, y| x.name.cmp(&y.name));
     out
-}
-
-fn collect_literals(e: &crate::ast::Expr, out: &mut Vec<String>) {
-    use crate::ast::{Expr, Operand};
-    match e {
-        Expr::Not(x) => collect_literals(x, out),
-        Expr::And(xs) | Expr::Or(xs) => xs.iter().for_each(|x| collect_literals(x, out)),
-        Expr::Implies(x, y) => {
-            collect_literals(x, out);
-            collect_literals(y, out);
-        }
-        Expr::InSet { values, .. } => out.extend(values.iter().cloned()),
-        Expr::Cmp { lhs, rhs, .. } => {
-            for o in [lhs, rhs] {
-                if let Operand::Str(s) = o {
-                    out.push(s.clone());
-                }
-            }
-        }
-        _ => {}
-    }
 }
 
 #[cfg(test)]

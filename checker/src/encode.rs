@@ -479,7 +479,8 @@ impl Encoding {
     }
 }
 
-fn collect_strings(e: &Expr, out: &mut BTreeSet<String>) {
+/// Every string literal of `e` (comparison operands and literal sets), into `out`.
+pub(crate) fn collect_strings(e: &Expr, out: &mut BTreeSet<String>) {
     match e {
         Expr::Const(_) | Expr::Var(_) | Expr::Present(_) | Expr::InList { .. } => {}
         Expr::Not(x) => collect_strings(x, out),

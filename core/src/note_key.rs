@@ -185,7 +185,8 @@ impl std::fmt::Display for Verifier {
     }
 }
 
-/// A signed-note signer: name and Ed25519 private key.
+/// A signed-note signer: name and Ed25519 private key (zeroised on drop, also in clones).
+#[derive(Clone)]
 pub struct Signer {
     name: String,
     key: ed25519_dalek::SigningKey,

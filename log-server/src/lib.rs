@@ -160,8 +160,7 @@ pub async fn start(config: &Config) -> Result<Started, StartError> {
     let store_dir = config.data_dir.join("store");
     let storage =
         storage_sled::SledStorage::open(&store_dir).map_err(|e| StartError::Log(e.to_string()))?;
-    let log_key = Signer::parse(&keys.log.to_private_key_string())
-        .map_err(|e| StartError::Log(e.to_string()))?;
+    let log_key = keys.log.clone();
     let log = Log::open(
         Arc::new(storage),
         log_key,
@@ -184,8 +183,7 @@ pub async fn start(config: &Config) -> Result<Started, StartError> {
     };
     policies.load_registered()?;
 
-    let checker_key = Signer::parse(&keys.checker.to_private_key_string())
-        .map_err(|e| StartError::Log(e.to_string()))?;
+    let checker_key = keys.checker.clone();
     let state = AppState::new(StateInner {
         log,
         pool: CheckerPool::new(config.checker_threads(), config.check_timeout()),

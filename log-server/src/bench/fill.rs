@@ -118,8 +118,7 @@ pub async fn run(args: FillArgs, config: &Config) -> anyhow::Result<()> {
     )?;
     let storage = SledStorage::open(&config.data_dir.join("store"))
         .map_err(|e| anyhow::anyhow!("cannot open the store: {e}"))?;
-    let signer = Signer::parse(&keys.log.to_private_key_string())
-        .map_err(|e| anyhow::anyhow!("log key: {e}"))?;
+    let signer = keys.log.clone();
     let log = Log::open(
         Arc::new(storage),
         signer,
@@ -142,10 +141,7 @@ pub async fn run(args: FillArgs, config: &Config) -> anyhow::Result<()> {
         args.batch
     );
     println!("fill: start RSS {} KiB", super::rss_kib().unwrap_or(0));
-    let checker = Arc::new(
-        Signer::parse(&keys.checker.to_private_key_string())
-            .map_err(|e| anyhow::anyhow!("checker key: {e}"))?,
-    );
+    let checker = Arc::new(keys.checker.clone());
     let next = Arc::new(AtomicU64::new(0));
     let done = Arc::new(AtomicU64::new(0));
     let start = Instant::now();

@@ -143,23 +143,32 @@ fn main() -> ExitCode {
     match outcome {
         Ok(out) => {
             if json {
-                println!("{}", out.json);
+                emit(&format!("{}\n", out.json));
             } else {
-                print!("{}", out.human);
+                emit(&out.human);
             }
             ExitCode::from(out.code)
         }
         Err(e) => {
             if json {
-                println!("{}", e.to_json());
+                emit(&format!("{}\n", e.to_json()));
             } else if matches!(e, CliError::Failed { .. }) {
-                println!("{}", e.human());
+                emit(&format!("{}\n", e.human()));
             } else {
                 eprintln!("{}", e.human());
             }
             ExitCode::from(e.exit_code())
         }
     }
+}
+
+/// Write the result to stdout. A closed pipe (`verdict ... | head`) is not an error of the
+/// verification: the exit code still says valid or failed, so write errors are ignored rather
+/// than panicking as `println!` would.
+fn emit(text: &str) {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
 }
 
 /// A finished command: its outputs and exit code.

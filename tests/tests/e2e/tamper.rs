@@ -130,6 +130,46 @@ fn verify_json_names_the_check_and_oversize_is_rejected() {
     assert!(run.stdout.contains("check bundle_format failed"), "{run:?}");
 }
 
+/// Regression: `verdict ... | head` closed stdout before the result was written, and `println!`
+/// panicked (exit 101). The exit code must still be the verification result.
+#[test]
+fn closed_stdout_keeps_the_verification_exit_code() {
+    let (log_key, checker_key) = keys();
+    let valid = suite_dir().join("valid.proof");
+    for (bundle, want) in [
+        (valid, 0),
+        (suite_dir().join("tampered").join(first_tampered()), 1),
+    ] {
+        let mut child = std::process::Command::new(verdict_tests::bins::binary("verdict").unwrap())
+            .args(["verify", bundle.to_str().unwrap(), "--log-key", &log_key])
+            .args(["--checker-key", &checker_key])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Close the read end before the child writes its one line.
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            out.status.code(),
+            Some(want),
+            "{}: {stderr}",
+            bundle.display()
+        );
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+}
+
+fn first_tampered() -> String {
+    let mut names: Vec<String> = std::fs::read_dir(suite_dir().join("tampered"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names.into_iter().next().unwrap()
+}
+
 #[test]
 fn verify_usage_errors_exit_2() {
     let dir = suite_dir();

@@ -93,17 +93,30 @@ fn bench_decide(c: &mut Criterion) {
     let p = egress();
     let mut checker = Checker::new(&p, Duration::from_secs(5)).unwrap();
     let mut g = c.benchmark_group("decide_warm/customer-data-egress");
-    // The fully specified actions are settled by three-valued evaluation without a solver call;
-    // `escalate-needs-solver` leaves the authorization token unbound, so Z3 decides it on the
-    // warm solver (push, bindings, checks, pop): that is the warm-solver figure.
-    let solver_case = (
-        "escalate-needs-solver",
-        json!({"destination": "external", "classification": "public", "record_count": 50,
-               "transfers_in_session": 0, "is_privileged": false}),
-    );
-    for (name, a) in actions().into_iter().chain([solver_case]) {
+    // The fully specified actions are settled by three-valued evaluation. `escalate-needs-solver`
+    // (name kept from earlier runs) leaves the authorization token unbound: the warm checker
+    // decides it exactly by enumerating the token's presence; `escalate-empty` leaves every
+    // variable unbound. The `/z3-only` variants turn the solver-free paths off, so Z3 decides
+    // every rule on the warm solver (push, bindings, checks, pop).
+    let unbound = [
+        (
+            "escalate-needs-solver",
+            json!({"destination": "external", "classification": "public", "record_count": 50,
+                   "transfers_in_session": 0, "is_privileged": false}),
+        ),
+        ("escalate-empty", json!({})),
+    ];
+    for (name, a) in actions().into_iter().chain(unbound.clone()) {
         let req = request(&a);
         g.bench_function(name, |b| b.iter(|| checker.check(black_box(&req)).unwrap()));
+    }
+    let mut z3_only = Checker::new(&p, Duration::from_secs(5)).unwrap();
+    z3_only.set_direct_evaluation(false);
+    for (name, a) in unbound {
+        let req = request(&a);
+        g.bench_function(format!("{name}/z3-only"), |b| {
+            b.iter(|| z3_only.check(black_box(&req)).unwrap())
+        });
     }
     g.finish();
 }

@@ -60,7 +60,9 @@ impl CompiledPolicy {
     /// Build from an already type-checked policy (e.g. a generated one in tests or tools).
     ///
     /// # Errors
-    /// [`PolicyErrorKind::ApproverKey`] if an approver key does not parse, or
+    /// [`PolicyErrorKind::ApproverKey`] if an approver key does not parse,
+    /// [`PolicyErrorKind::ApproverNameMismatch`] or [`PolicyErrorKind::DuplicateApproverName`]
+    /// for inconsistent approver names, or
     /// [`PolicyErrorKind::Toml`] if serialisation fails (not expected).
     pub fn from_policy(policy: Policy, salt: Salt) -> Result<Self, PolicyErrorKind> {
         let ser_err = |e: serde_json::Error| PolicyErrorKind::Toml {
@@ -85,14 +87,28 @@ impl CompiledPolicy {
         let rule_root = MerkleTree::<MerkleSha256>::from_leaves(&rule_leaves)
             .root()
             .map_or_else(|| Hash(Sha256::digest(b"").into()), Hash);
+        let mut names = std::collections::BTreeSet::new();
         let approvers = policy
             .approvers
             .iter()
             .map(|a| {
-                Verifier::parse(&a.key).map_err(|e| PolicyErrorKind::ApproverKey {
+                let v = Verifier::parse(&a.key).map_err(|e| PolicyErrorKind::ApproverKey {
                     name: a.name.clone(),
                     reason: e.to_string(),
-                })
+                })?;
+                // spec/policy-language.md §2.1 (the type checker reports these located).
+                if v.name() != a.name {
+                    return Err(PolicyErrorKind::ApproverNameMismatch {
+                        name: a.name.clone(),
+                        key_name: v.name().to_owned(),
+                    });
+                }
+                if !names.insert(a.name.as_str()) {
+                    return Err(PolicyErrorKind::DuplicateApproverName {
+                        name: a.name.clone(),
+                    });
+                }
+                Ok(v)
             })
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Self {

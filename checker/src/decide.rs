@@ -1,11 +1,11 @@
 //! Decisions by validity on a warm Z3 solver (`spec/decision-semantics.md` §4).
 //!
 //! A [`Checker`] owns one Z3 solver for one policy on the current thread: the domain constraints
-//! and the definitions `viol!i = when_i ∧ ¬require_i` are asserted once. Each check does
-//! push → assert the action's bindings → `check_assumptions` calls → pop. With `D` the deny rules:
+//! and the definitions `viol!i = when_i ∧ ¬require_i` are asserted once. A check that needs the
+//! solver does push → assert the action's bindings → `check_assumptions` calls → pop. With `D`
+//! the deny rules, the decision is defined by:
 //!
-//! 1. `bindings ∧ ⋁_r viol_r` unsat ⇒ **Allow** (all rules hold in every completion). Checked
-//!    first because it is the common case (one solver call).
+//! 1. `bindings ∧ ⋁_r viol_r` unsat ⇒ **Allow** (all rules hold in every completion).
 //! 2. Else `bindings ∧ ⋀_{r∈D} ¬viol_r` unsat ⇒ **Deny**. Reported rules (deterministic,
 //!    independent of solver history): the deny rules violated in *every* completion
 //!    (`bindings ∧ ¬viol_r` unsat); if there is none, the minimal unsat subset obtained by
@@ -15,20 +15,23 @@
 //!
 //! Any `unknown` (timeout) ⇒ **Deny** with `fail_closed = true` and no rules listed.
 //!
-//! **Direct evaluation.** A rule is *determined* when three-valued evaluation on the bound values
-//! ([`crate::eval::eval_partial`], same semantics as the encoding) fixes its violation in every
-//! completion — always the case when all its variables are bound. Since the bindings are
-//! validated against the domain, `D ∧ B` is satisfiable, so:
-//! - if a determined deny rule is violated, step 2 is unsat (Deny); the reported rules are the
-//!   determined violated deny rules plus, by one solver call each, the undetermined deny rules
-//!   violated in every completion (the list is non-empty, so no subset search);
-//! - else if every rule is determined, the outcome is Allow (nothing violated) or
-//!   Escalate (the violated escalate rules, no undetermined variables), exactly what steps 1–3
-//!   give;
-//! - in steps 2–3, a determined rule needs no solver call.
+//! **Without the solver.** Each rule first gets a status from the bound values alone: *holds* or
+//! *violated* in every completion, *contingent* (both occur), or *unknown*. Three-valued
+//! evaluation ([`crate::eval::eval_partial`]; decisive whenever every variable of the rule is
+//! bound) comes first, then the enumeration of the finitely many representatives of the rule's
+//! unbound variables ([`crate::residual`], exact). Since the bindings are validated against the
+//! domain, `D ∧ B` is satisfiable and the domain constraints are per variable, so:
+//! - step 1: allow iff every rule holds in every completion (validity of a conjunction is
+//!   validity of each conjunct); a violated or contingent rule rules allow out;
+//! - step 2: a violated deny rule means deny; otherwise the deny rules that may be violated are
+//!   grouped by shared unbound variables, and `⋀ ¬viol_r` is satisfiable iff each group is: a
+//!   single contingent rule is; a larger group is enumerated;
+//! - step 3: the statuses give the violated escalate rules and the undetermined variables.
 //!
-//! The bindings are asserted only when a solver call remains. Either way the decision, the
-//! reported rules and the undetermined variables are those of steps 1–3.
+//! Only what stays unknown (an unbound `int` or `string` compared with another unbound variable, or
+//! more than [`crate::residual::MAX_COMPLETIONS`] completions) goes to Z3, with the bindings
+//! asserted on the first such call. Either way the decision, the reported rules and the
+//! undetermined variables are those of steps 1–3 (`spec/decision-semantics.md` §4.4).
 
 use std::time::Duration;
 
@@ -45,6 +48,7 @@ use crate::ast::{Effect, APPROVALS};
 use crate::compile::CompiledPolicy;
 use crate::encode::Encoding;
 use crate::error::CheckError;
+use crate::residual::Abstraction;
 use crate::solver::Z3Encoding;
 
 /// Maximum request id length in bytes.
@@ -99,9 +103,10 @@ pub struct Checker {
     deny_rules: Vec<usize>,
     /// `¬viol!i` per rule (built once).
     holds: Vec<Bool>,
-    /// `¬viol!r` for the deny rules `r` (the step 2 assumptions, built once).
-    deny_holds: Vec<Bool>,
     rule_vars: Vec<Vec<String>>,
+    abstraction: Abstraction,
+    /// Use the solver-free paths (three-valued evaluation, enumeration of representatives).
+    direct: bool,
 }
 
 enum Answer {
@@ -110,6 +115,33 @@ enum Answer {
 }
 
 struct FailClosed;
+
+/// What is known of one rule under the action's bindings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Status {
+    /// Satisfied in every completion.
+    Holds,
+    /// Violated in every completion.
+    Violated,
+    /// Violated in some completions and satisfied in others.
+    Contingent,
+    /// Not known without the solver.
+    Unknown,
+}
+
+/// One check in progress: the statuses of the rules, solver witnesses, and whether the bindings
+/// are asserted (pushed) on the solver.
+struct Round<'a> {
+    checker: &'a Checker,
+    action: &'a Action,
+    approvals: i64,
+    status: Vec<Status>,
+    /// Rule `i` is violated in some model seen so far.
+    seen_violated: Vec<bool>,
+    /// Rule `i` holds in some model seen so far.
+    seen_holding: Vec<bool>,
+    pushed: bool,
+}
 
 impl Checker {
     /// Encode the policy and assert it once into a fresh solver with the given timeout.
@@ -138,10 +170,6 @@ impl Checker {
             .map(|(i, _)| i)
             .collect();
         let holds: Vec<Bool> = z3.violated.iter().map(Bool::not).collect();
-        let deny_holds = deny_rules
-            .iter()
-            .filter_map(|&i| holds.get(i).cloned())
-            .collect();
         let rule_vars = ast
             .rules
             .iter()
@@ -154,8 +182,9 @@ impl Checker {
             any_violated,
             deny_rules,
             holds,
-            deny_holds,
             rule_vars,
+            abstraction: Abstraction::new(ast),
+            direct: true,
         })
     }
 
@@ -165,6 +194,13 @@ impl Checker {
         let mut params = Params::new();
         params.set_u32("rlimit", rlimit);
         self.solver.set_params(&params);
+    }
+
+    /// Turn the solver-free paths on (the default) or off. Off, every rule is decided by Z3
+    /// calls (steps 1–3 of the module docs): the same decisions, for testing the encoding and for
+    /// measuring the solver path.
+    pub fn set_direct_evaluation(&mut self, on: bool) {
+        self.direct = on;
     }
 
     /// The policy this checker decides.
@@ -209,35 +245,11 @@ impl Checker {
             salt,
             canonical_action,
         };
-        let determined: Vec<Option<bool>> = (0..self.rule_vars.len())
-            .map(|i| self.determined(i, &action, count))
-            .collect();
-        let deny_forced = self
-            .deny_rules
-            .iter()
-            .any(|&i| determined.get(i).copied().flatten() == Some(true));
-        // Every rule's violation is fixed by the bound values alone (three-valued evaluation is
-        // exact: `Some` only when every completion agrees), so no completion can change the
-        // outcome and the solver is not needed (spec/decision-semantics.md §4).
-        let all_bound = determined.iter().all(Option::is_some);
-        let needs_solver = if deny_forced {
-            self.deny_rules
-                .iter()
-                .any(|&i| determined.get(i).is_none_or(Option::is_none))
-        } else {
-            !all_bound
-        };
-        let result = if needs_solver {
-            self.solver.push();
-            for t in self.z3.encoding().bindings(&action, Some(count)) {
-                self.solver.assert(self.z3.lower_bool(&t));
-            }
-            let result = self.decide(&determined, deny_forced, all_bound, &action, &mut outcome);
+        let mut round = Round::new(self, &action, count);
+        let result = round.decide(&mut outcome);
+        if round.pushed {
             self.solver.pop(1);
-            result
-        } else {
-            self.decide(&determined, deny_forced, all_bound, &action, &mut outcome)
-        };
+        }
         if result.is_err() {
             tracing::warn!(
                 policy = self.policy.name(),
@@ -262,149 +274,267 @@ impl Checker {
         Ok(outcome)
     }
 
-    /// Rule `i`'s violation when the bound values fix it in every completion (always when every
-    /// variable of the rule is bound): three-valued `when ∧ ¬require` (see
-    /// [`crate::eval::eval_partial`]), instead of asking the solver.
-    fn determined(&self, i: usize, action: &Action, approvals: i64) -> Option<bool> {
+    /// Unbound variables of rule `i` (never `approvals`), sorted.
+    fn unbound<'a>(&'a self, i: usize, action: &Action) -> Vec<&'a str> {
+        self.rule_vars
+            .get(i)
+            .into_iter()
+            .flatten()
+            .filter(|v| *v != APPROVALS && action.get(v).is_none())
+            .map(String::as_str)
+            .collect()
+    }
+
+    /// What the bound values say about rule `i` without the solver: three-valued evaluation of
+    /// `when ∧ ¬require` ([`crate::eval::eval_partial`]; always decisive when every variable of
+    /// the rule is bound), then enumeration of the representatives of its unbound variables
+    /// ([`Abstraction::classify`]).
+    fn status(&self, i: usize, action: &Action, approvals: i64) -> Status {
         let ast = self.policy.ast();
-        let rule = ast.rules.get(i)?;
+        let Some(rule) = ast.rules.get(i) else {
+            return Status::Unknown;
+        };
+        if !self.direct {
+            return Status::Unknown;
+        }
         let when = rule.when.as_ref().map_or(Some(true), |w| {
             crate::eval::eval_partial(w, ast, action, approvals)
         });
         if when == Some(false) {
-            return Some(false);
+            return Status::Holds;
         }
         let violated = crate::eval::eval_partial(&rule.require, ast, action, approvals).map(|r| !r);
         match (when, violated) {
-            (_, Some(false)) => Some(false),
-            (Some(true), Some(true)) => Some(true),
-            _ => None,
+            (_, Some(false)) => return Status::Holds,
+            (Some(true), Some(true)) => return Status::Violated,
+            _ => {}
+        }
+        let names = self.unbound(i, action);
+        match self
+            .abstraction
+            .classify(ast, rule, &names, action, approvals)
+        {
+            Some((false, _)) => Status::Holds,
+            Some((true, false)) => Status::Violated,
+            Some((true, true)) => Status::Contingent,
+            None => Status::Unknown,
+        }
+    }
+}
+
+impl<'a> Round<'a> {
+    fn new(checker: &'a Checker, action: &'a Action, approvals: i64) -> Self {
+        let n = checker.rule_vars.len();
+        Self {
+            checker,
+            action,
+            approvals,
+            status: (0..n)
+                .map(|i| checker.status(i, action, approvals))
+                .collect(),
+            seen_violated: vec![false; n],
+            seen_holding: vec![false; n],
+            pushed: false,
         }
     }
 
-    fn sat(&self, assumptions: &[Bool]) -> Result<Answer, FailClosed> {
-        match self.solver.check_assumptions(assumptions) {
-            SatResult::Sat => Ok(Answer::Sat),
+    fn status(&self, i: usize) -> Status {
+        self.status.get(i).copied().unwrap_or(Status::Unknown)
+    }
+
+    /// A solver call under the action's bindings (asserted on first use). After a satisfiable
+    /// call, the model's rule values are kept as witnesses ("rule i can be violated / can
+    /// hold"), so the outcome does not depend on which model Z3 returns.
+    fn sat(&mut self, assumptions: &[Bool]) -> Result<Answer, FailClosed> {
+        let c = self.checker;
+        if !self.pushed {
+            c.solver.push();
+            for t in c.z3.encoding().bindings(self.action, Some(self.approvals)) {
+                c.solver.assert(c.z3.lower_bool(&t));
+            }
+            self.pushed = true;
+        }
+        match c.solver.check_assumptions(assumptions) {
+            SatResult::Sat => {
+                if let Some(model) = c.solver.get_model() {
+                    for (i, lit) in c.z3.violated.iter().enumerate() {
+                        let v = model.eval(lit, true).and_then(|b| b.as_bool());
+                        let slot = match v {
+                            Some(true) => self.seen_violated.get_mut(i),
+                            Some(false) => self.seen_holding.get_mut(i),
+                            None => None,
+                        };
+                        if let Some(s) = slot {
+                            *s = true;
+                        }
+                    }
+                }
+                Ok(Answer::Sat)
+            }
             SatResult::Unsat => Ok(Answer::Unsat),
             SatResult::Unknown => Err(FailClosed),
         }
     }
 
-    /// Per rule: is `viol_i == value` in the model of the last satisfiable call?
-    fn witness(&self, value: bool) -> Vec<bool> {
-        let Some(model) = self.solver.get_model() else {
-            return Vec::new();
-        };
-        self.z3
-            .violated
+    /// Steps 1–3 of the module docs on the rule statuses; the solver answers what they leave
+    /// open.
+    fn decide(&mut self, out: &mut Outcome) -> Result<(), FailClosed> {
+        let c = self.checker;
+        let deny_rules = c.deny_rules.as_slice();
+        if deny_rules
             .iter()
-            .map(|lit| {
-                model
-                    .eval(lit, true)
-                    .and_then(|b| b.as_bool())
-                    .is_some_and(|b| b == value)
-            })
-            .collect()
-    }
-
-    fn holds(&self, i: usize) -> Option<&Bool> {
-        self.holds.get(i)
-    }
-
-    fn violated_lit(&self, i: usize) -> Option<Bool> {
-        self.z3.violated.get(i).cloned()
-    }
-
-    /// Steps 1–3 of the module docs. `determined[i]` is rule `i`'s violation when the bound
-    /// values fix it; `deny_forced` says a determined deny rule is violated; `all_bound` that
-    /// every variable of every rule is bound. The solver is called only when the bindings are
-    /// asserted (see [`Self::check`]).
-    fn decide(
-        &self,
-        determined: &[Option<bool>],
-        deny_forced: bool,
-        all_bound: bool,
-        action: &Action,
-        out: &mut Outcome,
-    ) -> Result<(), FailClosed> {
-        let det = |i: usize| determined.get(i).copied().flatten();
-        if deny_forced {
+            .any(|&i| self.status(i) == Status::Violated)
+        {
             out.decision = Decision::Deny;
-            out.violated = self.explain_deny(determined)?;
+            out.violated = self.explain_deny()?;
             return Ok(());
         }
-        if all_bound {
-            // No deny rule is violated (else `deny_forced`): allow, or escalate naming the
-            // violated escalate rules; nothing is undetermined.
-            out.violated = (0..determined.len())
-                .filter(|&i| det(i) == Some(true))
-                .map(index_u32)
-                .collect();
-            out.decision = if out.violated.is_empty() {
-                Decision::Allow
-            } else {
-                Decision::Escalate
-            };
-            return Ok(());
+        // Step 1, allow: no rule can be violated.
+        let maybe_violated = self
+            .status
+            .iter()
+            .any(|s| matches!(s, Status::Violated | Status::Contingent));
+        if !maybe_violated {
+            let open = self.status.contains(&Status::Unknown);
+            if !open
+                || matches!(
+                    self.sat(std::slice::from_ref(&c.any_violated))?,
+                    Answer::Unsat
+                )
+            {
+                out.decision = Decision::Allow;
+                return Ok(());
+            }
         }
-        // Allow first: the common case costs one solver call. Bindings are validated against the
-        // domain, so `bindings ∧ domain` is satisfiable and "no completion violates any rule"
-        // implies the deny check below would pass.
-        if let Answer::Unsat = self.sat(std::slice::from_ref(&self.any_violated))? {
-            out.decision = Decision::Allow;
-            return Ok(());
-        }
-        // Models are used only as witnesses ("rule i can be violated / can hold"), so the
-        // outcome does not depend on which model Z3 returns.
-        let can_violate = self.witness(true);
-        if let Answer::Unsat = self.sat(&self.deny_holds)? {
+        // Step 2, deny: no completion satisfies every deny rule.
+        if !self.deny_satisfiable(deny_rules)? {
             out.decision = Decision::Deny;
-            out.violated = self.explain_deny(determined)?;
+            out.violated = self.explain_deny()?;
             return Ok(());
         }
-        let can_hold = self.witness(false);
+        // Step 3, escalate: settle the open rules, one or two solver calls each at most.
         out.decision = Decision::Escalate;
-        let mut undetermined = std::collections::BTreeSet::new();
-        for (i, rule) in self.policy.ast().rules.iter().enumerate() {
-            let (Some(v), Some(h)) = (self.violated_lit(i), self.holds(i)) else {
+        for i in 0..self.status.len() {
+            if self.status(i) != Status::Unknown {
+                continue;
+            }
+            let (Some(v), Some(h)) = (c.z3.violated.get(i), c.holds.get(i)) else {
                 continue;
             };
-            let forced = match det(i) {
-                Some(false) => continue,
-                Some(true) => true,
-                None => {
-                    let witnessed = |w: &[bool]| w.get(i).copied().unwrap_or(false);
-                    if !witnessed(&can_violate) && matches!(self.sat(&[v])?, Answer::Unsat) {
-                        continue;
-                    }
-                    !witnessed(&can_hold)
-                        && matches!(self.sat(std::slice::from_ref(h))?, Answer::Unsat)
-                }
+            let seen = |w: &[bool]| w.get(i).copied().unwrap_or(false);
+            let can_violate = seen(&self.seen_violated)
+                || matches!(self.sat(std::slice::from_ref(v))?, Answer::Sat);
+            let s = if !can_violate {
+                Status::Holds
+            } else if seen(&self.seen_holding)
+                || matches!(self.sat(std::slice::from_ref(h))?, Answer::Sat)
+            {
+                Status::Contingent
+            } else {
+                Status::Violated
             };
-            if forced {
-                if rule.effect == Effect::Escalate {
+            if let Some(slot) = self.status.get_mut(i) {
+                *slot = s;
+            }
+        }
+        let ast = c.policy.ast();
+        let mut undetermined = std::collections::BTreeSet::new();
+        for (i, rule) in ast.rules.iter().enumerate() {
+            match self.status(i) {
+                Status::Violated if rule.effect == Effect::Escalate => {
                     out.violated.push(index_u32(i));
                 }
-            } else {
-                for var in self.rule_vars.get(i).into_iter().flatten() {
-                    if var != APPROVALS && action.get(var).is_none() {
-                        undetermined.insert(var.clone());
-                    }
+                Status::Contingent => {
+                    undetermined.extend(c.unbound(i, self.action).into_iter().map(str::to_owned));
                 }
+                _ => {}
             }
         }
         out.undetermined = undetermined.into_iter().collect();
         Ok(())
     }
 
-    /// Deterministic explanation of a deny (see the module docs).
-    fn explain_deny(&self, determined: &[Option<bool>]) -> Result<Vec<u32>, FailClosed> {
+    /// Is `D ∧ B ∧ ⋀_{r ∈ rules} ¬viol_r` satisfiable? Rules that share no unbound variable
+    /// are independent (the domain constraints are per variable), so the open rules are split
+    /// into groups connected by shared unbound variables: a single contingent rule holds in some
+    /// completion; a group is enumerated when it can be; the remaining groups go to the solver
+    /// in one call.
+    fn deny_satisfiable(&mut self, rules: &[usize]) -> Result<bool, FailClosed> {
+        let c = self.checker;
+        let mut live = Vec::new();
+        for &i in rules {
+            match self.status(i) {
+                Status::Holds => {}
+                Status::Violated => return Ok(false),
+                Status::Contingent | Status::Unknown => live.push(i),
+            }
+        }
+        let mut groups: Vec<(Vec<usize>, Vec<&str>)> = Vec::new();
+        for &i in &live {
+            let mut names = c.unbound(i, self.action);
+            let mut members = vec![i];
+            let mut k = 0;
+            while k < groups.len() {
+                let shares = groups
+                    .get(k)
+                    .is_some_and(|(_, g)| g.iter().any(|n| names.contains(n)));
+                if shares {
+                    let (m, g) = groups.swap_remove(k);
+                    members.extend(m);
+                    names.extend(g);
+                } else {
+                    k += 1;
+                }
+            }
+            members.sort_unstable();
+            names.sort_unstable();
+            names.dedup();
+            groups.push((members, names));
+        }
+        let ast = c.policy.ast();
+        let mut to_solver = Vec::new();
+        for (members, names) in groups {
+            let open = members.iter().any(|&i| self.status(i) == Status::Unknown);
+            if !open && members.len() == 1 {
+                continue;
+            }
+            let joint = if open {
+                None
+            } else {
+                let rs: Vec<_> = members.iter().filter_map(|&i| ast.rules.get(i)).collect();
+                c.abstraction
+                    .jointly_hold(ast, &rs, &names, self.action, self.approvals)
+            };
+            match joint {
+                Some(true) => {}
+                Some(false) => return Ok(false),
+                None => to_solver.extend(members),
+            }
+        }
+        if to_solver.is_empty() {
+            return Ok(true);
+        }
+        to_solver.sort_unstable();
+        let assumptions: Vec<Bool> = to_solver
+            .iter()
+            .filter_map(|&i| c.holds.get(i).cloned())
+            .collect();
+        Ok(matches!(self.sat(&assumptions)?, Answer::Sat))
+    }
+
+    /// Deterministic explanation of a deny (module docs, step 2): the deny rules violated in
+    /// every completion; if none is, the minimal unsatisfiable subset by deletion in index order.
+    fn explain_deny(&mut self) -> Result<Vec<u32>, FailClosed> {
+        let c = self.checker;
         let mut forced = Vec::new();
-        for &i in &self.deny_rules {
-            let Some(h) = self.holds(i) else { continue };
-            let violated_everywhere = match determined.get(i).copied().flatten() {
-                Some(v) => v,
-                None => matches!(self.sat(std::slice::from_ref(h))?, Answer::Unsat),
+        for &i in &c.deny_rules {
+            let violated_everywhere = match self.status(i) {
+                Status::Violated => true,
+                Status::Holds | Status::Contingent => false,
+                Status::Unknown => match c.holds.get(i) {
+                    Some(h) => matches!(self.sat(std::slice::from_ref(h))?, Answer::Unsat),
+                    None => false,
+                },
             };
             if violated_everywhere {
                 forced.push(index_u32(i));
@@ -413,19 +543,19 @@ impl Checker {
         if !forced.is_empty() {
             return Ok(forced);
         }
-        let mut keep: Vec<usize> = self.deny_rules.clone();
+        let mut keep: Vec<usize> = c.deny_rules.clone();
         let mut k = 0;
         while k < keep.len() {
-            let trial: Vec<Bool> = keep
+            let trial: Vec<usize> = keep
                 .iter()
                 .enumerate()
                 .filter(|(j, _)| *j != k)
-                .filter_map(|(_, &i)| self.holds(i).cloned())
+                .map(|(_, &i)| i)
                 .collect();
-            if let Answer::Unsat = self.sat(&trial)? {
-                keep.remove(k);
-            } else {
+            if self.deny_satisfiable(&trial)? {
                 k += 1;
+            } else {
+                keep.remove(k);
             }
         }
         Ok(keep.into_iter().map(index_u32).collect())

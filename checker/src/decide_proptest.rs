@@ -9,8 +9,11 @@
 //! - every completion violates nothing ⇒ Allow;
 //! - otherwise ⇒ Escalate.
 //!
-//! Bound values include `null` (explicitly absent). For fully bound actions the violated rule
-//! lists must also match.
+//! Bound values include `null` (explicitly absent). The reported rules and undetermined variables
+//! must match a brute-force computation of `spec/decision-semantics.md` §4.1–4.2 over the same
+//! completions, for partial actions too; the checker with its solver-free paths turned off (every
+//! rule decided by Z3) must give the identical outcome. For fully bound actions the violated rule
+//! lists must also match direct evaluation.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -195,6 +198,78 @@ fn completions(case: &Case) -> Vec<Map<String, Value>> {
     out
 }
 
+/// The full outcome by brute force over every completion (`spec/decision-semantics.md` §4):
+/// decision, reported rules (§4.1) and undetermined variables (§4.2).
+fn oracle(case: &Case, ast: &crate::ast::Policy) -> (Decision, Vec<u32>, Vec<String>) {
+    let viol: Vec<Vec<bool>> = completions(case)
+        .into_iter()
+        .map(|c| {
+            let a = Action::from_value(ast, &Value::Object(c)).unwrap();
+            let v = violated_rules(ast, &a, 0);
+            (0..ast.rules.len())
+                .map(|i| v.contains(&(i as u32)))
+                .collect()
+        })
+        .collect();
+    let of = |effect| -> Vec<usize> {
+        (0..ast.rules.len())
+            .filter(|&i| ast.rules[i].effect == effect)
+            .collect()
+    };
+    let jointly = |set: &[usize]| viol.iter().any(|v| set.iter().all(|&r| !v[r]));
+    let everywhere = |r: usize| viol.iter().all(|v| v[r]);
+    let somewhere = |r: usize| viol.iter().any(|v| v[r]);
+    let deny = of(crate::ast::Effect::Deny);
+    if !jointly(&deny) {
+        let forced: Vec<usize> = deny.iter().copied().filter(|&r| everywhere(r)).collect();
+        let rules = if forced.is_empty() {
+            let mut keep = deny.clone();
+            let mut k = 0;
+            while k < keep.len() {
+                let mut trial = keep.clone();
+                trial.remove(k);
+                if jointly(&trial) {
+                    k += 1;
+                } else {
+                    keep = trial;
+                }
+            }
+            keep
+        } else {
+            forced
+        };
+        return (
+            Decision::Deny,
+            rules.into_iter().map(|r| r as u32).collect(),
+            vec![],
+        );
+    }
+    if (0..ast.rules.len()).all(|r| !somewhere(r)) {
+        return (Decision::Allow, vec![], vec![]);
+    }
+    let violated = of(crate::ast::Effect::Escalate)
+        .into_iter()
+        .filter(|&r| everywhere(r))
+        .map(|r| r as u32)
+        .collect();
+    let mut undetermined = std::collections::BTreeSet::new();
+    for (r, rule) in ast.rules.iter().enumerate() {
+        if somewhere(r) && !everywhere(r) {
+            undetermined.extend(
+                rule.variables()
+                    .into_iter()
+                    .filter(|v| *v != crate::ast::APPROVALS && !case.action.contains_key(*v))
+                    .map(str::to_owned),
+            );
+        }
+    }
+    (
+        Decision::Escalate,
+        violated,
+        undetermined.into_iter().collect(),
+    )
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 100, failure_persistence: None, ..ProptestConfig::default() })]
 
@@ -202,16 +277,30 @@ proptest! {
     fn z3_decision_matches_direct_evaluation(case in case()) {
         let policy = crate::compile(&case.toml, Salt([0; 32])).unwrap();
         let ast = policy.ast();
+        let req = CheckRequest {
+            action: Value::Object(case.action.clone()),
+            request_id: "p".into(),
+            salt: Some(Salt([1; 32])),
+            approvals: vec![],
+        };
         let mut checker = Checker::new(&policy, Duration::from_secs(10)).unwrap();
-        let out = checker
-            .check(&CheckRequest {
-                action: Value::Object(case.action.clone()),
-                request_id: "p".into(),
-                salt: Some(Salt([1; 32])),
-                approvals: vec![],
-            })
-            .unwrap();
+        let out = checker.check(&req).unwrap();
         prop_assert!(!out.fail_closed);
+        // The solver-only path (every rule decided by Z3) gives the same outcome.
+        let mut z3_only = Checker::new(&policy, Duration::from_secs(10)).unwrap();
+        z3_only.set_direct_evaluation(false);
+        let by_z3 = z3_only.check(&req).unwrap();
+        prop_assert_eq!(&by_z3, &out, "policy:\n{}\naction: {:?}", case.toml, case.action);
+        // Decision, reported rules and undetermined variables by brute force (partial actions
+        // included).
+        let (d, violated, undetermined) = oracle(&case, ast);
+        prop_assert_eq!(
+            (out.decision, &out.violated, &out.undetermined),
+            (d, &violated, &undetermined),
+            "policy:\n{}\naction: {:?}",
+            case.toml,
+            case.action
+        );
 
         let mut any_deny_ok = false;
         let mut all_clean = true;

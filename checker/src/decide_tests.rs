@@ -194,15 +194,99 @@ fn warm_latency() {
 
 #[test]
 fn solver_unknown_fails_closed() {
+    // The authorization token is left unbound: the solver path decides it...
+    let a = json!({"destination": "external", "record_count": 50, "transfer_index": 0,
+                   "classification": "public", "is_privileged": false});
+    let mut z3 = checker(EGRESS);
+    z3.set_direct_evaluation(false);
+    let expected = z3.check(&req(a.clone())).unwrap();
+    assert_eq!(expected.decision, Decision::Escalate);
+    assert_eq!(expected.undetermined, ["authorization_token"]);
+    // ...and so does enumeration, without a solver call (the budget would fail closed)...
     let mut c = checker(EGRESS);
     c.set_resource_limit(1);
-    // The authorization token is left unbound, so the outcome needs the solver.
-    let o = c
-        .check(&req(json!({"destination": "external", "record_count": 50})))
-        .unwrap();
+    assert_eq!(c.check(&req(a.clone())).unwrap(), expected);
+    // ...while on the solver path the exhausted budget fails closed.
+    c.set_direct_evaluation(false);
+    let o = c.check(&req(a)).unwrap();
     assert_eq!(o.decision, Decision::Deny);
     assert!(o.fail_closed);
     assert!(o.violated.is_empty() && o.undetermined.is_empty());
+}
+
+/// A comparison between two unbound ints has no fixed representatives, so Z3 decides it, and
+/// an exhausted solver budget is a fail-closed deny even with the solver-free paths on.
+#[test]
+fn unbound_comparison_goes_to_the_solver_and_fails_closed() {
+    let src = r#"
+name = "pair"
+version = "1"
+[variables]
+x = { type = "int", min = 0, max = 100 }
+y = { type = "int", min = 0, max = 100 }
+n = { type = "int", min = 0, max = 100 }
+[[rules]]
+id = "ordered"
+text = "x below y"
+require = 'x < y'
+effect = "deny"
+[[rules]]
+id = "cap"
+text = "n at most 5"
+require = 'n <= 5'
+effect = "deny"
+"#;
+    let mut c = checker(src);
+    let o = c.check(&req(json!({"n": 3}))).unwrap();
+    assert_eq!(o.decision, Decision::Escalate);
+    assert_eq!(o.undetermined, ["x", "y"]);
+    let o = c.check(&req(json!({"n": 9}))).unwrap();
+    assert_eq!((o.decision, o.violated), (Decision::Deny, vec![1]));
+    let o = c.check(&req(json!({"x": 100, "n": 1}))).unwrap();
+    assert_eq!((o.decision, o.violated), (Decision::Deny, vec![0]));
+    c.set_resource_limit(1);
+    let o = c.check(&req(json!({"n": 3}))).unwrap();
+    assert!(o.fail_closed);
+    assert_eq!(o.decision, Decision::Deny);
+}
+
+/// Two deny rules that share an unbound variable and cannot both hold: deny by enumeration,
+/// without a single solver call (an exhausted budget would fail closed), with the minimal subset.
+#[test]
+fn joint_deny_by_enumeration() {
+    let src = r#"
+name = "joint"
+version = "1"
+[variables]
+x = { type = "int", min = 0, max = 100 }
+t = { type = "token" }
+[[rules]]
+id = "low"
+text = "t"
+require = 'x < 5'
+effect = "deny"
+[[rules]]
+id = "token"
+text = "t"
+require = 'present(t)'
+effect = "escalate"
+[[rules]]
+id = "high"
+text = "t"
+require = 'x > 7'
+effect = "deny"
+"#;
+    let mut c = checker(src);
+    c.set_resource_limit(1);
+    let o = c.check(&req(json!({}))).unwrap();
+    assert!(!o.fail_closed);
+    assert_eq!((o.decision, o.violated), (Decision::Deny, vec![0, 2]));
+    let o = c.check(&req(json!({"x": 3}))).unwrap();
+    assert_eq!((o.decision, o.violated), (Decision::Deny, vec![2]));
+    c.set_direct_evaluation(false);
+    c.set_resource_limit(u32::MAX);
+    let o = c.check(&req(json!({}))).unwrap();
+    assert_eq!((o.decision, o.violated), (Decision::Deny, vec![0, 2]));
 }
 
 #[test]
@@ -370,4 +454,90 @@ effect = "deny"
         d(&mut c, json!({"vendor": "q", "other": "q"})),
         Decision::Deny
     );
+}
+
+/// Partners the property test does not generate: `approvals` as a comparison partner, a string
+/// compared with a bound string outside the universe, a wide int range. The solver-free paths
+/// and the solver-only path agree on every action.
+#[test]
+fn direct_and_solver_paths_agree_on_partner_comparisons() {
+    let src = r#"
+name = "partners"
+version = "1"
+[lists]
+vendors = ["acme"]
+[variables]
+n = { type = "int" }
+v = { type = "string", list = "vendors" }
+w = { type = "string" }
+k = { type = "enum", values = ["a", "b", "c"] }
+[[rules]]
+id = "n-vs-approvals"
+text = "t"
+when = 'k != "c"'
+require = 'n <= approvals and n > -2'
+effect = "escalate"
+[[rules]]
+id = "same-vendor"
+text = "t"
+when = 'present(w)'
+require = 'v == w and not (v in vendors)'
+effect = "deny"
+[[rules]]
+id = "k-set"
+text = "t"
+require = 'k in ["a", "b"] or n == 9223372036854775807'
+effect = "deny"
+"#;
+    let actions = [
+        json!({}),
+        json!({"n": 0}),
+        json!({"n": -5, "k": "a"}),
+        json!({"w": "zed"}),
+        json!({"w": "acme"}),
+        json!({"v": "zed", "w": null}),
+        json!({"v": "acme"}),
+        json!({"k": "c"}),
+        json!({"k": "c", "n": 3}),
+        json!({"k": null, "w": "q", "v": "q"}),
+    ];
+    let mut direct = checker(src);
+    let mut z3 = checker(src);
+    z3.set_direct_evaluation(false);
+    for a in actions {
+        let d = direct.check(&req(a.clone())).unwrap();
+        assert!(!d.fail_closed, "{a}");
+        assert_eq!(d, z3.check(&req(a.clone())).unwrap(), "{a}");
+    }
+}
+
+/// Every action of the example battle-test suites (`testdata/policies/*.cases.toml`, without
+/// their approvals) gets the identical outcome from the solver-free paths and from Z3 alone.
+#[test]
+fn example_suites_agree_with_the_solver_path() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/policies");
+    let mut checked = 0;
+    for name in [
+        "customer-data-egress",
+        "hipaa-phi",
+        "payments-dual-approval",
+        "eu-ai-act-human-review",
+        "approved-vendors",
+    ] {
+        let src = std::fs::read_to_string(dir.join(format!("{name}.toml"))).unwrap();
+        let suite = crate::suite::Suite::load(&dir.join(format!("{name}.cases.toml"))).unwrap();
+        let mut direct = checker(&src);
+        let mut z3 = checker(&src);
+        z3.set_direct_evaluation(false);
+        for case in &suite.cases {
+            let r = req(case.action.clone());
+            let d = direct.check(&r);
+            assert_eq!(d, z3.check(&r), "{name}: {}", case.name);
+            if let Ok(d) = d {
+                assert!(!d.fail_closed, "{name}: {}", case.name);
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked >= 75, "{checked}");
 }

@@ -48,6 +48,28 @@ pub enum PolicyErrorKind {
         /// Approver name.
         name: String,
     },
+    /// An approver's `name` differs from the name inside its verifier key
+    /// (`spec/policy-language.md` §2).
+    #[error("approver name `{name}` does not match the name `{key_name}` in its key")]
+    ApproverNameMismatch {
+        /// The `name` field.
+        name: String,
+        /// The name in the verifier key.
+        key_name: String,
+    },
+    /// Two approvers share a name.
+    #[error("duplicate approver name `{name}`")]
+    DuplicateApproverName {
+        /// The name.
+        name: String,
+    },
+    /// An approver's name is another approver's hex key id, so an approval naming it would be
+    /// ambiguous.
+    #[error("approver name `{name}` is the key id of another approver")]
+    AmbiguousApproverName {
+        /// The name.
+        name: String,
+    },
     /// Expression syntax error.
     #[error("syntax error: {expected}")]
     Syntax {

@@ -14,13 +14,31 @@ enum Val<'a> {
     Str(&'a str),
 }
 
-fn operand<'a>(o: &'a Operand, action: &'a Action, approvals: i64) -> Option<Val<'a>> {
+/// Where evaluation looks up variables: an [`Action`], or an action extended by a completion of
+/// some unbound variables ([`crate::residual`]).
+pub trait Env {
+    /// The binding of `name`: `None` when unbound, [`BoundValue::Absent`] when explicitly absent.
+    fn lookup(&self, name: &str) -> Option<&BoundValue>;
+
+    /// The value of `name` when it is bound and present.
+    fn present_value(&self, name: &str) -> Option<&BoundValue> {
+        self.lookup(name).filter(|v| **v != BoundValue::Absent)
+    }
+}
+
+impl Env for Action {
+    fn lookup(&self, name: &str) -> Option<&BoundValue> {
+        self.get(name)
+    }
+}
+
+fn operand<'a, E: Env + ?Sized>(o: &'a Operand, action: &'a E, approvals: i64) -> Option<Val<'a>> {
     match o {
         Operand::Int(n) => Some(Val::Int(*n)),
         Operand::Bool(b) => Some(Val::Bool(*b)),
         Operand::Str(s) => Some(Val::Str(s)),
         Operand::Var(v) if v == APPROVALS => Some(Val::Int(approvals)),
-        Operand::Var(v) => match action.value(v)? {
+        Operand::Var(v) => match action.present_value(v)? {
             BoundValue::Bool(b) => Some(Val::Bool(*b)),
             BoundValue::Int(n) => Some(Val::Int(*n)),
             BoundValue::Enum { value, .. } => Some(Val::Str(value)),
@@ -30,20 +48,20 @@ fn operand<'a>(o: &'a Operand, action: &'a Action, approvals: i64) -> Option<Val
     }
 }
 
-fn string_of<'a>(action: &'a Action, var: &str) -> Option<&'a str> {
-    match action.value(var)? {
+fn string_of<'a, E: Env + ?Sized>(action: &'a E, var: &str) -> Option<&'a str> {
+    match action.present_value(var)? {
         BoundValue::Enum { value, .. } => Some(value),
         BoundValue::Str(s) => Some(s),
         _ => None,
     }
 }
 
-/// Evaluate a type-checked expression.
-pub fn eval(e: &Expr, policy: &Policy, action: &Action, approvals: i64) -> bool {
+/// Evaluate a type-checked expression on a fully known action (or completion).
+pub fn eval<E: Env + ?Sized>(e: &Expr, policy: &Policy, action: &E, approvals: i64) -> bool {
     match e {
         Expr::Const(b) => *b,
-        Expr::Var(v) => matches!(action.value(v), Some(BoundValue::Bool(true))),
-        Expr::Present(v) => v == APPROVALS || action.value(v).is_some(),
+        Expr::Var(v) => matches!(action.present_value(v), Some(BoundValue::Bool(true))),
+        Expr::Present(v) => v == APPROVALS || action.present_value(v).is_some(),
         Expr::Not(x) => !eval(x, policy, action, approvals),
         Expr::And(xs) => xs.iter().all(|x| eval(x, policy, action, approvals)),
         Expr::Or(xs) => xs.iter().any(|x| eval(x, policy, action, approvals)),

@@ -9,7 +9,9 @@
 //! 2. [`screen()`] intersects an action's keys with the policy's variables.
 //! 3. A [`Checker`] (one warm Z3 solver per policy, bound to its thread) decides a
 //!    [`CheckRequest`] by validity: allow, deny (naming violated rules) or escalate (naming the
-//!    undetermined variables). A timeout or unknown is a fail-closed deny. Approvals
+//!    undetermined variables). Rules the bound values settle, and unbound variables with finitely
+//!    many distinguishable values ([`residual`]), are decided exactly without a solver call; Z3
+//!    answers the rest. A timeout or unknown is a fail-closed deny. Approvals
 //!    ([`approval`]) are verified Ed25519 signatures by registered approvers.
 //!    [`CheckerPool`] runs checkers on dedicated threads for async callers.
 //! 4. [`issue_receipt`] signs the decision statement with the checker key (`verdict_core::receipt`).
@@ -71,6 +73,7 @@ pub mod eval;
 pub mod issue;
 pub mod parse;
 pub mod pool;
+pub mod residual;
 pub mod scenarios;
 pub mod screen;
 pub mod solver;

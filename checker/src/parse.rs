@@ -71,7 +71,7 @@ pub(crate) struct RawVariable {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawApprover {
-    pub name: String,
+    pub name: Spanned<String>,
     pub key: Spanned<String>,
 }
 

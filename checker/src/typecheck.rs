@@ -124,33 +124,73 @@ pub(crate) fn check_policy(source: &str, raw: RawPolicy) -> Result<Policy, Polic
             0..0,
         ));
     }
+    // spec/policy-language.md §2: each key parses, its name is the approver's name, and names
+    // and key ids identify one approver each (an approval names its approver by either).
     let mut approvers = Vec::new();
     let mut key_ids = BTreeSet::new();
+    let mut names = BTreeSet::new();
+    let mut name_spans = Vec::new();
+    let mut key_ids_in_order = Vec::new();
     for a in &raw.approvers {
         let a_ref = a.get_ref();
+        let name = a_ref.name.get_ref();
         let kspan = a_ref.key.span();
+        let name_at = content_offset(source, &a_ref.name.span());
         let v = Verifier::parse(a_ref.key.get_ref()).map_err(|e| {
             PolicyError::at(
                 PolicyErrorKind::ApproverKey {
-                    name: a_ref.name.clone(),
+                    name: name.clone(),
                     reason: e.to_string(),
                 },
                 source,
                 content_offset(source, &kspan),
             )
         })?;
+        if v.name() != name {
+            return Err(PolicyError::at(
+                PolicyErrorKind::ApproverNameMismatch {
+                    name: name.clone(),
+                    key_name: v.name().to_owned(),
+                },
+                source,
+                name_at,
+            ));
+        }
         if !key_ids.insert(v.key_id()) {
             return Err(err(
-                PolicyErrorKind::DuplicateApprover {
-                    name: a_ref.name.clone(),
-                },
+                PolicyErrorKind::DuplicateApprover { name: name.clone() },
                 kspan,
             ));
         }
+        if !names.insert(name.clone()) {
+            return Err(PolicyError::at(
+                PolicyErrorKind::DuplicateApproverName { name: name.clone() },
+                source,
+                name_at,
+            ));
+        }
+        name_spans.push((name, name_at));
+        key_ids_in_order.push(v.key_id());
         approvers.push(Approver {
-            name: a_ref.name.clone(),
+            name: name.clone(),
             key: a_ref.key.get_ref().clone(),
         });
+    }
+    for (name, at) in &name_spans {
+        let owner = key_ids.iter().find(|id| id.to_string() == **name);
+        let own = approvers
+            .iter()
+            .position(|x| x.name == **name)
+            .and_then(|i| key_ids_in_order.get(i));
+        if owner.is_some() && owner != own {
+            return Err(PolicyError::at(
+                PolicyErrorKind::AmbiguousApproverName {
+                    name: (*name).clone(),
+                },
+                source,
+                *at,
+            ));
+        }
     }
 
     let mut policy = Policy {

@@ -150,3 +150,71 @@ fn document_errors() {
     assert!(matches!(err(&deep).kind(), K::TooDeep { .. }));
     assert!(matches!(err("not toml [").kind(), K::Toml { .. }));
 }
+
+fn approvers(entries: &[(&str, &verdict_core::note::Verifier)]) -> String {
+    let mut s = String::from("name = \"p\"\nversion = \"1\"\n");
+    for (name, key) in entries {
+        s.push_str(&format!(
+            "[[approvers]]\nname = \"{name}\"\nkey = \"{key}\"\n"
+        ));
+    }
+    s
+}
+
+fn signer(name: &str, seed: u8) -> verdict_core::note::Signer {
+    verdict_core::note::Signer::new(name, ed25519_dalek::SigningKey::from_bytes(&[seed; 32]))
+        .unwrap()
+}
+
+#[test]
+fn approver_names_match_their_keys_and_are_unique() {
+    let alice = signer("alice", 1).verifier();
+    let bob = signer("bob", 2).verifier();
+    let ok = compile(
+        &approvers(&[("alice", &alice), ("bob", &bob)]),
+        Salt([0; 32]),
+    )
+    .unwrap();
+    // A policy built in code gets the same checks.
+    let mut renamed = ok.ast().clone();
+    renamed.approvers[1].name = "carol".into();
+    assert!(matches!(
+        crate::CompiledPolicy::from_policy(renamed, Salt([0; 32])),
+        Err(K::ApproverNameMismatch { .. })
+    ));
+
+    // Name and key name disagree: located at the name, inside the quotes.
+    let e = err(&approvers(&[("alice", &alice), ("carol", &bob)]));
+    assert_eq!(
+        e.kind(),
+        &K::ApproverNameMismatch {
+            name: "carol".into(),
+            key_name: "bob".into()
+        }
+    );
+    assert_eq!((e.line(), e.column()), (7, 9));
+    assert!(e
+        .with_file("p.toml")
+        .to_string()
+        .starts_with("p.toml:7:9: error: approver name `carol` does not match the name `bob`"));
+
+    // The same key twice, and two keys under one name.
+    let e = err(&approvers(&[("alice", &alice), ("alice", &alice)]));
+    assert!(matches!(e.kind(), K::DuplicateApprover { .. }));
+    let alice2 = signer("alice", 3).verifier();
+    let e = err(&approvers(&[("alice", &alice), ("alice", &alice2)]));
+    assert_eq!(
+        e.kind(),
+        &K::DuplicateApproverName {
+            name: "alice".into()
+        }
+    );
+    assert_eq!((e.line(), e.column()), (7, 9));
+
+    // A name that is another approver's key id would make an approval ambiguous.
+    let id = alice.key_id().to_string();
+    let hex_named = signer(&id, 4).verifier();
+    let e = err(&approvers(&[("alice", &alice), (&id, &hex_named)]));
+    assert_eq!(e.kind(), &K::AmbiguousApproverName { name: id.clone() });
+    assert_eq!((e.line(), e.column()), (7, 9));
+}

@@ -2,8 +2,9 @@
 //!
 //! The sequencer ([`crate::sequencer`]) is the only writer. It calls the synchronous methods of
 //! [`Storage`] from its own thread; readers (the HTTP routes) call the read methods from any thread.
-//! Two implementations exist: [`crate::storage_sled::SledStorage`] (the default, one sled `Db`)
-//! and [`crate::storage_mem::MemStorage`] (in memory, with injected faults for tests).
+//! Two implementations exist: [`crate::storage_sled::SledStorage`] (the default: one sled `Db`,
+//! with full tiles as files beside it, [`crate::storage_files`]) and
+//! [`crate::storage_mem::MemStorage`] (in memory, with injected faults for tests).
 //!
 //! Spec: `spec/tiles.md` (tile layout, C2SP tlog-tiles) and `spec/note-and-checkpoint.md`.
 
@@ -191,7 +192,7 @@ pub enum StorageError {
 ///
 /// # Contract
 /// - **Durable on return.** When a write method returns `Ok`, its effect survives a crash (sled:
-///   after `flush()`), except [`Storage::prune_staged`], which is idempotent and may be lost.
+///   after `flush()`; tile files: after fsync of the file and of its directory), except [`Storage::prune_staged`], which is idempotent and may be lost.
 /// - **Atomic writes.** Each write method takes effect completely or not at all, as seen by a
 ///   later reader or after a crash. A method that returns `Err` may or may not have taken effect
 ///   ("failed but persisted"); the caller must re-read the state ([`Storage::state`],
@@ -204,6 +205,17 @@ pub enum StorageError {
 /// - **Tiles are immutable.** A tile is stored as its widest version so far. Writing a tile
 ///   either extends the stored bytes or is a byte prefix of them (a no-op); anything else is
 ///   [`StorageError::TileConflict`] and writes nothing. A full tile (width 256) never changes.
+/// - **Reads return what was written, or an error.** [`Storage::read_tile`] returns the bytes of
+///   a committed write, or nothing, or fails; bytes that do not match the committed log (a
+///   damaged file) are [`StorageError::Corrupt`], never served. A backend that keeps data
+///   outside its transactional store (the sled backend's full tile files) checks it on read
+///   against committed state (there: the parent tile in the Merkle tree), makes it durable
+///   *before* the commit that covers it, and ignores (and never silently replaces) data that no
+///   commit covers: such leftovers of a failed or crashed write are invisible to readers, and a
+///   retry must find them byte-identical or fail with [`StorageError::TileConflict`].
+/// - **Memory is bounded** (persistent backends). No method keeps data in memory in proportion
+///   to the size of the log; any cache has a fixed byte bound (the sled backend: sled's page cache, which then only
+///   holds partial tiles and small records).
 /// - **Private records are separate.** They live apart from tiles and entries; no tile or entry
 ///   read returns them.
 ///

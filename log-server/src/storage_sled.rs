@@ -1,35 +1,104 @@
-//! The default [`Storage`]: one sled 0.34 `Db` with separate trees.
+//! The default [`Storage`]: one sled 0.34 `Db` with separate trees, plus full tiles as files.
 //!
 //! Trees: `state` (the published [`LogState`] and the staged size), `staged` (entries by index),
-//! `private` (private records by index), `tiles` (hash tiles by level and index), `entries`
-//! (entry bundles by index) and `aux` (records of other components, such as policies).
+//! `private` (private records by index), `tiles` (hash tile records by level and index), `entries`
+//! (entry bundle records by index) and `aux` (records of other components, such as policies).
 //! Multi-tree writes use sled transactions; every write ends with `flush()`, sled's durability
 //! point, before it returns.
+//!
+//! Tile records in sled are partial tiles only (width (u16 big-endian) then the bytes). A full
+//! tile (width 256) is a file ([`TileFiles`]) and has no record: the transaction that makes a
+//! tile full deletes its partial record. Full tiles are immutable, so keeping them out of sled
+//! keeps sled small (its tile trees hold about one partial tile per level), and its memory with
+//! it: reading a full tile allocates only the returned bytes, whatever the size of the log.
+//!
+//! A full tile file counts only if the committed tree covers it, which is checked on every read
+//! from the Merkle tree itself (RFC 9162 §2.1.1, spec `tiles.md` §2, §4):
+//! - a full hash tile at level `L`, index `N`: the root of its 256 hashes must be hash `N % 256`
+//!   of the level `L + 1` tile `N / 256` (read the same way, up to a partial tile in sled);
+//! - a full entry bundle `N`: the leaf hashes of its 256 entries must be the level-0 tile `N`.
+//!
+//! If the parent does not reach that far, the file is a leftover of a write that did not commit
+//! (it is ignored: the tile reads as its sled record, or as absent). If the parent covers it and
+//! the bytes differ, the read is [`StorageError::Corrupt`]: a damaged file is never served.
+//! [`Storage::write_tiles`] writes and fsyncs the files before the sled transaction that commits
+//! their parents, so `write_tiles` stays atomic as seen by readers, and a retry after a crash finds
+//! the leftover files byte-identical (see [`crate::storage_files`]). Stores written before tile
+//! files (full tiles as sled records) are still read.
 
+use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::Transactional as _;
-use verdict_core::merkle::{LeafIndex, TreeSize};
-use verdict_core::tile::TileKind;
+use verdict_core::merkle::{leaf_hash, root_of, Hash, LeafIndex, TreeSize};
+use verdict_core::tile::{TileKind, TILE_WIDTH};
 
 use crate::storage::{
     check_tile_write, decode_tile, encode_tile, merge_tile, AuxRecords, LogState, StagedEntry,
     Storage, StorageError, StoredTile, TileWrite,
 };
+use crate::storage_files::{FullTile, TileFiles};
+use crate::tiles::TileCache;
 
 /// Key of the published state in the `state` tree.
 const KEY_PUBLISHED: &[u8] = b"published";
 /// Key of the staged size (u64 big-endian) in the `state` tree.
 const KEY_STAGED_SIZE: &[u8] = b"staged_size";
 
-/// Default size of sled's page cache: 64 MiB.
+/// Default size of sled's page cache: 64 MiB. With full tiles in files, sled holds only partial
+/// tiles (about one per level), staged entries until their bundle is full, private records and
+/// the state, so the cache mostly serves the write path. (8 MiB was measured: no lower server
+/// RSS, a third slower writes at 256-entry batches.)
 pub const DEFAULT_CACHE_BYTES: u64 = 64 << 20;
+
+/// Highest hash tile level (tree levels are 0..=63, tile levels 0..=7).
+const MAX_TILE_LEVEL: u8 = 7;
+
+/// Bytes of verified full hash tiles of level 1 and up kept in memory (512 tiles): the upper
+/// part of every check chain, so that a level-0 tile or bundle read does not re-read and
+/// re-hash its ancestors. At 10M entries there are 152 such tiles; above ~33M entries the cache
+/// holds the most recently read ones.
+const PARENT_CACHE_BYTES: usize = 4 << 20;
+
+/// Why a full tile file does not count.
+fn corrupt(reason: &'static str) -> StorageError {
+    StorageError::Corrupt {
+        what: "tile file",
+        reason,
+    }
+}
+
+/// The leaf hashes of a full entry bundle, as the bytes of its level-0 hash tile.
+fn bundle_leaf_hashes(bytes: &[u8]) -> Result<Vec<u8>, StorageError> {
+    let mut out = Vec::with_capacity(usize::from(TILE_WIDTH) * Hash::LEN);
+    let mut rest = bytes;
+    for _ in 0..TILE_WIDTH {
+        let (len, tail) = rest
+            .split_at_checked(2)
+            .ok_or(corrupt("truncated entry bundle"))?;
+        let len = usize::from(u16::from_be_bytes(
+            <[u8; 2]>::try_from(len).map_err(|_| corrupt("truncated entry bundle"))?,
+        ));
+        let (entry, tail) = tail
+            .split_at_checked(len)
+            .ok_or(corrupt("truncated entry bundle"))?;
+        out.extend_from_slice(&leaf_hash(entry).0);
+        rest = tail;
+    }
+    if !rest.is_empty() {
+        return Err(corrupt("entry bundle holds more than 256 entries"));
+    }
+    Ok(out)
+}
 
 /// sled-backed storage. Cheap to share behind an `Arc`.
 #[derive(Clone, Debug)]
 pub struct SledStorage {
     db: sled::Db,
+    files: Arc<TileFiles>,
+    parents: Arc<Mutex<TileCache>>,
     state: sled::Tree,
     staged: sled::Tree,
     private: sled::Tree,
@@ -87,26 +156,34 @@ impl SledStorage {
     }
 
     /// Open (or create) the store in directory `path` with a page cache of `cache_bytes`
-    /// (sled's own default is 1 GiB, which would let memory grow with the log).
+    /// (sled's own default is 1 GiB, which would let memory grow with the log). Full tile files
+    /// live in `path/tile/` (C2SP tlog-tiles layout), temporary files in `path/tile-tmp/`.
     ///
     /// # Errors
-    /// [`StorageError::Backend`] when sled cannot open it (e.g. another process holds it).
+    /// [`StorageError::Backend`] when sled cannot open it (e.g. another process holds it) or the
+    /// tile directories cannot be prepared.
     pub fn open_with_cache(path: &Path, cache_bytes: u64) -> Result<Self, StorageError> {
         let db = sled::Config::new()
             .path(path)
             .cache_capacity(cache_bytes)
             .open()
             .map_err(backend("open"))?;
-        Self::from_db(db)
+        // Only after sled's lock is held: opening the files deletes temporary files.
+        Self::from_db(db, path)
     }
 
-    /// Use an already opened sled `Db` (the trees listed in the module docs are created in it).
+    /// Use an already opened sled `Db` (the trees listed in the module docs are created in it)
+    /// and the full tile files under `tile_root`. The caller must hold `tile_root` exclusively
+    /// (e.g. it is the directory of `db`, which sled locks).
     ///
     /// # Errors
-    /// [`StorageError::Backend`] when a tree cannot be opened.
-    pub fn from_db(db: sled::Db) -> Result<Self, StorageError> {
+    /// [`StorageError::Backend`] when a tree cannot be opened or the tile directories cannot be
+    /// prepared.
+    pub fn from_db(db: sled::Db, tile_root: &Path) -> Result<Self, StorageError> {
         let tree = |name: &str| db.open_tree(name).map_err(backend("open tree"));
         Ok(Self {
+            files: Arc::new(TileFiles::open(tile_root)?),
+            parents: Arc::new(Mutex::new(TileCache::new(PARENT_CACHE_BYTES))),
             state: tree("state")?,
             staged: tree("staged")?,
             private: tree("private")?,
@@ -127,6 +204,73 @@ impl SledStorage {
             TileKind::Entries => &self.entries,
         }
     }
+
+    /// Whether the committed tree covers the full tile file `bytes` of `kind` and `index`:
+    /// `Ok(true)` when its parent tile holds it, `Ok(false)` when the parent does not reach it
+    /// (a leftover of a write that did not commit). See the module docs.
+    ///
+    /// # Errors
+    /// [`StorageError::Corrupt`] when the parent covers the tile and the bytes differ.
+    fn covered(&self, kind: TileKind, index: u64, bytes: &[u8]) -> Result<bool, StorageError> {
+        let (parent, position, expected) = match kind {
+            TileKind::Entries => (
+                TileKind::Hashes { level: 0 },
+                None,
+                bundle_leaf_hashes(bytes)?,
+            ),
+            TileKind::Hashes { level } => {
+                if level >= MAX_TILE_LEVEL {
+                    return Err(corrupt("full tile at the top level"));
+                }
+                let hashes = bytes
+                    .chunks_exact(Hash::LEN)
+                    .map(Hash::from_slice)
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|_| corrupt("hash tile length"))?;
+                let position = usize::try_from(index % u64::from(TILE_WIDTH)).unwrap_or(0);
+                (
+                    TileKind::Hashes { level: level + 1 },
+                    Some(position),
+                    root_of(&hashes).0.to_vec(),
+                )
+            }
+        };
+        let parent_index = match position {
+            None => index,
+            Some(_) => index / u64::from(TILE_WIDTH),
+        };
+        let Some(parent_tile) = self.read_tile(parent, parent_index)? else {
+            return Ok(false);
+        };
+        let (start, width_needed) = match position {
+            None => (0, TILE_WIDTH),
+            Some(p) => (p * Hash::LEN, u16::try_from(p + 1).unwrap_or(TILE_WIDTH)),
+        };
+        if parent_tile.width < width_needed {
+            return Ok(false);
+        }
+        let held = parent_tile
+            .bytes
+            .get(start..start + expected.len())
+            .ok_or(corrupt("parent tile too short"))?;
+        if held == expected.as_slice() {
+            Ok(true)
+        } else {
+            Err(corrupt("does not match the tree"))
+        }
+    }
+}
+
+/// A record change of `write_tiles`: key, plan, new record (`None`: delete, the tile is full).
+type RecordWrite<'a> = (&'a Vec<u8>, &'a Planned, Option<Vec<u8>>);
+
+/// One tile touched by a `write_tiles` call: its record before, and its merged content.
+struct Planned {
+    kind: TileKind,
+    index: u64,
+    before: Option<sled::IVec>,
+    tile: Option<StoredTile>,
+    changed: bool,
 }
 
 fn tile_key(kind: TileKind, index: u64) -> Vec<u8> {
@@ -224,25 +368,81 @@ impl Storage for SledStorage {
         for write in tiles {
             check_tile_write(write)?;
         }
+        // 1. Merge every write with the stored tile, from its record or its (covered) file. Only
+        //    the sequencer writes, so the records read here are the ones the transaction below
+        //    finds, which it checks.
+        let mut plan: BTreeMap<Vec<u8>, Planned> = BTreeMap::new();
+        for write in tiles {
+            let key = tile_key(write.kind, write.index);
+            if !plan.contains_key(&key) {
+                let before = self
+                    .tile_tree(write.kind)
+                    .get(&key)
+                    .map_err(backend("read tile"))?;
+                let tile = self.read_tile(write.kind, write.index)?;
+                plan.insert(
+                    key.clone(),
+                    Planned {
+                        kind: write.kind,
+                        index: write.index,
+                        before,
+                        tile,
+                        changed: false,
+                    },
+                );
+            }
+            let Some(entry) = plan.get_mut(&key) else {
+                continue;
+            };
+            if let Some(merged) = merge_tile(entry.tile.as_ref(), write)? {
+                entry.tile = Some(merged);
+                entry.changed = true;
+            }
+        }
+        // 2. Full tiles go to files, durably, before the records that make the tree cover them.
+        let full: Vec<FullTile<'_>> = plan
+            .values()
+            .filter(|p| p.changed)
+            .filter_map(|p| {
+                let tile = p.tile.as_ref()?;
+                (tile.width == TILE_WIDTH).then_some(FullTile {
+                    kind: p.kind,
+                    index: p.index,
+                    bytes: &tile.bytes,
+                })
+            })
+            .collect();
+        self.files.write_full(&full)?;
+        // 3. The records, atomically, then flush: a partial tile is stored, a full one's partial
+        //    record is removed (its file is covered by the parent tile written alongside).
+        let records: Vec<RecordWrite<'_>> = plan
+            .iter()
+            .filter(|(_, p)| p.changed)
+            .filter_map(|(key, p)| {
+                let tile = p.tile.as_ref()?;
+                Some((key, p, (tile.width < TILE_WIDTH).then(|| encode_tile(tile))))
+            })
+            .collect();
+        // Flush even when nothing changed: an earlier call may have written without flushing.
         (&self.tiles, &self.entries)
             .transaction(|(hash_tiles, bundles)| {
-                for write in tiles {
-                    let tree = match write.kind {
+                for (key, planned, record) in &records {
+                    let tree = match planned.kind {
                         TileKind::Hashes { .. } => hash_tiles,
                         TileKind::Entries => bundles,
                     };
-                    let key = tile_key(write.kind, write.index);
-                    let stored = match tree.get(&key)? {
-                        None => None,
-                        Some(bytes) => {
-                            Some(decode_tile(&bytes).map_err(ConflictableTransactionError::Abort)?)
-                        }
-                    };
-                    let merged = merge_tile(stored.as_ref(), write)
-                        .map_err(ConflictableTransactionError::Abort)?;
-                    if let Some(tile) = merged {
-                        tree.insert(key, encode_tile(&tile))?;
+                    if tree.get(key.as_slice())? != planned.before {
+                        return Err(ConflictableTransactionError::Abort(
+                            StorageError::TileConflict {
+                                kind: planned.kind,
+                                index: planned.index,
+                            },
+                        ));
                     }
+                    match record {
+                        Some(record) => tree.insert(key.as_slice(), record.as_slice())?,
+                        None => tree.remove(key.as_slice())?,
+                    };
                 }
                 Ok(())
             })
@@ -251,11 +451,38 @@ impl Storage for SledStorage {
     }
 
     fn read_tile(&self, kind: TileKind, index: u64) -> Result<Option<StoredTile>, StorageError> {
-        self.tile_tree(kind)
+        if let Some(raw) = self
+            .tile_tree(kind)
             .get(tile_key(kind, index))
             .map_err(backend("read tile"))?
-            .map(|bytes| decode_tile(&bytes))
-            .transpose()
+        {
+            return decode_tile(&raw).map(Some);
+        }
+        let cacheable = matches!(kind, TileKind::Hashes { level } if level >= 1);
+        let lock = || {
+            self.parents
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+        };
+        if cacheable {
+            if let Some(tile) = lock().get(kind, index, TILE_WIDTH) {
+                return Ok(Some(StoredTile::clone(&tile)));
+            }
+        }
+        let Some(bytes) = self.files.read_full(kind, index)? else {
+            return Ok(None);
+        };
+        if !self.covered(kind, index, &bytes)? {
+            return Ok(None);
+        }
+        let tile = StoredTile {
+            width: TILE_WIDTH,
+            bytes,
+        };
+        if cacheable {
+            lock().insert(kind, index, Arc::new(tile.clone()));
+        }
+        Ok(Some(tile))
     }
 
     fn state(&self) -> Result<Option<LogState>, StorageError> {
@@ -309,155 +536,5 @@ impl Storage for SledStorage {
 }
 
 #[cfg(test)]
-#[allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    reason = "tests"
-)]
-mod tests {
-    use super::*;
-    use verdict_core::merkle::Hash;
-
-    fn entry(n: u8) -> StagedEntry {
-        StagedEntry {
-            entry: vec![n; 3],
-            private: Some(vec![n, n]),
-        }
-    }
-
-    #[test]
-    fn stages_contiguously_and_survives_reopen() {
-        let dir = tempfile::tempdir().unwrap();
-        {
-            let store = SledStorage::open(dir.path()).unwrap();
-            assert_eq!(store.staged_size().unwrap(), TreeSize(0));
-            store.stage(LeafIndex(0), &[entry(1), entry(2)]).unwrap();
-            let err = store.stage(LeafIndex(5), &[entry(3)]).unwrap_err();
-            assert!(matches!(
-                err,
-                StorageError::NotContiguous {
-                    staged_size: 2,
-                    start: 5
-                }
-            ));
-            store
-                .stage(
-                    LeafIndex(2),
-                    &[StagedEntry {
-                        entry: vec![9],
-                        private: None,
-                    }],
-                )
-                .unwrap();
-        }
-        let store = SledStorage::open(dir.path()).unwrap();
-        assert_eq!(store.staged_size().unwrap(), TreeSize(3));
-        assert_eq!(
-            store.staged(LeafIndex(1), LeafIndex(3)).unwrap(),
-            vec![vec![2; 3], vec![9]]
-        );
-        assert_eq!(
-            store.private_record(LeafIndex(0)).unwrap(),
-            Some(vec![1, 1])
-        );
-        assert_eq!(store.private_record(LeafIndex(2)).unwrap(), None);
-        store.prune_staged(LeafIndex(2)).unwrap();
-        assert!(matches!(
-            store.staged(LeafIndex(0), LeafIndex(3)),
-            Err(StorageError::Missing { index: 0, .. })
-        ));
-        assert_eq!(store.staged(LeafIndex(2), LeafIndex(3)).unwrap().len(), 1);
-    }
-
-    #[test]
-    fn publish_is_compare_and_swap() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SledStorage::open(dir.path()).unwrap();
-        let s0 = LogState {
-            size: TreeSize(0),
-            right_edge: vec![],
-            checkpoint: b"a\n".to_vec(),
-        };
-        let s1 = LogState {
-            size: TreeSize(1),
-            right_edge: vec![Hash([3; 32])],
-            checkpoint: b"b\n".to_vec(),
-        };
-        assert_eq!(store.state().unwrap(), None);
-        store.publish(None, &s0).unwrap();
-        assert!(matches!(
-            store.publish(None, &s1),
-            Err(StorageError::StateConflict {
-                expected: None,
-                found: Some(0)
-            })
-        ));
-        store.publish(Some(&s0), &s1).unwrap();
-        assert!(store.publish(Some(&s0), &s1).is_err());
-        assert_eq!(store.state().unwrap(), Some(s1));
-    }
-
-    #[test]
-    fn tiles_are_immutable_and_atomic() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SledStorage::open(dir.path()).unwrap();
-        let hashes = |w: u16, b: u8| TileWrite {
-            kind: TileKind::Hashes { level: 1 },
-            index: 4,
-            tile: StoredTile {
-                width: w,
-                bytes: vec![b; usize::from(w) * 32],
-            },
-        };
-        let bundle = TileWrite {
-            kind: TileKind::Entries,
-            index: 4,
-            tile: StoredTile {
-                width: 1,
-                bytes: vec![0, 1, 7],
-            },
-        };
-        store.write_tiles(&[hashes(1, 5), bundle.clone()]).unwrap();
-        store.write_tiles(&[hashes(2, 5)]).unwrap();
-        // A conflicting write in a batch writes nothing, not even the good tiles before it.
-        let other = TileWrite {
-            index: 5,
-            ..bundle.clone()
-        };
-        assert!(matches!(
-            store.write_tiles(&[other, hashes(3, 6)]),
-            Err(StorageError::TileConflict { index: 4, .. })
-        ));
-        assert_eq!(store.read_tile(TileKind::Entries, 5).unwrap(), None);
-        assert_eq!(
-            store
-                .read_tile(TileKind::Hashes { level: 1 }, 4)
-                .unwrap()
-                .unwrap()
-                .width,
-            2
-        );
-        assert_eq!(
-            store.read_tile(TileKind::Hashes { level: 0 }, 4).unwrap(),
-            None
-        );
-        assert_eq!(
-            store.read_tile(TileKind::Entries, 4).unwrap(),
-            Some(bundle.tile)
-        );
-    }
-
-    #[test]
-    fn aux_records_round_trip() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SledStorage::open(dir.path()).unwrap();
-        store.put_aux(b"policy/a", b"1").unwrap();
-        store.put_aux(b"policy/b", b"2").unwrap();
-        store.put_aux(b"other", b"3").unwrap();
-        assert_eq!(store.aux(b"other").unwrap(), Some(b"3".to_vec()));
-        let listed = store.aux_with_prefix(b"policy/").unwrap();
-        assert_eq!(listed.len(), 2);
-        assert_eq!(listed[1], (b"policy/b".to_vec(), b"2".to_vec()));
-    }
-}
+#[path = "storage_sled_tests.rs"]
+mod tests;

@@ -206,8 +206,19 @@ fn entry_bundle(
     })
 }
 
-/// A bounded cache of stored tiles (first in, first out, by total bytes). Stored tiles only
-/// grow by extension, so a cached tile answers every read up to its width.
+/// Bytes charged per cached tile on top of its data: the map slot, the queue slot, the `Arc`
+/// and the [`StoredTile`] header, and allocator overhead (an estimate that errs high), so that
+/// the bound also holds for many tiny partial tiles.
+const ENTRY_OVERHEAD: usize = 128;
+
+/// What a cached tile counts against the bound.
+fn cost(tile: &StoredTile) -> usize {
+    tile.bytes.len().saturating_add(ENTRY_OVERHEAD)
+}
+
+/// A bounded cache of stored tiles (first in, first out, by total bytes including a per-tile
+/// overhead). Stored tiles only grow by extension, so a cached tile answers every read up to its
+/// width.
 #[derive(Debug)]
 pub struct TileCache {
     tiles: HashMap<(TileKind, u64), Arc<StoredTile>>,
@@ -227,20 +238,20 @@ impl TileCache {
         }
     }
 
-    fn get(&self, kind: TileKind, index: u64, width: u16) -> Option<Arc<StoredTile>> {
+    pub(crate) fn get(&self, kind: TileKind, index: u64, width: u16) -> Option<Arc<StoredTile>> {
         self.tiles
             .get(&(kind, index))
             .filter(|t| t.width >= width)
             .cloned()
     }
 
-    fn insert(&mut self, kind: TileKind, index: u64, tile: Arc<StoredTile>) {
-        let len = tile.bytes.len();
+    pub(crate) fn insert(&mut self, kind: TileKind, index: u64, tile: Arc<StoredTile>) {
+        let len = cost(&tile);
         if len > self.max_bytes {
             return;
         }
         if let Some(old) = self.tiles.insert((kind, index), tile) {
-            self.bytes = self.bytes.saturating_sub(old.bytes.len());
+            self.bytes = self.bytes.saturating_sub(cost(&old));
             self.order.retain(|key| *key != (kind, index));
         }
         self.order.push_back((kind, index));
@@ -250,12 +261,13 @@ impl TileCache {
                 break;
             };
             if let Some(old) = self.tiles.remove(&key) {
-                self.bytes = self.bytes.saturating_sub(old.bytes.len());
+                self.bytes = self.bytes.saturating_sub(cost(&old));
             }
         }
     }
 
-    /// Bytes of tile data held.
+    /// Bytes charged for the tiles held (data plus a fixed overhead per tile); at most the
+    /// bound given to [`TileCache::new`].
     pub fn bytes(&self) -> usize {
         self.bytes
     }
@@ -447,5 +459,24 @@ mod tests {
         // Widening a cached partial tile is seen once storage has it.
         storage.write_tiles(&[write(0, 3)]).unwrap();
         assert_eq!(tiles.read_tile(t(0, 3)).unwrap().len(), 96);
+    }
+
+    #[test]
+    fn cache_bound_counts_per_tile_overhead() {
+        // 1,000 one-hash tiles: 32 bytes of data each, but each costs more than that to hold.
+        let mut cache = TileCache::new(10_000);
+        for index in 0..1000u64 {
+            let tile = StoredTile {
+                width: 1,
+                bytes: vec![1; 32],
+            };
+            cache.insert(TileKind::Hashes { level: 0 }, index, Arc::new(tile));
+            assert!(cache.bytes() <= 10_000);
+        }
+        assert_eq!(cache.tiles.len(), 10_000 / (32 + ENTRY_OVERHEAD));
+        assert_eq!(cache.order.len(), cache.tiles.len());
+        // The oldest were evicted, the newest are held.
+        assert!(cache.get(TileKind::Hashes { level: 0 }, 999, 1).is_some());
+        assert!(cache.get(TileKind::Hashes { level: 0 }, 0, 1).is_none());
     }
 }

@@ -220,3 +220,109 @@ async fn random_faults_are_survived() {
     }
     assert!(injected_total > 20, "only {injected_total} faults injected");
 }
+
+/// Open a log on sled in `dir`, retrying while sled's threads of a dropped handle still hold
+/// the directory lock.
+async fn open_sled(dir: &std::path::Path) -> Log {
+    let mut last = None;
+    for _ in 0..100 {
+        match Log::open_sled(dir, signer(), config()).await {
+            Ok(log) => return log,
+            Err(error) => last = Some(error),
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("cannot open the sled log: {last:?}");
+}
+
+/// Full tiles live in files beside sled, checked against the tree on every read: a damaged file
+/// is a store error on every read path (tile, entry, proof, whole-log check), never bytes served
+/// as valid; temporary files left by a crash are ignored and cleaned; a repaired file is served
+/// again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn damaged_tile_files_fail_closed() {
+    use verdict_core::merkle::TreeSize;
+    use verdict_core::tile::Tile;
+    use verdict_log_server::storage_sled::SledStorage;
+
+    let dir = tempfile::tempdir().unwrap();
+    let log = open_sled(dir.path()).await;
+    let mut model = Model::default();
+    burst(&log, &mut model, "files", 600).await;
+    log.shutdown().await.unwrap();
+    drop(log);
+    let size = TreeSize(600);
+    let hash_tile = dir.path().join("tile/0/000");
+    let bundle = dir.path().join("tile/entries/001");
+    let good_tile = std::fs::read(&hash_tile).unwrap();
+    let good_bundle = std::fs::read(&bundle).unwrap();
+    assert_eq!(good_tile.len(), 256 * 32);
+    assert_eq!(decode_entry_bundle(&good_bundle).unwrap().len(), 256);
+    assert!(
+        !dir.path().join("tile/0/002").exists(),
+        "partial tiles stay in sled"
+    );
+
+    // Damage both files (one bit each) and leave a torn temporary file.
+    let mut bad = good_tile.clone();
+    bad[40] ^= 1;
+    std::fs::write(&hash_tile, &bad).unwrap();
+    let mut bad = good_bundle.clone();
+    let last = bad.len() - 1;
+    bad[last] ^= 1;
+    std::fs::write(&bundle, &bad).unwrap();
+    let torn = dir.path().join("tile-tmp/999-0");
+    std::fs::write(&torn, b"torn").unwrap();
+
+    let log = open_sled(dir.path()).await;
+    assert!(!torn.exists(), "temporary leftovers are deleted on open");
+    assert_eq!(log.latest_checkpoint().unwrap().checkpoint.size, size);
+    let full = |kind, index| Tile {
+        kind,
+        index,
+        width: 256,
+    };
+    assert!(log.inclusion_proof(LeafIndex(3), size).is_err());
+    assert!(log.bundle(LeafIndex(3)).is_err());
+    assert!(log
+        .read_tile(full(TileKind::Hashes { level: 0 }, 0))
+        .is_err());
+    assert!(log.read_tile(full(TileKind::Entries, 1)).is_err());
+    assert!(log.entry(LeafIndex(300)).is_err());
+    assert!(log.consistency_proof(TreeSize(10), size).is_err());
+    // Twice: an error is not cached as a success.
+    assert!(log.entry(LeafIndex(300)).is_err());
+    // Bundle 0 is intact but checked against the damaged hash tile 0: not served either.
+    assert!(log.entry(LeafIndex(5)).is_err());
+    // Tiles that do not depend on the damaged ones are still served.
+    assert!(log
+        .read_tile(full(TileKind::Hashes { level: 0 }, 1))
+        .is_ok());
+    // New appends still work: they touch only the partial tiles.
+    burst(&log, &mut model, "more", 10).await;
+    log.shutdown().await.unwrap();
+    drop(log);
+    {
+        let storage = loop {
+            match SledStorage::open(dir.path()) {
+                Ok(storage) => break storage,
+                Err(_) => std::thread::sleep(Duration::from_millis(20)),
+            }
+        };
+        assert!(check_whole_log(&storage, &verifier(), None).is_err());
+    }
+
+    // Repaired files are served again, and the whole log checks.
+    std::fs::write(&hash_tile, &good_tile).unwrap();
+    std::fs::write(&bundle, &good_bundle).unwrap();
+    let log = open_sled(dir.path()).await;
+    let size = TreeSize(610);
+    let proof = log.inclusion_proof(LeafIndex(3), size).unwrap();
+    assert!(!proof.is_empty());
+    for (&index, entry) in &model.acked {
+        assert_eq!(log.entry(LeafIndex(index)).unwrap().as_ref(), Some(entry));
+    }
+    let storage = Arc::clone(log.storage());
+    check_whole_log(storage.as_ref(), &verifier(), None).unwrap();
+    log.shutdown().await.unwrap();
+}

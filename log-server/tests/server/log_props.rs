@@ -2,8 +2,9 @@
 //! with a naive, recursive RFC 9162 §2.1.1 root.
 //!
 //! Random operations: appends (concurrent bursts), clean restarts (shutdown and reopen), crash
-//! restarts (entries staged by a "crashed" sequencer, then recovered on open), and reads of
-//! entries, tiles and proofs. After every operation: the checkpoint matches the model's size and
+//! restarts (entries staged by a "crashed" sequencer, then recovered on open; or staged and
+//! their full tile files written, or all their tiles written, without the checkpoint), and
+//! reads of entries, tiles and proofs. After every operation: the checkpoint matches the model's size and
 //! naive root, every pair of checkpoints seen is consistent, and every leaf is provably included.
 
 use std::path::Path;
@@ -11,14 +12,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use proptest::prelude::*;
-use verdict_core::merkle::{leaf_hash, node_hash, Hash, LeafIndex, TreeSize};
+use verdict_core::merkle::{leaf_hash, node_hash, Hash, LeafIndex, RightEdge, TreeSize};
 use verdict_core::note::Signer;
 use verdict_core::proof::{verify_consistency, verify_inclusion};
 use verdict_core::tile::{encode_entry_bundle, Tile, TileKind};
 use verdict_log_server::check_log::check_whole_log;
 use verdict_log_server::log::{Log, LogConfig};
 use verdict_log_server::storage::{StagedEntry, Storage};
+use verdict_log_server::storage_files::{FullTile, TileFiles};
 use verdict_log_server::storage_sled::SledStorage;
+use verdict_log_server::tiles::extend;
 
 const ORIGIN: &str = "example.com/prop-log";
 
@@ -52,6 +55,10 @@ enum Op {
     Restart,
     /// Stop, stage entries directly (a sequencer that crashed after staging), reopen.
     CrashAfterStaging(usize),
+    /// Stop, stage entries and write their tiles as a crashed sequencer would have: only the
+    /// full tile files (`false`: crash before the sled records) or all tiles (`true`: crash
+    /// before the checkpoint); then reopen.
+    CrashAfterTiles(usize, bool),
     /// Read tile `index` (modulo the tiles present) of level 0, level 1 or the entry bundles.
     ReadTile(u8, u64),
 }
@@ -61,6 +68,7 @@ fn op() -> impl Strategy<Value = Op> {
         4 => prop::collection::vec(0usize..120, 1..90).prop_map(Op::Append),
         1 => Just(Op::Restart),
         1 => (1usize..40).prop_map(Op::CrashAfterStaging),
+        1 => (1usize..600, any::<bool>()).prop_map(|(n, all)| Op::CrashAfterTiles(n, all)),
         2 => (0u8..3, any::<u64>()).prop_map(|(k, i)| Op::ReadTile(k, i)),
     ]
 }
@@ -253,6 +261,46 @@ async fn run(ops: Vec<Op>) {
                     storage.stage(LeafIndex(start.0), &staged).unwrap();
                     for item in staged {
                         state.push(item.entry);
+                    }
+                }
+                log = open(&path).await;
+            }
+            Op::CrashAfterTiles(count, all) => {
+                log.shutdown().await.unwrap();
+                drop(log);
+                {
+                    let storage = open_storage(&path);
+                    let published = storage.state().unwrap().unwrap();
+                    let edge = RightEdge::from_parts(published.size, published.right_edge).unwrap();
+                    let start = storage.staged_size().unwrap();
+                    assert_eq!(start, published.size);
+                    let entries: Vec<Vec<u8>> = (0..count).map(|i| state.entry(i % 300)).collect();
+                    let staged: Vec<_> = entries
+                        .iter()
+                        .map(|entry| StagedEntry {
+                            entry: entry.clone(),
+                            private: None,
+                        })
+                        .collect();
+                    storage.stage(LeafIndex(start.0), &staged).unwrap();
+                    let extension = extend(&storage, &edge, &entries).unwrap();
+                    if all {
+                        storage.write_tiles(&extension.writes).unwrap();
+                    } else {
+                        let full: Vec<FullTile<'_>> = extension
+                            .writes
+                            .iter()
+                            .filter(|w| w.tile.width == 256)
+                            .map(|w| FullTile {
+                                kind: w.kind,
+                                index: w.index,
+                                bytes: &w.tile.bytes,
+                            })
+                            .collect();
+                        TileFiles::open(&path).unwrap().write_full(&full).unwrap();
+                    }
+                    for entry in entries {
+                        state.push(entry);
                     }
                 }
                 log = open(&path).await;

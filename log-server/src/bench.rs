@@ -2,21 +2,23 @@
 //! modes `bench fill` ([`fill`]: grow a log directly) and `bench proofs` ([`proofs`]: proof and
 //! tile serving latency).
 //!
-//! Runs `--concurrency` workers for `--duration` seconds, either flat out (`--rate 0`) or at a
-//! fixed total rate (open loop: each request has a scheduled start time and its latency is
-//! measured from that time, so a slow server is not hidden by coordinated omission). Prints
-//! throughput, latency percentiles (hdrhistogram, microsecond resolution), errors and 503s.
+//! The check load ([`check_load`]) runs `--concurrency` workers for `--duration` seconds, either
+//! flat out (`--rate 0`) or at a fixed total rate (open loop: each request has a scheduled start
+//! time and its latency is measured from that time, so a slow server is not hidden by coordinated
+//! omission). It prints throughput, latency percentiles (hdrhistogram, microsecond resolution),
+//! errors, and 503 answers with how many lacked `Retry-After`. `--verify` ([`verify`]) then
+//! checks that nothing acknowledged was lost.
 
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
 
-use anyhow::Context as _;
 use hdrhistogram::Histogram;
 
 use crate::config::Config;
 
+pub mod check_load;
 pub mod fill;
 pub mod proofs;
+pub mod verify;
 
 /// Scale modes of `verdict-server bench` (without one, it drives `POST /v1/check`).
 #[derive(Debug, Clone, clap::Subcommand)]
@@ -61,6 +63,12 @@ pub struct BenchArgs {
     /// Send `?wait=false` (measure durable sequencing instead of check-to-proof).
     #[arg(long)]
     pub no_wait: bool,
+    /// After the run, check that nothing acknowledged was lost: every acknowledged receipt is
+    /// served by `GET /v1/bundle/<index>` at its index with a valid inclusion proof against a
+    /// checkpoint signed by the log key, and the log grew by no less than the acknowledged
+    /// count. Exits non-zero on any loss.
+    #[arg(long)]
+    pub verify: bool,
 }
 
 /// Results of one worker (or all of them, merged).
@@ -72,24 +80,36 @@ pub struct BenchResult {
     pub ok: u64,
     /// 503 answers (backpressure or unavailable).
     pub unavailable: u64,
+    /// 503 answers without a `Retry-After` header (must stay 0).
+    pub missing_retry_after: u64,
     /// Other errors (non-2xx or transport).
     pub errors: u64,
 }
 
 impl BenchResult {
-    fn new() -> anyhow::Result<Self> {
+    /// Empty results (latency from 1 µs to 60 s, 3 significant digits).
+    ///
+    /// # Errors
+    /// Never in practice (fixed, valid histogram bounds).
+    pub fn new() -> anyhow::Result<Self> {
         Ok(Self {
             latency: Histogram::new_with_bounds(1, 60_000_000, 3)?,
             ok: 0,
             unavailable: 0,
+            missing_retry_after: 0,
             errors: 0,
         })
     }
 
-    fn merge(&mut self, other: &Self) -> anyhow::Result<()> {
+    /// Add `other` into `self`.
+    ///
+    /// # Errors
+    /// When the histograms cannot be merged.
+    pub fn merge(&mut self, other: &Self) -> anyhow::Result<()> {
         self.latency.add(&other.latency)?;
         self.ok += other.ok;
         self.unavailable += other.unavailable;
+        self.missing_retry_after += other.missing_retry_after;
         self.errors += other.errors;
         Ok(())
     }
@@ -113,120 +133,6 @@ pub async fn run(args: BenchArgs, config: &Config) -> anyhow::Result<()> {
     match args.mode.clone() {
         Some(BenchMode::Fill(fill)) => fill::run(fill, config).await,
         Some(BenchMode::Proofs(p)) => proofs::run(p).await,
-        None => run_check(args).await,
+        None => check_load::run(args).await,
     }
-}
-
-async fn run_check(args: BenchArgs) -> anyhow::Result<()> {
-    let token = std::fs::read_to_string(&args.token_file)
-        .with_context(|| format!("cannot read token file {}", args.token_file.display()))?
-        .trim()
-        .to_owned();
-    let action: serde_json::Value =
-        serde_json::from_str(&args.action).context("--action is not JSON")?;
-    let body = serde_json::to_vec(&serde_json::json!({ "policy": args.policy, "action": action }))?;
-    let url = format!(
-        "{}/v1/check{}",
-        args.url.trim_end_matches('/'),
-        if args.no_wait { "?wait=false" } else { "" }
-    );
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(args.concurrency)
-        .build()?;
-    let concurrency = args.concurrency.max(1);
-    let duration = Duration::from_secs(args.duration.max(1));
-    // Interval between two requests of one worker at a fixed rate.
-    let interval = if args.rate == 0 {
-        None
-    } else {
-        Some(Duration::from_secs_f64(
-            f64::from(u32::try_from(concurrency).unwrap_or(u32::MAX)) / args.rate as f64,
-        ))
-    };
-    println!(
-        "bench: {} for {}s, concurrency {}, rate {}",
-        url,
-        duration.as_secs(),
-        concurrency,
-        if args.rate == 0 {
-            "flat out".to_owned()
-        } else {
-            format!("{}/s", args.rate)
-        }
-    );
-    let start = Instant::now();
-    let mut tasks = Vec::with_capacity(concurrency);
-    for worker in 0..concurrency {
-        let client = client.clone();
-        let url = url.clone();
-        let token = token.clone();
-        let body = body.clone();
-        tasks.push(tokio::spawn(async move {
-            let mut result = BenchResult::new()?;
-            // Stagger workers evenly over one interval.
-            let offset = interval.map_or(Duration::ZERO, |i| {
-                i.mul_f64(worker as f64 / concurrency as f64)
-            });
-            let mut next = start + offset;
-            loop {
-                let scheduled = match interval {
-                    Some(i) => {
-                        tokio::time::sleep_until(next.into()).await;
-                        let s = next;
-                        next += i;
-                        s
-                    }
-                    None => Instant::now(),
-                };
-                if scheduled.duration_since(start) >= duration {
-                    break;
-                }
-                let response = client
-                    .post(&url)
-                    .bearer_auth(&token)
-                    .header("content-type", "application/json")
-                    .body(body.clone())
-                    .send()
-                    .await;
-                match response {
-                    Ok(r) if r.status().is_success() => {
-                        let _ = r.bytes().await;
-                        let micros =
-                            u64::try_from(scheduled.elapsed().as_micros()).unwrap_or(u64::MAX);
-                        result.latency.saturating_record(micros.max(1));
-                        result.ok += 1;
-                    }
-                    Ok(r) if r.status() == reqwest::StatusCode::SERVICE_UNAVAILABLE => {
-                        let _ = r.bytes().await;
-                        result.unavailable += 1;
-                    }
-                    Ok(_) | Err(_) => result.errors += 1,
-                }
-            }
-            anyhow::Ok(result)
-        }));
-    }
-    let mut total = BenchResult::new()?;
-    for task in tasks {
-        let r = task.await.context("worker panicked")??;
-        total.merge(&r)?;
-    }
-    let elapsed = start.elapsed().as_secs_f64();
-    let ms = |q: f64| total.latency.value_at_quantile(q) as f64 / 1000.0;
-    println!("requests ok:   {}", total.ok);
-    println!("errors:        {}", total.errors);
-    println!("503 answers:   {}", total.unavailable);
-    println!("elapsed:       {elapsed:.2} s");
-    println!(
-        "throughput:    {:.0} decisions/s",
-        total.ok as f64 / elapsed
-    );
-    println!(
-        "latency (ms):  p50 {:.2}  p90 {:.2}  p99 {:.2}  max {:.2}",
-        ms(0.50),
-        ms(0.90),
-        ms(0.99),
-        total.latency.max() as f64 / 1000.0
-    );
-    Ok(())
 }

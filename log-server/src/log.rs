@@ -1,28 +1,30 @@
 //! The [`Log`] handle: submit entries, wait for their integration, and read checkpoints, tiles,
 //! entries and proofs.
 //!
-//! Writes go through the sequencer thread ([`crate::sequencer`]); reads go straight to
-//! [`Storage`] through a bounded tile cache. Proofs are built from stored tiles with core's
-//! [`TileHashSource`] (RFC 9162 §2.1.3, §2.1.4); the tree is never held in memory.
+//! Writes go through the sequencer thread ([`crate::sequencer`]). A submitter that wants its
+//! proof ([`Log::submit_for_proof`]) gets it from the sequencer with the checkpoint that first
+//! covers its entry, computed from the batch in memory ([`crate::batch_proofs`]). Reads
+//! ([`read`]: tiles, entries, proofs, bundles) go straight to [`Storage`] through a bounded tile
+//! cache; the tree is never held in memory.
+
+mod error;
+mod read;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{oneshot, watch};
-use verdict_core::bundle::ProofBundle;
 use verdict_core::checkpoint::{Checkpoint, CheckpointError};
-use verdict_core::merkle::{Hash, LeafIndex, RightEdgeError, TreeSize};
+use verdict_core::merkle::{leaf_hash, Hash, LeafIndex};
 use verdict_core::note::Signer;
-use verdict_core::proof::{consistency_proof, inclusion_proof, ProveError};
-use verdict_core::tile::{
-    Tile, TileHashSource, TileKind, TileSourceError, TileUpdateError, TILE_WIDTH,
-};
+use verdict_core::proof::verify_inclusion;
 
+pub use self::error::LogError;
 use crate::sequencer::{Msg, Sequencer, Submission};
 use crate::storage::{Storage, StorageError};
 use crate::storage_sled::SledStorage;
-use crate::tiles::{bundle_entry, tile_prefix, width_in, CachedTiles, TileCache};
+use crate::tiles::TileCache;
 
 /// Largest log entry: entry bundles use a uint16 length prefix (C2SP tlog-tiles).
 pub const MAX_ENTRY_LEN: usize = 65_535;
@@ -74,6 +76,63 @@ pub struct SignedCheckpoint {
     pub signed_at: Instant,
 }
 
+/// An integrated entry: the checkpoint that first covered it and its inclusion proof in that
+/// checkpoint's tree (RFC 9162 §2.1.3.1).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Integrated {
+    /// The checkpoint.
+    pub checkpoint: SignedCheckpoint,
+    /// The inclusion proof against `checkpoint`.
+    pub proof: Vec<Hash>,
+}
+
+/// A durably sequenced entry whose submitter waits for its proof ([`Log::submit_for_proof`]).
+#[derive(Debug)]
+pub struct Sequenced {
+    /// The entry's index.
+    pub index: LeafIndex,
+    /// RFC 9162 leaf hash of the entry, to check the proof the sequencer hands over.
+    leaf: Hash,
+    log: Log,
+    proof: oneshot::Receiver<Integrated>,
+}
+
+impl Sequenced {
+    /// Wait until the entry is covered by a published checkpoint; return that checkpoint and the
+    /// entry's inclusion proof. The sequencer sends both when it integrates the entry's batch;
+    /// when it cannot (the batch was integrated after a storage failure or a reload), the proof
+    /// is built from stored tiles against the latest checkpoint instead.
+    ///
+    /// # Errors
+    /// [`LogError::ShuttingDown`] when the sequencer stopped first; storage errors of the
+    /// fallback.
+    pub async fn integrated(self) -> Result<Integrated, LogError> {
+        if let Ok(integrated) = self.proof.await {
+            // Defence in depth: a proof made in memory is handed out only if it verifies against
+            // the signed root (RFC 9162 §2.1.3.2); otherwise use the stored-tiles path below.
+            let checkpoint = &integrated.checkpoint.checkpoint;
+            match verify_inclusion(
+                &self.leaf,
+                self.index,
+                checkpoint.size,
+                &integrated.proof,
+                &checkpoint.root,
+            ) {
+                Ok(()) => return Ok(integrated),
+                Err(error) => tracing::error!(
+                    leaf.index = self.index.0,
+                    "in-memory inclusion proof does not verify ({error}); rebuilding it from tiles"
+                ),
+            }
+        }
+        let checkpoint = self.log.wait_integrated(self.index).await?;
+        let proof = self
+            .log
+            .inclusion_proof(self.index, checkpoint.checkpoint.size)?;
+        Ok(Integrated { checkpoint, proof })
+    }
+}
+
 /// Counters for metrics.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct LogStats {
@@ -91,103 +150,6 @@ pub struct LogStats {
     pub storage_errors: u64,
     /// Duration of the last batch from staging to publication, in microseconds.
     pub last_batch_micros: u64,
-}
-
-/// Errors of the log.
-#[derive(Debug, thiserror::Error)]
-pub enum LogError {
-    /// Too many entries are waiting for integration; retry later.
-    #[error("log is busy with {pending} pending entries, retry after {retry_after:?}")]
-    Backpressure {
-        /// When to retry.
-        retry_after: Duration,
-        /// Entries pending.
-        pending: usize,
-    },
-    /// An entry is longer than [`MAX_ENTRY_LEN`].
-    #[error("entry of {len} bytes exceeds the {max}-byte limit")]
-    EntryTooLarge {
-        /// Its length.
-        len: usize,
-        /// The limit.
-        max: usize,
-    },
-    /// A private record is longer than [`MAX_PRIVATE_LEN`].
-    #[error("private record of {len} bytes exceeds the {max}-byte limit")]
-    PrivateTooLarge {
-        /// Its length.
-        len: usize,
-        /// The limit.
-        max: usize,
-    },
-    /// The log is shutting down or its sequencer has stopped.
-    #[error("log is shutting down")]
-    ShuttingDown,
-    /// The batch holding the entry could not be made durable; the entry was not sequenced
-    /// (it may still appear in the log, unacknowledged). The cause is logged.
-    #[error("sequencing failed during {op}")]
-    SequencingFailed {
-        /// The storage operation that failed.
-        op: &'static str,
-    },
-    /// Storage failed.
-    #[error("storage: {0}")]
-    Storage(#[from] StorageError),
-    /// Stored log data is inconsistent with itself or with what this process published.
-    #[error("log integrity violated: {what}")]
-    Integrity {
-        /// What is inconsistent.
-        what: &'static str,
-    },
-    /// An index or size is outside the published tree, or sizes are out of order.
-    #[error("out of range: {what}")]
-    OutOfRange {
-        /// What was out of range.
-        what: &'static str,
-    },
-    /// A stored tile is malformed.
-    #[error("tile {path}: {reason}")]
-    BadTile {
-        /// Tile path.
-        path: String,
-        /// What was wrong.
-        reason: &'static str,
-    },
-    /// The signer's name is not the origin, or the stored checkpoint is not signed by it.
-    #[error("checkpoint: {0}")]
-    Checkpoint(#[from] CheckpointError),
-    /// The tree cannot grow.
-    #[error("tree: {0}")]
-    Tree(#[from] RightEdgeError),
-}
-
-impl From<TileUpdateError<StorageError>> for LogError {
-    fn from(error: TileUpdateError<StorageError>) -> Self {
-        match error {
-            TileUpdateError::Read(error) => LogError::Storage(error),
-            TileUpdateError::MissingTile { .. } => LogError::Integrity {
-                what: "partial tile of the published tree is missing",
-            },
-            TileUpdateError::WrongLength { .. } => LogError::Integrity {
-                what: "stored partial tile has the wrong length",
-            },
-            TileUpdateError::MissingHash { .. } => LogError::Integrity {
-                what: "tree extension did not produce a needed hash",
-            },
-        }
-    }
-}
-
-impl From<ProveError<TileSourceError<StorageError>>> for LogError {
-    fn from(error: ProveError<TileSourceError<StorageError>>) -> Self {
-        match error {
-            ProveError::InvalidRange { what } => LogError::OutOfRange { what },
-            ProveError::Source(TileSourceError::Read(error)) => LogError::Storage(error),
-            ProveError::Source(TileSourceError::Malformed { path, reason }) => {
-                LogError::BadTile { path, reason }
-            }
-        }
-    }
 }
 
 /// State shared by the handles and the sequencer thread.
@@ -327,6 +289,36 @@ impl Log {
         entry: Vec<u8>,
         private: Option<Vec<u8>>,
     ) -> Result<LeafIndex, LogError> {
+        self.submit_inner(entry, private, None).await
+    }
+
+    /// As [`Log::submit`], and have the sequencer hand over the entry's inclusion proof with the
+    /// checkpoint that first covers it ([`Sequenced::integrated`]).
+    ///
+    /// # Errors
+    /// As [`Log::submit`].
+    pub async fn submit_for_proof(
+        &self,
+        entry: Vec<u8>,
+        private: Option<Vec<u8>>,
+    ) -> Result<Sequenced, LogError> {
+        let (tx, proof) = oneshot::channel();
+        let leaf = leaf_hash(&entry);
+        let index = self.submit_inner(entry, private, Some(tx)).await?;
+        Ok(Sequenced {
+            index,
+            leaf,
+            log: self.clone(),
+            proof,
+        })
+    }
+
+    async fn submit_inner(
+        &self,
+        entry: Vec<u8>,
+        private: Option<Vec<u8>>,
+        proof: Option<oneshot::Sender<Integrated>>,
+    ) -> Result<LeafIndex, LogError> {
         if entry.len() > MAX_ENTRY_LEN {
             return Err(LogError::EntryTooLarge {
                 len: entry.len(),
@@ -343,6 +335,31 @@ impl Log {
                 max: MAX_PRIVATE_LEN,
             });
         }
+        self.check_capacity()?;
+        let shared = &self.inner.shared;
+        let (reply, answer) = oneshot::channel();
+        shared.queued.fetch_add(1, Ordering::AcqRel);
+        let sent = self.sender().send(Msg::Submit(Submission {
+            entry,
+            private,
+            reply,
+            proof,
+            queued_at: Instant::now(),
+        }));
+        if sent.is_err() {
+            shared.queued.fetch_sub(1, Ordering::AcqRel);
+            return Err(LogError::ShuttingDown);
+        }
+        answer.await.map_err(|_| LogError::ShuttingDown)?
+    }
+
+    /// Whether a submission would be accepted now: lets a caller refuse early, before doing
+    /// work for an entry the log would push back ([`Log::submit`] checks again).
+    ///
+    /// # Errors
+    /// [`LogError::ShuttingDown`]; [`LogError::Backpressure`] (counted in
+    /// [`LogStats::pushbacks`]) when `max_pending` entries wait for integration.
+    pub fn check_capacity(&self) -> Result<(), LogError> {
         let shared = &self.inner.shared;
         if shared.closed.load(Ordering::Acquire) {
             return Err(LogError::ShuttingDown);
@@ -356,19 +373,7 @@ impl Log {
                 pending,
             });
         }
-        let (reply, answer) = oneshot::channel();
-        shared.queued.fetch_add(1, Ordering::AcqRel);
-        let sent = self.sender().send(Msg::Submit(Submission {
-            entry,
-            private,
-            reply,
-            queued_at: Instant::now(),
-        }));
-        if sent.is_err() {
-            shared.queued.fetch_sub(1, Ordering::AcqRel);
-            return Err(LogError::ShuttingDown);
-        }
-        answer.await.map_err(|_| LogError::ShuttingDown)?
+        Ok(())
     }
 
     fn sender(&self) -> mpsc::Sender<Msg> {
@@ -396,144 +401,6 @@ impl Log {
             .await
             .map_err(|_| LogError::ShuttingDown)?;
         found.clone().ok_or(LogError::ShuttingDown)
-    }
-
-    /// The latest published checkpoint.
-    pub fn latest_checkpoint(&self) -> Option<SignedCheckpoint> {
-        self.inner.checkpoints.borrow().clone()
-    }
-
-    fn published_size(&self) -> TreeSize {
-        self.inner
-            .checkpoints
-            .borrow()
-            .as_ref()
-            .map_or(TreeSize(0), |cp| cp.checkpoint.size)
-    }
-
-    fn tiles(&self) -> CachedTiles<'_> {
-        CachedTiles::new(self.inner.shared.storage.as_ref(), &self.inner.shared.cache)
-    }
-
-    /// A hash tile or entry bundle of exactly `tile.width`, if the latest checkpoint covers it.
-    ///
-    /// # Errors
-    /// Storage errors; [`LogError::Integrity`] when a covered tile is missing.
-    pub fn read_tile(&self, tile: Tile) -> Result<Option<Vec<u8>>, LogError> {
-        let size = self.published_size();
-        if tile.width == 0
-            || tile.width > TILE_WIDTH
-            || tile.width > width_in(tile.kind, tile.index, size)
-        {
-            return Ok(None);
-        }
-        let stored = self
-            .tiles()
-            .stored(tile.kind, tile.index, tile.width)?
-            .ok_or(LogError::Integrity {
-                what: "published tile missing",
-            })?;
-        Ok(Some(tile_prefix(tile.kind, &stored, tile.width)?.to_vec()))
-    }
-
-    /// Inclusion proof of `index` in the tree of `size` (at most the published size).
-    ///
-    /// # Errors
-    /// [`LogError::OutOfRange`] unless `index < size <= published size`; storage errors.
-    pub fn inclusion_proof(&self, index: LeafIndex, size: TreeSize) -> Result<Vec<Hash>, LogError> {
-        if size > self.published_size() {
-            return Err(LogError::OutOfRange {
-                what: "size beyond the published tree",
-            });
-        }
-        let tiles = self.tiles();
-        Ok(inclusion_proof(
-            &TileHashSource::new(&tiles, size),
-            index,
-            size,
-        )?)
-    }
-
-    /// Consistency proof from the tree of `from` to that of `to` (at most the published size).
-    ///
-    /// # Errors
-    /// [`LogError::OutOfRange`] unless `0 < from <= to <= published size`; storage errors.
-    pub fn consistency_proof(&self, from: TreeSize, to: TreeSize) -> Result<Vec<Hash>, LogError> {
-        if to > self.published_size() {
-            return Err(LogError::OutOfRange {
-                what: "size beyond the published tree",
-            });
-        }
-        let tiles = self.tiles();
-        Ok(consistency_proof(
-            &TileHashSource::new(&tiles, to),
-            from,
-            to,
-        )?)
-    }
-
-    /// The entry at `index`, if the latest checkpoint covers it.
-    ///
-    /// # Errors
-    /// Storage errors; [`LogError::Integrity`] when its bundle is missing.
-    pub fn entry(&self, index: LeafIndex) -> Result<Option<Vec<u8>>, LogError> {
-        if index.0 >= self.published_size().0 {
-            return Ok(None);
-        }
-        let width = u64::from(TILE_WIDTH);
-        let position = usize::try_from(index.0 % width).unwrap_or(usize::MAX);
-        let needed = u16::try_from(index.0 % width + 1).unwrap_or(TILE_WIDTH);
-        let bundle = self
-            .tiles()
-            .stored(TileKind::Entries, index.0 / width, needed)?
-            .ok_or(LogError::Integrity {
-                what: "published entry bundle missing",
-            })?;
-        Ok(Some(bundle_entry(&bundle.bytes, position)?))
-    }
-
-    /// The C2SP tlog-proof of `index` against the latest checkpoint, with the entry as `extra`.
-    ///
-    /// # Errors
-    /// [`LogError::OutOfRange`] when the latest checkpoint does not cover `index`.
-    pub fn bundle(&self, index: LeafIndex) -> Result<ProofBundle, LogError> {
-        let latest = self.latest_checkpoint().ok_or(LogError::OutOfRange {
-            what: "no checkpoint yet",
-        })?;
-        let size = latest.checkpoint.size;
-        if index.0 >= size.0 {
-            return Err(LogError::OutOfRange {
-                what: "index not in the published tree",
-            });
-        }
-        let tiles = self.tiles();
-        let proof = inclusion_proof(&TileHashSource::new(&tiles, size), index, size)?;
-        let width = u64::from(TILE_WIDTH);
-        let needed = u16::try_from(index.0 % width + 1).unwrap_or(TILE_WIDTH);
-        let stored = tiles
-            .stored(TileKind::Entries, index.0 / width, needed)?
-            .ok_or(LogError::Integrity {
-                what: "published entry bundle missing",
-            })?;
-        let position = usize::try_from(index.0 % width).unwrap_or(usize::MAX);
-        let entry = bundle_entry(&stored.bytes, position)?;
-        Ok(ProofBundle {
-            extra: Some(entry),
-            index,
-            proof,
-            checkpoint: latest.note,
-        })
-    }
-
-    /// The private record of `index` (only the authenticated private endpoint may call this).
-    ///
-    /// # Errors
-    /// Storage errors.
-    pub fn private_record(&self, index: LeafIndex) -> Result<Option<Vec<u8>>, LogError> {
-        if index.0 >= self.inner.shared.staged.load(Ordering::Acquire) {
-            return Ok(None);
-        }
-        Ok(self.inner.shared.storage.private_record(index)?)
     }
 
     /// Entries submitted but not yet integrated into a published checkpoint.
@@ -579,200 +446,4 @@ impl Log {
 }
 
 #[cfg(test)]
-#[allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    reason = "tests"
-)]
-mod tests {
-    use super::*;
-    use crate::storage::StagedEntry;
-    use crate::storage_mem::MemStorage;
-    use verdict_core::merkle::leaf_hash;
-    use verdict_core::proof::{verify_consistency, verify_inclusion};
-
-    const ORIGIN: &str = "example.com/log-test";
-
-    fn cfg() -> LogConfig {
-        LogConfig {
-            batch_max_age: Duration::from_millis(2),
-            ..LogConfig::new(ORIGIN)
-        }
-    }
-
-    fn signer() -> Signer {
-        Signer::new(ORIGIN, ed25519_dalek::SigningKey::from_bytes(&[7; 32])).unwrap()
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn submits_integrates_and_serves_proofs() {
-        let storage = Arc::new(MemStorage::new());
-        let log = Log::open(storage.clone(), signer(), cfg()).await.unwrap();
-        assert_eq!(
-            log.latest_checkpoint().unwrap().checkpoint.size,
-            TreeSize(0)
-        );
-        let tasks: Vec<_> = (0..300u32)
-            .map(|i| {
-                let log = log.clone();
-                tokio::spawn(async move {
-                    let entry = format!("entry {i}").into_bytes();
-                    let index = log.submit(entry.clone(), Some(vec![1, 2])).await.unwrap();
-                    (index, entry)
-                })
-            })
-            .collect();
-        let mut entries = vec![Vec::new(); 300];
-        for task in tasks {
-            let (index, entry) = task.await.unwrap();
-            entries[index.0 as usize] = entry;
-        }
-        let cp = log.wait_integrated(LeafIndex(299)).await.unwrap();
-        assert!(cp.checkpoint.size.0 >= 300);
-        let root = cp.checkpoint.root;
-        for (i, entry) in entries.iter().enumerate() {
-            let index = LeafIndex(i as u64);
-            assert_eq!(log.entry(index).unwrap().as_ref(), Some(entry));
-            let proof = log.inclusion_proof(index, TreeSize(300)).unwrap();
-            verify_inclusion(&leaf_hash(entry), index, TreeSize(300), &proof, &root).unwrap();
-        }
-        assert_eq!(log.entry(LeafIndex(300)).unwrap(), None);
-        assert_eq!(log.private_record(LeafIndex(5)).unwrap(), Some(vec![1, 2]));
-        let old_root = verdict_core::merkle::root_of(
-            &entries[..37]
-                .iter()
-                .map(|e| leaf_hash(e))
-                .collect::<Vec<_>>(),
-        );
-        let proof = log.consistency_proof(TreeSize(37), TreeSize(300)).unwrap();
-        verify_consistency(TreeSize(37), TreeSize(300), &proof, &old_root, &root).unwrap();
-        assert!(matches!(
-            log.inclusion_proof(LeafIndex(0), TreeSize(301)),
-            Err(LogError::OutOfRange { .. })
-        ));
-        let bundle = log.bundle(LeafIndex(42)).unwrap();
-        let verified = bundle.verify(&signer().verifier()).unwrap();
-        assert_eq!(verified.entry(), entries[42].as_slice());
-        // Tiles: exact widths, nothing beyond the checkpoint.
-        let tile = |kind, index, width| Tile { kind, index, width };
-        let level0 = TileKind::Hashes { level: 0 };
-        assert_eq!(
-            log.read_tile(tile(level0, 1, 44)).unwrap().unwrap().len(),
-            44 * 32
-        );
-        assert_eq!(
-            log.read_tile(tile(level0, 1, 10)).unwrap().unwrap().len(),
-            10 * 32
-        );
-        assert_eq!(log.read_tile(tile(level0, 1, 45)).unwrap(), None);
-        assert_eq!(
-            log.read_tile(tile(level0, 0, 256)).unwrap().unwrap().len(),
-            256 * 32
-        );
-        assert_eq!(
-            log.read_tile(tile(TileKind::Hashes { level: 1 }, 0, 1))
-                .unwrap()
-                .unwrap()
-                .len(),
-            32
-        );
-        let bundle1 = log
-            .read_tile(tile(TileKind::Entries, 1, 44))
-            .unwrap()
-            .unwrap();
-        assert_eq!(
-            verdict_core::tile::decode_entry_bundle(&bundle1).unwrap()[0],
-            entries[256]
-        );
-        assert!(log.submit(vec![0; MAX_ENTRY_LEN + 1], None).await.is_err());
-        log.shutdown().await.unwrap();
-        assert!(matches!(
-            log.submit(vec![1], None).await,
-            Err(LogError::ShuttingDown)
-        ));
-        let stats = log.stats();
-        assert_eq!(
-            (stats.tree_size, stats.staged_size, stats.pending),
-            (300, 300, 0)
-        );
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn pushes_back_when_too_much_is_pending_and_flushes_on_shutdown() {
-        let storage = Arc::new(MemStorage::new());
-        let cfg = LogConfig {
-            batch_max_age: Duration::from_secs(30),
-            max_pending: 2,
-            ..LogConfig::new(ORIGIN)
-        };
-        let log = Log::open(storage, signer(), cfg).await.unwrap();
-        let waiting: Vec<_> = (0..2u8)
-            .map(|i| {
-                let log = log.clone();
-                tokio::spawn(async move { log.submit(vec![i], None).await })
-            })
-            .collect();
-        while log.pending() < 2 {
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
-        let refused = log.submit(vec![9], None).await;
-        assert!(
-            matches!(refused, Err(LogError::Backpressure { pending: 2, .. })),
-            "{refused:?}"
-        );
-        assert_eq!(log.stats().pushbacks, 1);
-        log.shutdown().await.unwrap();
-        for task in waiting {
-            task.await.unwrap().unwrap();
-        }
-        assert_eq!(
-            log.latest_checkpoint().unwrap().checkpoint.size,
-            TreeSize(2)
-        );
-    }
-
-    #[tokio::test]
-    async fn recovers_staged_entries_and_refuses_a_foreign_key() {
-        let storage = Arc::new(MemStorage::new());
-        let log = Log::open(storage.clone(), signer(), cfg()).await.unwrap();
-        log.shutdown().await.unwrap();
-        drop(log);
-        // A crash after staging, before integration.
-        let staged = [StagedEntry {
-            entry: b"a".to_vec(),
-            private: None,
-        }];
-        storage.stage(LeafIndex(0), &staged).unwrap();
-        let log = Log::open(storage.clone(), signer(), cfg()).await.unwrap();
-        assert_eq!(
-            log.latest_checkpoint().unwrap().checkpoint.size,
-            TreeSize(1)
-        );
-        assert_eq!(log.entry(LeafIndex(0)).unwrap(), Some(b"a".to_vec()));
-        log.shutdown().await.unwrap();
-        let other = Signer::new(ORIGIN, ed25519_dalek::SigningKey::from_bytes(&[8; 32])).unwrap();
-        assert!(matches!(
-            Log::open(storage.clone(), other, cfg()).await,
-            Err(LogError::Checkpoint(_))
-        ));
-        let misnamed = Signer::generate("another.example/log").unwrap();
-        assert!(Log::open(storage, misnamed, cfg()).await.is_err());
-    }
-
-    #[tokio::test]
-    async fn re_signs_an_unchanged_checkpoint() {
-        let storage = Arc::new(MemStorage::new());
-        let cfg = LogConfig {
-            checkpoint_interval: Duration::from_millis(20),
-            ..cfg()
-        };
-        let log = Log::open(storage, signer(), cfg).await.unwrap();
-        let first = log.latest_checkpoint().unwrap();
-        tokio::time::sleep(Duration::from_millis(120)).await;
-        let later = log.latest_checkpoint().unwrap();
-        assert_eq!(later.note, first.note);
-        assert!(later.signed_at > first.signed_at);
-        log.shutdown().await.unwrap();
-    }
-}
+mod tests;

@@ -4,7 +4,9 @@
 //!    and acknowledge each submitter with its index;
 //! 2. **integrate**: extend the right edge, write hash tiles and entry bundles;
 //! 3. **sign** the new checkpoint and **publish** it with the right edge (compare-and-swap);
-//! 4. **wake** everyone waiting for integration (a `watch` channel).
+//! 4. **wake** everyone waiting for integration (a `watch` channel), and hand each submitter
+//!    that asked for it ([`crate::log::Log::submit_for_proof`]) its inclusion proof with the
+//!    checkpoint, computed from the batch in memory ([`crate::batch_proofs`]).
 //!
 //! A batch closes at `batch_max_entries` entries or `batch_max_age` after its first entry.
 //!
@@ -28,7 +30,8 @@ use verdict_core::merkle::{LeafIndex, RightEdge, TreeSize};
 use verdict_core::note::{Signer, Verifier};
 use verdict_core::tile::TILE_WIDTH;
 
-use crate::log::{LogError, Shared, SignedCheckpoint};
+use crate::batch_proofs::BatchHashes;
+use crate::log::{Integrated, LogError, Shared, SignedCheckpoint};
 use crate::storage::{LogState, StagedEntry};
 use crate::tiles::extend;
 
@@ -52,6 +55,8 @@ pub(crate) struct Submission {
     pub(crate) entry: Vec<u8>,
     pub(crate) private: Option<Vec<u8>>,
     pub(crate) reply: oneshot::Sender<Result<LeafIndex, LogError>>,
+    /// Where to send the entry's proof once integrated, if the submitter waits for it.
+    pub(crate) proof: Option<oneshot::Sender<Integrated>>,
     pub(crate) queued_at: Instant,
 }
 
@@ -69,6 +74,8 @@ pub(crate) struct Sequencer {
     dirty: bool,
     retry_delay: Duration,
     signed_at: Instant,
+    /// Acknowledged entries whose submitters wait for their proofs, by index (ascending).
+    waiters: Vec<(u64, oneshot::Sender<Integrated>)>,
 }
 
 impl Sequencer {
@@ -92,6 +99,7 @@ impl Sequencer {
             dirty: false,
             retry_delay: FIRST_RETRY_DELAY,
             signed_at: Instant::now(),
+            waiters: Vec::new(),
         };
         sequencer.reload()?;
         sequencer.integrate_staged(None)?;
@@ -229,6 +237,7 @@ impl Sequencer {
         let start = self.staged_size;
         let mut entries = Vec::with_capacity(count);
         let mut replies = Vec::with_capacity(count);
+        let mut proofs = Vec::with_capacity(count);
         let mut oldest = started;
         for submission in batch {
             oldest = oldest.min(submission.queued_at);
@@ -237,6 +246,7 @@ impl Sequencer {
                 private: submission.private,
             });
             replies.push(submission.reply);
+            proofs.push(submission.proof);
         }
         if let Err(error) = self.shared.storage.stage(LeafIndex(start), &entries) {
             self.failed("stage", Some(&LogError::Storage(error)));
@@ -251,8 +261,12 @@ impl Sequencer {
         self.staged_size = end;
         self.shared.staged.store(end, Ordering::Release);
         self.shared.queued.fetch_sub(count, Ordering::AcqRel);
-        for (index, reply) in (start..).zip(replies) {
-            let _ = reply.send(Ok(LeafIndex(index)));
+        for ((index, reply), proof) in (start..).zip(replies).zip(proofs) {
+            if reply.send(Ok(LeafIndex(index))).is_ok() {
+                if let Some(proof) = proof {
+                    self.waiters.push((index, proof));
+                }
+            }
         }
         let batch: Vec<Vec<u8>> = entries.into_iter().map(|e| e.entry).collect();
         let mut result = self.integrate_staged(Some((start, batch)));
@@ -373,6 +387,7 @@ impl Sequencer {
         }
         self.published = Some(state);
         self.dirty = false;
+        self.drop_covered_waiters();
         Ok(())
     }
 
@@ -404,8 +419,50 @@ impl Sequencer {
                 self.dirty = true;
                 return Err(error.into());
             }
+            let old_edge = self.edge.clone();
             self.publish(extension.edge)?;
+            self.serve_waiters(&old_edge, &entries);
         }
+    }
+
+    /// Send each waiter whose entry the published tree now covers its proof and checkpoint,
+    /// computed from the batch just integrated (`entries`, appended to `old_edge`). Waiters of
+    /// entries integrated without that data (after a failure or a reload) are dropped, so that
+    /// they build their proofs from stored tiles ([`crate::log::Sequenced::integrated`]).
+    fn serve_waiters(&mut self, old_edge: &RightEdge, entries: &[Vec<u8>]) {
+        let size = self.published_size();
+        let covered = self.waiters.partition_point(|(index, _)| *index < size);
+        if covered == 0 {
+            return;
+        }
+        let ready: Vec<_> = self.waiters.drain(..covered).collect();
+        let Some(checkpoint) = self.checkpoints.borrow().clone() else {
+            return;
+        };
+        let batch = match BatchHashes::new(old_edge, entries) {
+            Ok(batch) if batch.size().0 == size => batch,
+            Ok(_) => return,
+            Err(error) => {
+                tracing::warn!(error = %error, "batch proofs failed: {error}");
+                return;
+            }
+        };
+        for (index, waiter) in ready {
+            if let Ok(proof) = batch.proof(LeafIndex(index)) {
+                let _ = waiter.send(Integrated {
+                    checkpoint: checkpoint.clone(),
+                    proof,
+                });
+            }
+        }
+    }
+
+    /// Drop the waiters of entries already covered by the published tree (after a reload found
+    /// a newer tree): they build their proofs from stored tiles.
+    fn drop_covered_waiters(&mut self) {
+        let size = self.published_size();
+        let covered = self.waiters.partition_point(|(index, _)| *index < size);
+        self.waiters.drain(..covered);
     }
 
     /// Sign a checkpoint for `edge` and publish it with the edge (compare-and-swap).

@@ -3,6 +3,7 @@
 //! ([`policies`]), screen and check ([`check`]). Auditor token: the private store ([`private`]).
 
 pub mod check;
+pub mod decision;
 pub mod policies;
 pub mod private;
 pub mod proofs;

@@ -514,3 +514,83 @@ async fn register_policy_versions() {
         .json();
     assert_eq!(list[0]["version"], "3.0.0");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pushes_back_with_503_and_retry_after_and_loses_nothing() {
+    // Two entries fill the log (batches close only after 2 s); the third check is refused
+    // before it is decided, with Retry-After, and nothing of it is logged.
+    let s = std::sync::Arc::new(
+        TestServer::start_with(|c| {
+            c.max_pending = 2;
+            c.batch_max_age_ms = 2_000;
+        })
+        .await,
+    );
+    let action = json!({"policy": "customer-data-egress", "action": {"destination": "internal"}});
+    let waiting: Vec<_> = (0..2)
+        .map(|_| {
+            let (s, action) = (s.clone(), action.clone());
+            tokio::spawn(async move { s.check(action).await })
+        })
+        .collect();
+    while s.state.log.pending() < 2 {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    let refused = s.check(action.clone()).await;
+    assert_eq!(refused.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(refused.header("retry-after").parse::<u64>().unwrap() >= 1);
+    let metrics = s.get("/metrics").await;
+    let text = String::from_utf8(metrics.body.to_vec()).unwrap();
+    assert!(text.contains("verdict_pushback_total 1"), "{text}");
+    for task in waiting {
+        let reply = task.await.unwrap();
+        assert_eq!(reply.status, StatusCode::OK);
+        verify_decision(&s, &reply.json(), Decision::Escalate);
+    }
+    assert_eq!(s.tree_size(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bench_verify_finds_every_acknowledged_receipt_and_flags_loss() {
+    use verdict_log_server::bench::verify::{self, Acknowledged};
+    let s = TestServer::start().await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let app = s.app.clone();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let client = reqwest::Client::new();
+    let before = verify::tree_size(&client, &base).await.unwrap();
+    let mut acks = Vec::new();
+    for n in 0..5 {
+        let r = s
+            .check(json!({"policy": "customer-data-egress", "action": {"record_count": n}}))
+            .await;
+        assert_eq!(r.status, StatusCode::OK);
+        let body = r.json();
+        acks.push(Acknowledged {
+            index: body["index"].as_u64().unwrap(),
+            receipt: B64.decode(body["receipt"].as_str().unwrap()).unwrap(),
+        });
+    }
+    verify::run(&client, &base, before, 5, acks.clone(), 2)
+        .await
+        .unwrap();
+    // A receipt that is not the one logged at its index.
+    let mut wrong = acks.clone();
+    wrong[0].receipt = acks[1].receipt.clone();
+    assert!(verify::run(&client, &base, before, 5, wrong, 2)
+        .await
+        .is_err());
+    // An index acknowledged twice.
+    let mut twice = acks.clone();
+    twice[1].index = twice[0].index;
+    assert!(verify::run(&client, &base, before, 5, twice, 2)
+        .await
+        .is_err());
+    // More acknowledged than the log grew by.
+    let mut more = acks.clone();
+    more.push(acks[4].clone());
+    assert!(verify::run(&client, &base, before, 6, more, 2)
+        .await
+        .is_err());
+}

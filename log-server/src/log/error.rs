@@ -1,0 +1,107 @@
+//! [`LogError`]: the errors of the log, and their conversions from core's tile and proof errors.
+
+use std::time::Duration;
+
+use verdict_core::checkpoint::CheckpointError;
+use verdict_core::merkle::RightEdgeError;
+use verdict_core::proof::ProveError;
+use verdict_core::tile::{TileSourceError, TileUpdateError};
+
+use crate::storage::StorageError;
+
+/// Errors of the log.
+#[derive(Debug, thiserror::Error)]
+pub enum LogError {
+    /// Too many entries are waiting for integration; retry later.
+    #[error("log is busy with {pending} pending entries, retry after {retry_after:?}")]
+    Backpressure {
+        /// When to retry.
+        retry_after: Duration,
+        /// Entries pending.
+        pending: usize,
+    },
+    /// An entry is longer than [`MAX_ENTRY_LEN`].
+    #[error("entry of {len} bytes exceeds the {max}-byte limit")]
+    EntryTooLarge {
+        /// Its length.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// A private record is longer than [`MAX_PRIVATE_LEN`].
+    #[error("private record of {len} bytes exceeds the {max}-byte limit")]
+    PrivateTooLarge {
+        /// Its length.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The log is shutting down or its sequencer has stopped.
+    #[error("log is shutting down")]
+    ShuttingDown,
+    /// The batch holding the entry could not be made durable; the entry was not sequenced
+    /// (it may still appear in the log, unacknowledged). The cause is logged.
+    #[error("sequencing failed during {op}")]
+    SequencingFailed {
+        /// The storage operation that failed.
+        op: &'static str,
+    },
+    /// Storage failed.
+    #[error("storage: {0}")]
+    Storage(#[from] StorageError),
+    /// Stored log data is inconsistent with itself or with what this process published.
+    #[error("log integrity violated: {what}")]
+    Integrity {
+        /// What is inconsistent.
+        what: &'static str,
+    },
+    /// An index or size is outside the published tree, or sizes are out of order.
+    #[error("out of range: {what}")]
+    OutOfRange {
+        /// What was out of range.
+        what: &'static str,
+    },
+    /// A stored tile is malformed.
+    #[error("tile {path}: {reason}")]
+    BadTile {
+        /// Tile path.
+        path: String,
+        /// What was wrong.
+        reason: &'static str,
+    },
+    /// The signer's name is not the origin, or the stored checkpoint is not signed by it.
+    #[error("checkpoint: {0}")]
+    Checkpoint(#[from] CheckpointError),
+    /// The tree cannot grow.
+    #[error("tree: {0}")]
+    Tree(#[from] RightEdgeError),
+}
+
+impl From<TileUpdateError<StorageError>> for LogError {
+    fn from(error: TileUpdateError<StorageError>) -> Self {
+        match error {
+            TileUpdateError::Read(error) => LogError::Storage(error),
+            TileUpdateError::MissingTile { .. } => LogError::Integrity {
+                what: "partial tile of the published tree is missing",
+            },
+            TileUpdateError::WrongLength { .. } => LogError::Integrity {
+                what: "stored partial tile has the wrong length",
+            },
+            TileUpdateError::MissingHash { .. } => LogError::Integrity {
+                what: "tree extension did not produce a needed hash",
+            },
+        }
+    }
+}
+
+impl From<ProveError<TileSourceError<StorageError>>> for LogError {
+    fn from(error: ProveError<TileSourceError<StorageError>>) -> Self {
+        match error {
+            ProveError::InvalidRange { what } => LogError::OutOfRange { what },
+            ProveError::Source(TileSourceError::Read(error)) => LogError::Storage(error),
+            ProveError::Source(TileSourceError::Malformed { path, reason }) => {
+                LogError::BadTile { path, reason }
+            }
+        }
+    }
+}

@@ -1,0 +1,154 @@
+//! The read side of [`Log`]: checkpoints, tiles, entries, proofs and bundles, straight from
+//! [`crate::storage::Storage`] through the bounded tile cache. Proofs are built from stored tiles
+//! with core's [`TileHashSource`] (RFC 9162 §2.1.3, §2.1.4; spec `spec/tiles.md`); the tree is
+//! never held in memory.
+
+use std::sync::atomic::Ordering;
+
+use verdict_core::bundle::ProofBundle;
+use verdict_core::merkle::{Hash, LeafIndex, TreeSize};
+use verdict_core::proof::{consistency_proof, inclusion_proof};
+use verdict_core::tile::{Tile, TileHashSource, TileKind, TILE_WIDTH};
+
+use super::{Log, LogError, SignedCheckpoint};
+use crate::tiles::{bundle_entry, tile_prefix, width_in, CachedTiles};
+
+impl Log {
+    /// The latest published checkpoint.
+    pub fn latest_checkpoint(&self) -> Option<SignedCheckpoint> {
+        self.inner.checkpoints.borrow().clone()
+    }
+
+    fn published_size(&self) -> TreeSize {
+        self.inner
+            .checkpoints
+            .borrow()
+            .as_ref()
+            .map_or(TreeSize(0), |cp| cp.checkpoint.size)
+    }
+
+    fn tiles(&self) -> CachedTiles<'_> {
+        CachedTiles::new(self.inner.shared.storage.as_ref(), &self.inner.shared.cache)
+    }
+
+    /// A hash tile or entry bundle of exactly `tile.width`, if the latest checkpoint covers it.
+    ///
+    /// # Errors
+    /// Storage errors; [`LogError::Integrity`] when a covered tile is missing.
+    pub fn read_tile(&self, tile: Tile) -> Result<Option<Vec<u8>>, LogError> {
+        let size = self.published_size();
+        if tile.width == 0
+            || tile.width > TILE_WIDTH
+            || tile.width > width_in(tile.kind, tile.index, size)
+        {
+            return Ok(None);
+        }
+        let stored = self
+            .tiles()
+            .stored(tile.kind, tile.index, tile.width)?
+            .ok_or(LogError::Integrity {
+                what: "published tile missing",
+            })?;
+        Ok(Some(tile_prefix(tile.kind, &stored, tile.width)?.to_vec()))
+    }
+
+    /// Inclusion proof of `index` in the tree of `size` (at most the published size).
+    ///
+    /// # Errors
+    /// [`LogError::OutOfRange`] unless `index < size <= published size`; storage errors.
+    pub fn inclusion_proof(&self, index: LeafIndex, size: TreeSize) -> Result<Vec<Hash>, LogError> {
+        if size > self.published_size() {
+            return Err(LogError::OutOfRange {
+                what: "size beyond the published tree",
+            });
+        }
+        let tiles = self.tiles();
+        Ok(inclusion_proof(
+            &TileHashSource::new(&tiles, size),
+            index,
+            size,
+        )?)
+    }
+
+    /// Consistency proof from the tree of `from` to that of `to` (at most the published size).
+    ///
+    /// # Errors
+    /// [`LogError::OutOfRange`] unless `0 < from <= to <= published size`; storage errors.
+    pub fn consistency_proof(&self, from: TreeSize, to: TreeSize) -> Result<Vec<Hash>, LogError> {
+        if to > self.published_size() {
+            return Err(LogError::OutOfRange {
+                what: "size beyond the published tree",
+            });
+        }
+        let tiles = self.tiles();
+        Ok(consistency_proof(
+            &TileHashSource::new(&tiles, to),
+            from,
+            to,
+        )?)
+    }
+
+    /// The entry at `index`, if the latest checkpoint covers it.
+    ///
+    /// # Errors
+    /// Storage errors; [`LogError::Integrity`] when its bundle is missing.
+    pub fn entry(&self, index: LeafIndex) -> Result<Option<Vec<u8>>, LogError> {
+        if index.0 >= self.published_size().0 {
+            return Ok(None);
+        }
+        let width = u64::from(TILE_WIDTH);
+        let position = usize::try_from(index.0 % width).unwrap_or(usize::MAX);
+        let needed = u16::try_from(index.0 % width + 1).unwrap_or(TILE_WIDTH);
+        let bundle = self
+            .tiles()
+            .stored(TileKind::Entries, index.0 / width, needed)?
+            .ok_or(LogError::Integrity {
+                what: "published entry bundle missing",
+            })?;
+        Ok(Some(bundle_entry(&bundle.bytes, position)?))
+    }
+
+    /// The C2SP tlog-proof of `index` against the latest checkpoint, with the entry as `extra`.
+    ///
+    /// # Errors
+    /// [`LogError::OutOfRange`] when the latest checkpoint does not cover `index`.
+    pub fn bundle(&self, index: LeafIndex) -> Result<ProofBundle, LogError> {
+        let latest = self.latest_checkpoint().ok_or(LogError::OutOfRange {
+            what: "no checkpoint yet",
+        })?;
+        let size = latest.checkpoint.size;
+        if index.0 >= size.0 {
+            return Err(LogError::OutOfRange {
+                what: "index not in the published tree",
+            });
+        }
+        let tiles = self.tiles();
+        let proof = inclusion_proof(&TileHashSource::new(&tiles, size), index, size)?;
+        let width = u64::from(TILE_WIDTH);
+        let needed = u16::try_from(index.0 % width + 1).unwrap_or(TILE_WIDTH);
+        let stored = tiles
+            .stored(TileKind::Entries, index.0 / width, needed)?
+            .ok_or(LogError::Integrity {
+                what: "published entry bundle missing",
+            })?;
+        let position = usize::try_from(index.0 % width).unwrap_or(usize::MAX);
+        let entry = bundle_entry(&stored.bytes, position)?;
+        Ok(ProofBundle {
+            extra: Some(entry),
+            index,
+            proof,
+            checkpoint: latest.note,
+        })
+    }
+
+    /// The private record of `index` (only the authenticated private endpoint may call this).
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub fn private_record(&self, index: LeafIndex) -> Result<Option<Vec<u8>>, LogError> {
+        if index.0 >= self.inner.shared.staged.load(Ordering::Acquire) {
+            return Ok(None);
+        }
+        Ok(self.inner.shared.storage.private_record(index)?)
+    }
+}

@@ -1,0 +1,381 @@
+//! The answer to a logged decision: its wire types, logging it ([`log_decision`]: sign,
+//! sequence, wait for the proof) and replaying it for a repeated request id ([`replay`]).
+//!
+//! The answer carries the decision, the receipt, and once integrated the proof bundle (C2SP
+//! tlog-proof, `spec/proof-bundle.md`): receipt, index, inclusion proof and checkpoint.
+
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use serde::Serialize;
+use verdict_checker::{CompiledPolicy, Outcome};
+use verdict_core::bundle::ProofBundle;
+use verdict_core::receipt::{Decision, Kind, Receipt, Salt, Statement};
+use verdict_core::LeafIndex;
+
+use crate::error::ApiError;
+use crate::log::{Integrated, LogError};
+use crate::routes::check::canonical_json;
+use crate::routes::public::checkpoint_size;
+use crate::AppState;
+
+const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
+
+/// The policy a decision was made under.
+#[derive(Debug, Serialize)]
+pub struct PolicyRef {
+    /// Name.
+    pub name: String,
+    /// Version.
+    pub version: String,
+    /// Commitment (hex).
+    pub commitment: String,
+}
+
+/// A logged decision, with its proof once integrated.
+#[derive(Debug, Serialize)]
+pub struct DecisionResponse {
+    /// `allow`, `deny`, `escalate` or `not-applicable`.
+    pub decision: &'static str,
+    /// `check` or `screen`.
+    pub kind: &'static str,
+    /// True when the decision is a fail-closed deny.
+    pub fail_closed: bool,
+    /// Request id.
+    pub request_id: String,
+    /// The policy.
+    pub policy: PolicyRef,
+    /// Indices of violated rules.
+    pub violated_rules: Vec<u32>,
+    /// Ids of violated rules.
+    pub violated_rule_ids: Vec<String>,
+    /// Policy variables the action names.
+    pub matched_variables: Vec<String>,
+    /// For escalate: unbound variables that decide the outcome.
+    pub undetermined_variables: Vec<String>,
+    /// Key ids of verified approvers.
+    pub approvers: Vec<String>,
+    /// Action commitment (hex): what approvers sign, with the request id.
+    pub action_commitment: String,
+    /// Salt of the action commitment (hex); keep it to resubmit with approvals.
+    pub salt: String,
+    /// The canonical action the commitment covers (sorted keys, no whitespace, token values
+    /// replaced by `true`): with `salt` it proves which action a receipt is about
+    /// (`verdict verify --action FILE --salt HEX`).
+    pub canonical_action: String,
+    /// Decision time (ms since the Unix epoch).
+    pub time_ms: u64,
+    /// Leaf index of the receipt in the log.
+    pub index: u64,
+    /// The receipt (COSE_Sign1), base64.
+    pub receipt: String,
+    /// Whether the entry is in a signed checkpoint (false for `?wait=false`).
+    pub integrated: bool,
+    /// The proof, once integrated.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub proof: Option<ProofPart>,
+}
+
+/// The proof part of a decision.
+#[derive(Debug, Serialize)]
+pub struct ProofPart {
+    /// Size of the checkpoint the proof is against.
+    pub tree_size: u64,
+    /// Inclusion proof hashes, base64.
+    pub inclusion_proof: Vec<String>,
+    /// The signed checkpoint note.
+    pub checkpoint: String,
+    /// The C2SP tlog-proof text (receipt in the `extra` line): save it and run `verdict verify`.
+    pub bundle: String,
+}
+
+pub(crate) fn log_error(state: &AppState, e: LogError) -> ApiError {
+    match e {
+        LogError::Backpressure { retry_after, .. } => {
+            state.metrics.pushback();
+            ApiError::Backpressure {
+                retry_after_secs: retry_after.as_secs().max(1),
+            }
+        }
+        LogError::ShuttingDown => ApiError::Unavailable {
+            reason: "shutting down",
+        },
+        other => ApiError::internal(other),
+    }
+}
+
+pub(crate) fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// Sign, sequence, (optionally) wait, and build the answer. Returns the index once sequenced.
+///
+/// With `wait`, the sequencer hands over the inclusion proof and the checkpoint that first covers
+/// the entry ([`crate::log::Sequenced::integrated`]), so the answer needs no tile reads.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one call site per endpoint; all parts needed"
+)]
+pub(crate) async fn log_decision(
+    state: &AppState,
+    policy: &CompiledPolicy,
+    outcome: &Outcome,
+    kind: Kind,
+    request_id: &str,
+    action: &serde_json::Value,
+    wait: bool,
+    started: Instant,
+) -> Result<(Response, Option<LeafIndex>), ApiError> {
+    // The statement is kept for the answer, so the receipt is not decoded again.
+    let statement = verdict_checker::issue::statement(
+        outcome,
+        kind,
+        policy,
+        request_id,
+        now_ms(),
+        &state.checker_key,
+    );
+    let receipt = Receipt::sign(&statement, &state.checker_key).map_err(ApiError::internal)?;
+    let private = private_record(policy, outcome, request_id, action)?;
+    let submitted = Instant::now();
+    let (index, sequenced) = if wait {
+        let sequenced = state
+            .log
+            .submit_for_proof(receipt.clone(), Some(private))
+            .await
+            .map_err(|e| log_error(state, e))?;
+        (sequenced.index, Some(sequenced))
+    } else {
+        let index = state
+            .log
+            .submit(receipt.clone(), Some(private))
+            .await
+            .map_err(|e| log_error(state, e))?;
+        (index, None)
+    };
+    state.metrics.decision(
+        policy.name(),
+        decision_name(statement.decision),
+        kind_name(kind),
+    );
+    tracing::debug!(
+        leaf.index = index.0,
+        request_id,
+        "sequenced decision {} at {}",
+        decision_name(statement.decision),
+        index.0
+    );
+    let Some(sequenced) = sequenced else {
+        let body = decision_body(
+            policy,
+            statement,
+            &receipt,
+            outcome.salt,
+            &outcome.canonical_action,
+            index,
+            None,
+        );
+        return Ok((json_response(StatusCode::ACCEPTED, &body)?, Some(index)));
+    };
+    let Integrated { checkpoint, proof } = sequenced
+        .integrated()
+        .await
+        .map_err(|e| log_error(state, e))?;
+    state.metrics.integration.observe(submitted.elapsed());
+    let size = checkpoint.checkpoint.size.0;
+    let inclusion_proof = proof.iter().map(|h| h.to_base64()).collect();
+    let bundle = ProofBundle {
+        extra: Some(receipt.clone()),
+        index,
+        proof,
+        checkpoint: checkpoint.note,
+    };
+    let part = ProofPart {
+        tree_size: size,
+        inclusion_proof,
+        checkpoint: String::from_utf8_lossy(&bundle.checkpoint).into_owned(),
+        bundle: String::from_utf8_lossy(&bundle.encode()).into_owned(),
+    };
+    state.metrics.check_to_proof.observe(started.elapsed());
+    let body = decision_body(
+        policy,
+        statement,
+        &receipt,
+        outcome.salt,
+        &outcome.canonical_action,
+        index,
+        Some(part),
+    );
+    Ok((json_response(StatusCode::OK, &body)?, Some(index)))
+}
+
+/// A JSON answer serialized into one buffer sized for a decision with its proof (about 3 KB), so
+/// that it is not grown and copied several times on the way.
+fn json_response(status: StatusCode, body: &DecisionResponse) -> Result<Response, ApiError> {
+    let mut bytes = Vec::with_capacity(4096);
+    serde_json::to_writer(&mut bytes, body).map_err(ApiError::internal)?;
+    Ok((
+        status,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        bytes,
+    )
+        .into_response())
+}
+
+/// The private record of a decision (raw action, salt, canonical action, request id, policy),
+/// served only by `GET /v1/private/actions/<index>`.
+fn private_record(
+    policy: &CompiledPolicy,
+    outcome: &Outcome,
+    request_id: &str,
+    action: &serde_json::Value,
+) -> Result<Vec<u8>, ApiError> {
+    /// Fields in sorted order: the same bytes as a `serde_json::json!` object.
+    #[derive(Serialize)]
+    struct PrivateRecord<'a> {
+        action: &'a serde_json::Value,
+        canonical_action: std::borrow::Cow<'a, str>,
+        policy: String,
+        request_id: &'a str,
+        salt: String,
+    }
+    serde_json::to_vec(&PrivateRecord {
+        action,
+        canonical_action: String::from_utf8_lossy(&outcome.canonical_action),
+        policy: policy.commitment().to_hex(),
+        request_id,
+        salt: outcome.salt.to_hex(),
+    })
+    .map_err(ApiError::internal)
+}
+
+/// Answer a replayed request id with the entry logged for it.
+pub(crate) async fn replay(
+    state: &AppState,
+    policy: &CompiledPolicy,
+    action: &serde_json::Value,
+    index: LeafIndex,
+    salt: Salt,
+    wait: bool,
+) -> Result<Response, ApiError> {
+    let checkpoint = if wait {
+        Some(
+            state
+                .log
+                .wait_integrated(index)
+                .await
+                .map_err(|e| log_error(state, e))?,
+        )
+    } else {
+        None
+    };
+    let receipt = state
+        .log
+        .entry(index)
+        .map_err(ApiError::internal)?
+        .ok_or_else(|| ApiError::internal(format!("replayed entry {index} missing")))?;
+    let statement = Receipt::decode(&receipt)
+        .map_err(ApiError::internal)?
+        .statement;
+    let part = match checkpoint {
+        Some(cp) => {
+            let bundle = state.log.bundle(index).map_err(ApiError::internal)?;
+            Some(ProofPart {
+                tree_size: bundle_size(&bundle).max(checkpoint_size(&cp)),
+                inclusion_proof: bundle.proof.iter().map(|h| h.to_base64()).collect(),
+                checkpoint: String::from_utf8_lossy(&bundle.checkpoint).into_owned(),
+                bundle: String::from_utf8_lossy(&bundle.encode()).into_owned(),
+            })
+        }
+        None => None,
+    };
+    // Same fingerprint, so the same action: recompute its canonical form.
+    let canonical = verdict_checker::Action::from_value(policy.ast(), action)
+        .map_or_else(|_| canonical_json(action).into_bytes(), |a| a.canonical());
+    let body = decision_body(policy, statement, &receipt, salt, &canonical, index, part);
+    json_response(StatusCode::OK, &body)
+}
+
+fn bundle_size(bundle: &ProofBundle) -> u64 {
+    std::str::from_utf8(&bundle.checkpoint)
+        .ok()
+        .and_then(|t| t.lines().nth(1))
+        .and_then(|l| l.parse().ok())
+        .unwrap_or(0)
+}
+
+fn decision_body(
+    policy: &CompiledPolicy,
+    statement: Statement,
+    receipt: &[u8],
+    salt: Salt,
+    canonical_action: &[u8],
+    index: LeafIndex,
+    proof: Option<ProofPart>,
+) -> DecisionResponse {
+    let decision = decision_name(statement.decision);
+    let kind = kind_name(statement.kind);
+    let rule_ids = statement
+        .violated_rules
+        .iter()
+        .map(|i| {
+            usize::try_from(*i)
+                .ok()
+                .and_then(|i| policy.ast().rules.get(i))
+                .map_or_else(String::new, |r| r.id.clone())
+        })
+        .collect();
+    DecisionResponse {
+        decision,
+        kind,
+        fail_closed: statement.fail_closed,
+        request_id: statement.request_id,
+        policy: PolicyRef {
+            name: policy.name().to_owned(),
+            version: statement.policy_version,
+            commitment: statement.policy_commitment.to_hex(),
+        },
+        violated_rules: statement.violated_rules,
+        violated_rule_ids: rule_ids,
+        matched_variables: statement.matched_variables,
+        undetermined_variables: statement.undetermined_variables,
+        approvers: statement
+            .approvers
+            .iter()
+            .map(ToString::to_string)
+            .collect(),
+        action_commitment: statement.action_commitment.to_hex(),
+        salt: salt.to_hex(),
+        canonical_action: String::from_utf8_lossy(canonical_action).into_owned(),
+        time_ms: statement.time_ms,
+        index: index.0,
+        receipt: B64.encode(receipt),
+        integrated: proof.is_some(),
+        proof,
+    }
+}
+
+/// Wire name of a decision.
+pub fn decision_name(d: Decision) -> &'static str {
+    match d {
+        Decision::Allow => "allow",
+        Decision::Deny => "deny",
+        Decision::Escalate => "escalate",
+        Decision::NotApplicable => "not-applicable",
+    }
+}
+
+/// Wire name of a kind.
+pub fn kind_name(k: Kind) -> &'static str {
+    match k {
+        Kind::Screen => "screen",
+        Kind::Check => "check",
+    }
+}

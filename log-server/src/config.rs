@@ -64,6 +64,10 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// Request timeout in milliseconds; a request taking longer gets 503. Default 10000.
     pub request_timeout_ms: u64,
+    /// Time a client has to send a complete request head (request line and headers), counted
+    /// from when the server starts reading it; it also bounds idle keep-alive connections.
+    /// Slower connections are closed without an answer. Default 10000.
+    pub header_read_timeout_ms: u64,
     /// Sequencer: maximum entries per batch. Default 256.
     pub batch_max_entries: usize,
     /// Sequencer: maximum age of a batch in milliseconds before it is flushed. Default 50.
@@ -94,6 +98,7 @@ impl Default for Config {
             policies_dir: PathBuf::from("testdata/policies"),
             max_body_bytes: 256 * 1024,
             request_timeout_ms: 10_000,
+            header_read_timeout_ms: 10_000,
             batch_max_entries: 256,
             batch_max_age_ms: 50,
             max_pending: 65_536,
@@ -114,6 +119,7 @@ const FIELDS: &[&str] = &[
     "policies_dir",
     "max_body_bytes",
     "request_timeout_ms",
+    "header_read_timeout_ms",
     "batch_max_entries",
     "batch_max_age_ms",
     "max_pending",
@@ -206,6 +212,11 @@ impl Config {
             "must be at least 1",
         )?;
         check(
+            self.header_read_timeout_ms >= 1,
+            "header_read_timeout_ms",
+            "must be at least 1",
+        )?;
+        check(
             self.check_timeout_ms >= 1,
             "check_timeout_ms",
             "must be at least 1",
@@ -240,6 +251,11 @@ impl Config {
     /// Request timeout.
     pub fn request_timeout(&self) -> Duration {
         Duration::from_millis(self.request_timeout_ms)
+    }
+
+    /// Header-read timeout.
+    pub fn header_read_timeout(&self) -> Duration {
+        Duration::from_millis(self.header_read_timeout_ms)
     }
 
     /// Solver timeout.

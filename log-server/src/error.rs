@@ -29,7 +29,7 @@ pub enum ApiError {
     /// The body exceeds the configured limit.
     #[error("request body exceeds the limit of {limit} bytes")]
     BodyTooLarge {
-        /// The limit in bytes (0 when unknown).
+        /// The limit in bytes (0 only until [`normalize_response`] fills it in).
         limit: usize,
     },
     /// A query string parameter is missing or invalid.
@@ -263,11 +263,16 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
 }
 
 /// Rewrite error responses not produced by [`ApiError`] (tower-http's 413 and timeout, the
-/// router's 404/405) into the `{error, message}` shape. Responses that already carry JSON pass.
-pub async fn normalize_response(response: Response) -> Response {
+/// router's 404/405) into the `{error, message}` shape. Responses that already carry JSON pass,
+/// except 413, which is always rewritten so that its message names `body_limit`, the configured
+/// limit in bytes (neither tower-http nor the JSON extractor knows it).
+pub async fn normalize_response(response: Response, body_limit: usize) -> Response {
     let status = response.status();
     if !(status.is_client_error() || status.is_server_error()) {
         return response;
+    }
+    if status == StatusCode::PAYLOAD_TOO_LARGE {
+        return ApiError::BodyTooLarge { limit: body_limit }.into_response();
     }
     let is_json = response
         .headers()
@@ -278,7 +283,6 @@ pub async fn normalize_response(response: Response) -> Response {
         return response;
     }
     let error = match status {
-        StatusCode::PAYLOAD_TOO_LARGE => ApiError::BodyTooLarge { limit: 0 },
         StatusCode::NOT_FOUND => ApiError::NotFound {
             what: "route".to_owned(),
         },

@@ -9,6 +9,25 @@
 //! | `auditor.token` | bearer token of `/v1/private/...` | 0600 |
 //!
 //! Files are created with `create_new` and mode 0600 on first start and never overwritten.
+//!
+//! ## Token files and expiry
+//!
+//! `write.token` and `auditor.token` hold the token (64 hex digits) on the first non-blank line.
+//! Further lines are optional: blank lines, comments starting with `#`, and at most one
+//! `expires=<time>` line, where `<time>` is Unix seconds (`expires=1798761600`) or an RFC 3339
+//! date-time (`expires=2027-01-01T00:00:00Z`, any offset, optional fraction). A file without an
+//! `expires` line never expires, so files created by older versions stay valid:
+//!
+//! ```text
+//! 3f5a...64 hex digits...c2
+//! # rotated 2026-11-22 by ops
+//! expires=2026-12-31T23:59:59Z
+//! ```
+//!
+//! The expiry is checked on every request ([`crate::auth`]): from that instant the token gets
+//! 401 `token_expired`. To rotate, write a new file (mode 0600) and restart the server. A file
+//! over 4 KiB, a token that is not 64 hex digits, an unknown `key=value` line, a second `expires`
+//! line or an unparsable time stops the server at start ([`KeyError::BadTokenFile`]).
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -44,6 +63,16 @@ pub enum KeyError {
         /// The file.
         path: PathBuf,
     },
+    /// A token file is not in the token file format (see the module docs).
+    #[error("token file {path}, line {line}: {reason}")]
+    BadTokenFile {
+        /// The file.
+        path: PathBuf,
+        /// Line of the problem (1-based).
+        line: usize,
+        /// What is wrong.
+        reason: &'static str,
+    },
     /// The configured origin differs from the existing log key's name.
     #[error("configured origin {configured:?} differs from the log key name {existing:?}")]
     OriginMismatch {
@@ -63,10 +92,10 @@ pub struct Keys {
     pub checker: Signer,
     /// Salt of policy commitments (derived from the salt secret).
     pub policy_salt: Salt,
-    /// Write token.
-    pub write_token: String,
-    /// Auditor token.
-    pub auditor_token: String,
+    /// Write token (and its optional expiry).
+    pub write_token: ApiToken,
+    /// Auditor token (and its optional expiry).
+    pub auditor_token: ApiToken,
     /// Paths of the files.
     pub paths: KeyPaths,
     /// True when any file was created by this call.
@@ -123,8 +152,8 @@ pub fn load_or_create(data_dir: &Path, origin: &str, configured: bool) -> Result
     let checker_name = format!("{}/checker", log.name());
     let checker = load_or_create_signer(&paths.checker_key, &checker_name, &mut created)?;
     let salt_secret = load_or_create_secret(&paths.policy_salt, &mut created)?;
-    let write_token = load_or_create_secret(&paths.write_token, &mut created)?;
-    let auditor_token = load_or_create_secret(&paths.auditor_token, &mut created)?;
+    let write_token = load_or_create_token(&paths.write_token, &mut created)?;
+    let auditor_token = load_or_create_token(&paths.auditor_token, &mut created)?;
     let policy_salt = derive_policy_salt(&salt_secret);
     Ok(Keys {
         log,
@@ -185,6 +214,196 @@ fn load_or_create_secret(path: &Path, created: &mut bool) -> Result<String, KeyE
             write_secret_file(path, &format!("{secret}\n"))?;
             *created = true;
             Ok(secret)
+        }
+        Err(source) => Err(KeyError::Io {
+            path: path.to_owned(),
+            source,
+        }),
+    }
+}
+
+/// Largest token file accepted, in bytes.
+const MAX_TOKEN_FILE: usize = 4096;
+
+/// An API bearer token and its optional expiry, as read from a token file (see the module docs).
+/// `Debug` does not show the secret.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ApiToken {
+    secret: String,
+    expires_at: Option<u64>,
+}
+
+impl std::fmt::Debug for ApiToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiToken")
+            .field("secret", &"..")
+            .field("expires_at", &self.expires_at)
+            .finish()
+    }
+}
+
+impl ApiToken {
+    /// A token with an optional expiry (Unix seconds).
+    pub fn new(secret: impl Into<String>, expires_at: Option<u64>) -> Self {
+        Self {
+            secret: secret.into(),
+            expires_at,
+        }
+    }
+
+    /// The bearer token itself.
+    pub fn secret(&self) -> &str {
+        &self.secret
+    }
+
+    /// When the token expires (Unix seconds), if ever.
+    pub fn expires_at(&self) -> Option<u64> {
+        self.expires_at
+    }
+
+    /// Parse the text of a token file (see the module docs); `path` only names errors.
+    ///
+    /// # Errors
+    /// [`KeyError::BadTokenFile`] or [`KeyError::BadSecret`].
+    pub fn parse(path: &Path, text: &str) -> Result<Self, KeyError> {
+        let bad = |line: usize, reason: &'static str| KeyError::BadTokenFile {
+            path: path.to_owned(),
+            line,
+            reason,
+        };
+        if text.len() > MAX_TOKEN_FILE {
+            return Err(bad(1, "file is larger than 4096 bytes"));
+        }
+        let mut secret = None;
+        let mut expires_at = None;
+        for (n, raw) in text.lines().enumerate() {
+            let line = raw.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            if secret.is_none() {
+                if line.len() == 64 && line.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    secret = Some(line.to_owned());
+                    continue;
+                }
+                return Err(KeyError::BadSecret {
+                    path: path.to_owned(),
+                });
+            }
+            let Some((key, value)) = line.split_once('=') else {
+                return Err(bad(n + 1, "expected `expires=<time>` after the token"));
+            };
+            if key.trim() != "expires" {
+                return Err(bad(n + 1, "unknown key (only `expires` is allowed)"));
+            }
+            if expires_at.is_some() {
+                return Err(bad(n + 1, "a second `expires` line"));
+            }
+            expires_at = Some(parse_time(value.trim()).ok_or_else(|| {
+                bad(
+                    n + 1,
+                    "expires must be Unix seconds or an RFC 3339 date-time such as 2027-01-01T00:00:00Z",
+                )
+            })?);
+        }
+        let secret = secret.ok_or_else(|| KeyError::BadSecret {
+            path: path.to_owned(),
+        })?;
+        Ok(Self { secret, expires_at })
+    }
+}
+
+/// Unix seconds (decimal, at most 20 digits) or an RFC 3339 `date-time` (RFC 3339 §5.6:
+/// `YYYY-MM-DDTHH:MM:SS[.frac](Z|±HH:MM)`, `t`/`z`/space accepted as RFC 3339 §5.6 notes allow)
+/// as Unix seconds. Times before 1970 are rejected; a leap second (`:60`) counts as `:59`.
+pub fn parse_time(text: &str) -> Option<u64> {
+    if !text.is_empty() && text.len() <= 20 && text.bytes().all(|b| b.is_ascii_digit()) {
+        return text.parse().ok();
+    }
+    parse_rfc3339(text)
+}
+
+fn parse_rfc3339(text: &str) -> Option<u64> {
+    let b = text.as_bytes();
+    let num = |range: std::ops::Range<usize>| -> Option<u32> {
+        let digits = b.get(range)?;
+        if !digits.iter().all(u8::is_ascii_digit) {
+            return None;
+        }
+        std::str::from_utf8(digits).ok()?.parse().ok()
+    };
+    let sep = |i: usize, c: u8| b.get(i) == Some(&c);
+    if b.len() < 20 || !sep(4, b'-') || !sep(7, b'-') || !sep(13, b':') || !sep(16, b':') {
+        return None;
+    }
+    if !matches!(b.get(10), Some(b'T' | b't' | b' ')) {
+        return None;
+    }
+    let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    let mut rest = 19;
+    if sep(19, b'.') {
+        rest = 20;
+        while b.get(rest).is_some_and(u8::is_ascii_digit) {
+            rest += 1;
+        }
+        if rest == 20 {
+            return None;
+        }
+    }
+    let offset_secs: i64 = match b.get(rest..)? {
+        [b'Z' | b'z'] => 0,
+        [sign @ (b'+' | b'-'), _, _, b':', _, _] => {
+            let (h, m) = (num(rest + 1..rest + 3)?, num(rest + 4..rest + 6)?);
+            if h > 23 || m > 59 {
+                return None;
+            }
+            let o = i64::from(h * 3600 + m * 60);
+            if *sign == b'+' {
+                o
+            } else {
+                -o
+            }
+        }
+        _ => return None,
+    };
+    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+    let days_in_month = match month {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if leap => 29,
+        2 => 28,
+        _ => return None,
+    };
+    if day == 0 || day > days_in_month || hour > 23 || minute > 59 || second > 60 {
+        return None;
+    }
+    let days = days_from_civil(i64::from(year), i64::from(month), i64::from(day));
+    let secs =
+        days * 86_400 + i64::from(hour) * 3600 + i64::from(minute) * 60 + i64::from(second.min(59))
+            - offset_secs;
+    u64::try_from(secs).ok()
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's `days_from_civil`).
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+fn load_or_create_token(path: &Path, created: &mut bool) -> Result<ApiToken, KeyError> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => ApiToken::parse(path, &text),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let secret = random_hex32();
+            write_secret_file(path, &format!("{secret}\n"))?;
+            *created = true;
+            Ok(ApiToken::new(secret, None))
         }
         Err(source) => Err(KeyError::Io {
             path: path.to_owned(),
@@ -254,11 +473,80 @@ mod tests {
         assert_eq!(b.checker.verifier(), a.checker.verifier());
         assert_eq!(b.write_token, a.write_token);
         assert_ne!(a.write_token, a.auditor_token);
+        assert_eq!(a.write_token.expires_at(), None);
+        assert!(!format!("{a:?}").contains(a.write_token.secret()));
         assert_eq!(b.policy_salt, a.policy_salt);
         assert!(matches!(
             load_or_create(dir.path(), "other.example/log", true),
             Err(KeyError::OriginMismatch { .. })
         ));
+    }
+
+    #[test]
+    fn token_files_with_expiry() {
+        let p = Path::new("write.token");
+        let t = "ab".repeat(32);
+        let plain = ApiToken::parse(p, &format!("{t}\n")).unwrap();
+        assert_eq!((plain.secret(), plain.expires_at()), (t.as_str(), None));
+        for (line, want) in [
+            ("expires=1798761600", 1_798_761_600),
+            ("expires = 2027-01-01T00:00:00Z", 1_798_761_600),
+            ("expires=2027-01-01t01:30:00.123+01:30", 1_798_761_600),
+            ("expires=2026-12-31 19:00:00-05:00", 1_798_761_600),
+            ("expires=2024-02-29T00:00:00Z", 1_709_164_800),
+            ("expires=1970-01-01T00:00:00Z", 0),
+            ("expires=2016-12-31T23:59:60Z", 1_483_228_799),
+        ] {
+            let token = ApiToken::parse(p, &format!("# comment\n{t}\n\n{line}\n")).unwrap();
+            assert_eq!(token.expires_at(), Some(want), "{line}");
+        }
+        for (text, why) in [
+            (String::new(), "empty"),
+            ("abc\n".to_owned(), "short token"),
+            (format!("{t}\nexpires=soon\n"), "bad time"),
+            (
+                format!("{t}\nexpires=2027-02-29T00:00:00Z\n"),
+                "no such day",
+            ),
+            (format!("{t}\nexpires=2027-01-01T24:00:00Z\n"), "hour 24"),
+            (format!("{t}\nexpires=2027-01-01T00:00:00\n"), "no offset"),
+            (
+                format!("{t}\nexpires=2027-01-01T00:00:00.Z\n"),
+                "empty fraction",
+            ),
+            (
+                format!("{t}\nexpires=1969-12-31T23:59:59Z\n"),
+                "before 1970",
+            ),
+            (format!("{t}\nexpires=-5\n"), "negative"),
+            (
+                format!("{t}\nexpires=99999999999999999999999\n"),
+                "overflow",
+            ),
+            (format!("{t}\nexpires=1\nexpires=2\n"), "two expires"),
+            (format!("{t}\nowner=alice\n"), "unknown key"),
+            (format!("{t}\n{t}\n"), "second token"),
+            (format!("{t}\n{}", "#".repeat(5000)), "too large"),
+        ] {
+            assert!(ApiToken::parse(p, &text).is_err(), "{why}");
+        }
+        // Loaded from the data directory, and reported without the secret.
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("write.token"), format!("{t}\nexpires=5\n")).unwrap();
+        let keys = load_or_create(dir.path(), "example.com/log", true).unwrap();
+        assert_eq!(keys.write_token.expires_at(), Some(5));
+        assert_eq!(keys.auditor_token.expires_at(), None);
+        std::fs::write(
+            dir.path().join("auditor.token"),
+            format!("{t}\nexpires=x\n"),
+        )
+        .unwrap();
+        let err = load_or_create(dir.path(), "example.com/log", true).unwrap_err();
+        assert!(
+            matches!(err, KeyError::BadTokenFile { line: 2, .. }),
+            "{err}"
+        );
+        assert!(!err.to_string().contains(&t));
     }
 
     #[test]

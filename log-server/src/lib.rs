@@ -20,7 +20,10 @@
 //! let config = verdict_log_server::config::Config::default();
 //! let started = verdict_log_server::start(&config).await?;
 //! let listener = tokio::net::TcpListener::bind(config.listen).await?;
-//! axum::serve(listener, verdict_log_server::app(started.state.clone())).await?;
+//! let app = verdict_log_server::app(started.state.clone());
+//! let options = verdict_log_server::serve::ServeOptions::from_config(&config);
+//! verdict_log_server::serve::serve(listener, app, options, std::future::pending()).await;
+//! started.state.log.shutdown().await?;
 //! # Ok(()) }
 //! ```
 #![deny(missing_docs)]
@@ -28,6 +31,7 @@
 #![recursion_limit = "256"]
 
 pub mod auth;
+pub mod batch_proofs;
 pub mod bench;
 pub mod check_log;
 pub mod config;
@@ -39,7 +43,9 @@ pub mod openapi;
 pub mod policies;
 pub mod routes;
 pub mod sequencer;
+pub mod serve;
 pub mod storage;
+pub mod storage_files;
 pub mod storage_mem;
 pub mod storage_sled;
 pub mod tiles;
@@ -218,7 +224,9 @@ pub fn app(state: AppState) -> Router {
             StatusCode::SERVICE_UNAVAILABLE,
             timeout,
         ))
-        .layer(axum::middleware::map_response(error::normalize_response))
+        .layer(axum::middleware::map_response(move |response| {
+            error::normalize_response(response, limit)
+        }))
         .layer(CompressionLayer::new())
         .layer(CatchPanicLayer::custom(error::panic_response))
         .layer(TraceLayer::new_for_http())

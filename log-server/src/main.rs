@@ -143,6 +143,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         "  auditor token file:  {}",
         keys.paths.auditor_token.display()
     );
+    print_expiries(keys, "  ");
     println!("  data directory:      {}", config.data_dir.display());
     println!(
         "  policies:            {} ({})",
@@ -157,10 +158,13 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     println!("  listening on:        http://{}", listener.local_addr()?);
     let state = started.state.clone();
-    axum::serve(listener, verdict_log_server::app(state.clone()))
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .context("server error")?;
+    verdict_log_server::serve::serve(
+        listener,
+        verdict_log_server::app(state.clone()),
+        verdict_log_server::serve::ServeOptions::from_config(&config),
+        shutdown_signal(),
+    )
+    .await;
     tracing::info!("shutting down: flushing the pending batch");
     state
         .log
@@ -194,6 +198,30 @@ async fn shutdown_signal() {
     }
 }
 
+/// Print the expiry of each token that has one (token files may carry `expires=`, see
+/// `verdict_log_server::keys`), warning when it has passed.
+fn print_expiries(keys: &verdict_log_server::keys::Keys, indent: &str) {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    for (name, token) in [
+        ("write", &keys.write_token),
+        ("auditor", &keys.auditor_token),
+    ] {
+        if let Some(at) = token.expires_at() {
+            if at <= now {
+                tracing::warn!("the {name} token expired at {at} (Unix seconds)");
+                println!("{indent}{name} token expired:  at {at} (Unix seconds); it gets 401");
+            } else {
+                println!(
+                    "{indent}{name} token expires:  at {at} (Unix seconds), in {} s",
+                    at - now
+                );
+            }
+        }
+    }
+}
+
 fn keygen(config: &Config, name: Option<String>, out: Option<PathBuf>) -> anyhow::Result<()> {
     if let (Some(name), Some(out)) = (name, out) {
         let signer = verdict_core::note::Signer::generate(&name)
@@ -219,6 +247,7 @@ fn keygen(config: &Config, name: Option<String>, out: Option<PathBuf>) -> anyhow
         "auditor token file:   {}",
         keys.paths.auditor_token.display()
     );
+    print_expiries(&keys, "");
     println!(
         "{}",
         if keys.created {
@@ -247,6 +276,7 @@ async fn info(config: &Config) -> anyhow::Result<()> {
         "auditor token file:   {}",
         keys.paths.auditor_token.display()
     );
+    print_expiries(&keys, "");
     let store = config.data_dir.join("store");
     let size = match verdict_log_server::storage_sled::SledStorage::open(&store) {
         Ok(storage) => match storage.state()? {

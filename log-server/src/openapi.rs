@@ -45,7 +45,7 @@ pub fn document() -> Value {
         responses.insert("400".into(), error_response("Malformed request."));
         responses.insert(
             "401".into(),
-            error_response("Missing or invalid bearer token."),
+            error_response("Missing, invalid or expired bearer token (error `unauthorized` or `token_expired`)."),
         );
         responses.insert("403".into(), error_response("Token of the wrong kind."));
         responses.insert(
@@ -160,7 +160,7 @@ pub fn document() -> Value {
                 "get": {
                     "summary": "Current version of every policy.",
                     "security": bearer_write,
-                    "responses": { "200": { "description": "Policies.", "content": { "application/json": { "schema": { "type": "array", "items": { "$ref": "#/components/schemas/PolicyInfo" } } } } }, "401": error_response("Missing or invalid token.") }
+                    "responses": { "200": { "description": "Policies.", "content": { "application/json": { "schema": { "type": "array", "items": { "$ref": "#/components/schemas/PolicyInfo" } } } } }, "401": error_response("Missing, invalid or expired token (error `unauthorized` or `token_expired`).") }
                 }
             },
             "/v1/screen": { "post": {
@@ -188,7 +188,7 @@ pub fn document() -> Value {
                 "parameters": [u64_param("index", "path", "Leaf index.")],
                 "responses": {
                     "200": { "description": "Private record.", "content": { "application/json": { "schema": { "type": "object" } } } },
-                    "401": error_response("Missing or invalid token."),
+                    "401": error_response("Missing, invalid or expired token (error `unauthorized` or `token_expired`)."),
                     "403": error_response("Not the auditor token."),
                     "404": error_response("No record.")
                 }

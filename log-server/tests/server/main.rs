@@ -2,9 +2,13 @@
 //!
 //! - `api`: router tests through `tower::ServiceExt::oneshot` with a real sled log in a
 //!   tempdir, the real checker pool and real keys;
-//! - `bad_input`: the bad-input suite (≥ 30 cases, each 4xx with `{error, message}` and no
-//!   change to the log);
-//! - `openapi`: insta snapshot of `GET /openapi.json`.
+//! - `bad_input` (cases in `bad_input_cases`, `bad_input_writes`, `bad_input_check`): the bad-input suite over every endpoint (each
+//!   case a documented 4xx with `{error, message}`, no change to the log, the server still
+//!   serving; case counts per endpoint printed);
+//! - `openapi`: insta snapshot of `GET /openapi.json`;
+//! - `slow_client`: `serve::serve` on 127.0.0.1 under trickling (Slowloris) connections;
+//! - `token_expiry`: token files with `expires=`, 401 `token_expired`;
+//! - `wire_input`: HTTP/1.1 framing errors on a real socket (below the router).
 //!
 //! The one real-socket end-to-end test lives in the workspace `tests` crate.
 #![allow(
@@ -18,9 +22,15 @@
 
 mod api;
 mod bad_input;
+mod bad_input_cases;
+mod bad_input_check;
+mod bad_input_writes;
 mod log_faults;
 mod log_props;
 mod openapi;
+mod slow_client;
+mod token_expiry;
+mod wire_input;
 
 use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, Request, StatusCode};
@@ -94,7 +104,18 @@ impl TestServer {
     }
 
     pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> Self {
+        Self::start_prepared(|_| {}, tweak).await
+    }
+
+    /// Like [`Self::start_with`], with `prepare` run on the (created, empty) data directory
+    /// before the server opens it, e.g. to write token files.
+    pub async fn start_prepared(
+        prepare: impl FnOnce(&std::path::Path),
+        tweak: impl FnOnce(&mut Config),
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("data")).unwrap();
+        prepare(&dir.path().join("data"));
         let policies = dir.path().join("policies");
         std::fs::create_dir_all(&policies).unwrap();
         let approver = Signer::generate("alice").unwrap();
@@ -133,8 +154,8 @@ impl TestServer {
         }
         Self {
             app: verdict_log_server::app(state.clone()),
-            write_token: started.keys.write_token.clone(),
-            auditor_token: started.keys.auditor_token.clone(),
+            write_token: started.keys.write_token.secret().to_owned(),
+            auditor_token: started.keys.auditor_token.secret().to_owned(),
             log_key: started.keys.log.verifier(),
             checker_key: started.keys.checker.verifier(),
             state,

@@ -132,7 +132,13 @@ pub struct PolicyError {
 impl PolicyError {
     /// Build an error at byte `offset` of `source`.
     pub(crate) fn at(kind: PolicyErrorKind, source: &str, offset: usize) -> Self {
+        // An offset mapped from an escaped TOML string can land inside a multi-byte character:
+        // step back to its start so the error still names the right line.
         let offset = offset.min(source.len());
+        let offset = (0..=offset)
+            .rev()
+            .find(|&i| source.is_char_boundary(i))
+            .unwrap_or(0);
         let before = source.get(..offset).unwrap_or("");
         let line_start = before.rfind('\n').map_or(0, |i| i + 1);
         let line = before.matches('\n').count() + 1;

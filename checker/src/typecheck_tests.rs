@@ -23,6 +23,16 @@ fn err(src: &str) -> crate::PolicyError {
 }
 
 #[test]
+fn an_error_offset_inside_a_multibyte_character_keeps_its_line() {
+    // Found by reading the `expr` fuzz target: the offset mapped through the escape `\"` landed
+    // inside `é`, and the error was reported at 1:1.
+    let src = "name = \"p\"\nversion = \"1\"\n[[rules]]\nid = \"r\"\ntext = \"t\"\nrequire = \"\\\"é\"\neffect = \"deny\"\n";
+    assert!(src.contains("require = \"\\\"é\""), "{src}");
+    let e = err(src);
+    assert_eq!(e.line(), 6, "{}", e.with_file("p.toml"));
+}
+
+#[test]
 fn expression_errors_are_located_in_the_file() {
     let e = err(&rule("n <= 5 and nope == 1"));
     assert_eq!(

@@ -111,3 +111,9 @@ pub fn receipt(data: &[u8]) {
         );
     }
 }
+
+// The checks of the checker's parsers. Left out under `cfg(test)`: this file is also compiled
+// into verdict-core's tests, which cannot depend on verdict-checker; the checker checks have
+// their own stable harness (`tests/tests/fuzz_corpus.rs`, which includes `checker.rs` itself).
+#[cfg(not(test))]
+pub mod checker;

@@ -18,6 +18,12 @@ echo "== vector suites =="
 cargo test -q -p verdict-core --test integration -- --nocapture \
   merkle_vectors tessera note_vectors receipts 2>/dev/null | grep -E "cases|vectors:" | sed 's/^[.i]*//'
 
+# Bad input and abuse (issue 6): the per-endpoint case counts, the framing cases on the wire and
+# the slow-client outcome, printed the same way.
+echo "== bad input and abuse =="
+cargo test -q -p verdict-log-server --test server -- --nocapture bad_input wire_input slow_client \
+  2>&1 | grep -E "^[.]*(bad_input|wire_input|slow_client)|^  (GET|POST|\(no route|total)" | sed 's/^[.]*//'
+
 # fuzz/ is outside the workspace (cargo-fuzz wants nightly); compiling it on stable proves the
 # targets still build against the current parsers. Its corpora also run in the stable test suite.
 if [ -f fuzz/Cargo.toml ]; then

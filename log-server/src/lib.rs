@@ -189,6 +189,12 @@ pub async fn start(config: &Config) -> Result<Started, StartError> {
     };
     policies.load_registered()?;
 
+    let request_ids = RequestIds::new(config.request_id_window);
+    let restored = request_ids
+        .restore(&log)
+        .map_err(|e| StartError::Log(e.to_string()))?;
+    tracing::info!(restored, "request ids restored from the private records");
+
     let checker_key = keys.checker.clone();
     let state = AppState::new(StateInner {
         log,
@@ -199,7 +205,7 @@ pub async fn start(config: &Config) -> Result<Started, StartError> {
         policies,
         tokens: Tokens::new(&keys.write_token, &keys.auditor_token),
         metrics: Metrics::default(),
-        request_ids: RequestIds::new(config.request_id_window),
+        request_ids,
         config: config.clone(),
     });
     Ok(Started {

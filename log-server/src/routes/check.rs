@@ -267,8 +267,15 @@ fn request_id(given: Option<String>) -> Result<String, ApiError> {
 
 /// SHA-256 of the policy commitment and the action in canonical JSON (sorted keys).
 fn fingerprint(policy: &CompiledPolicy, action: &serde_json::Value) -> [u8; 32] {
+    fingerprint_of(&policy.commitment().0, action)
+}
+
+/// SHA-256 of the policy commitment and the canonical JSON of the raw action: what a replayed
+/// request id must match (also recomputed from private records at start, see
+/// [`super::request_ids::RequestIds::restore`]).
+pub(crate) fn fingerprint_of(commitment: &[u8], action: &serde_json::Value) -> [u8; 32] {
     let mut h = Sha256::new();
-    h.update(policy.commitment().0);
+    h.update(commitment);
     h.update(canonical_json(action).as_bytes());
     h.finalize().into()
 }

@@ -1,5 +1,9 @@
 //! Request ids seen recently, for replay detection on `POST /v1/check` (see [`super::check`]):
 //! a bounded FIFO window of id → (fingerprint of policy and action, logged index and salt).
+//!
+//! The window survives a restart: [`RequestIds::restore`] rebuilds it at start from the private
+//! records of the newest entries, so a client that retries after a crash gets its logged entry
+//! back instead of a second one.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
@@ -8,6 +12,7 @@ use verdict_core::receipt::Salt;
 use verdict_core::LeafIndex;
 
 use crate::error::ApiError;
+use crate::log::{Log, LogError};
 use crate::AppState;
 
 #[derive(Clone, Debug)]
@@ -111,6 +116,73 @@ impl RequestIds {
                 }))
             }
         }
+    }
+
+    /// Rebuild the window from the private records of the newest `window` entries of `log`
+    /// (newest first: a later entry with the same id, a resubmission with approvals, wins), so
+    /// that replay detection survives a restart. Entries staged but never acknowledged are
+    /// restored too: they are in the log, so a retry is answered from it. A record that cannot be
+    /// read as one is skipped with a warning (its id is then decided again if replayed). Returns
+    /// the number of ids restored.
+    ///
+    /// # Errors
+    /// Storage errors reading the private records.
+    pub fn restore(&self, log: &Log) -> Result<usize, LogError> {
+        #[derive(serde::Deserialize)]
+        struct Record {
+            action: serde_json::Value,
+            policy: String,
+            request_id: String,
+            salt: String,
+        }
+        let end = log.stats().staged_size;
+        let start = end.saturating_sub(u64::try_from(self.window).unwrap_or(u64::MAX));
+        let mut newest_first: Vec<(String, Seen)> = Vec::new();
+        let mut seen_ids = std::collections::HashSet::new();
+        for index in (start..end).rev() {
+            let Some(bytes) = log.private_record(LeafIndex(index))? else {
+                continue;
+            };
+            let parsed = serde_json::from_slice::<Record>(&bytes).ok().and_then(|r| {
+                let commitment = hex::decode(&r.policy).ok()?;
+                let salt = Salt::from_hex(&r.salt).ok()?;
+                Some((r.request_id, commitment, r.action, salt))
+            });
+            let Some((id, commitment, action, salt)) = parsed else {
+                tracing::warn!(
+                    leaf.index = index,
+                    "private record is not a decision record; its request id is not restored"
+                );
+                continue;
+            };
+            if !seen_ids.insert(id.clone()) {
+                continue;
+            }
+            let fingerprint = super::check::fingerprint_of(&commitment, &action);
+            newest_first.push((
+                id,
+                Seen {
+                    fingerprint,
+                    done: Some((LeafIndex(index), salt)),
+                },
+            ));
+        }
+        let restored = newest_first.len();
+        let Ok(mut guard) = self.inner.lock() else {
+            return Ok(0);
+        };
+        let (map, order) = &mut *guard;
+        for (id, seen) in newest_first.into_iter().rev() {
+            if map.insert(id.clone(), seen).is_none() {
+                order.push_back(id);
+            }
+        }
+        while order.len() > self.window {
+            if let Some(old) = order.pop_front() {
+                map.remove(&old);
+            }
+        }
+        Ok(restored)
     }
 
     pub(crate) fn complete(&self, id: &str, index: LeafIndex, salt: Salt) {

@@ -183,6 +183,62 @@ async fn escalate_then_approve_and_request_id_rules() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_ids_survive_a_restart() {
+    let s = TestServer::start().await;
+    let action = json!({"destination": "internal", "record_count": 5000});
+    let other = json!({"destination": "internal", "record_count": 7});
+    let first = s
+        .check(json!({"policy": "customer-data-egress", "action": action, "request_id": "retry-1"}))
+        .await
+        .json();
+    assert_eq!(first["decision"], "escalate");
+    // A second id whose latest decision is a resubmission with approvals (a later index).
+    let plain = s
+        .check(json!({"policy": "customer-data-egress", "action": other, "request_id": "retry-2"}))
+        .await
+        .json();
+    let s = s.restart().await;
+    let size = s.log_size();
+
+    // A client retrying after the restart gets its logged entry back: same index, same salt,
+    // nothing new in the log.
+    let replay = s
+        .check(json!({"policy": "customer-data-egress", "action": action, "request_id": "retry-1"}))
+        .await;
+    assert_eq!(
+        replay.status,
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&replay.body)
+    );
+    let replay = replay.json();
+    assert_eq!(replay["index"], first["index"]);
+    assert_eq!(replay["salt"], first["salt"]);
+    assert_eq!(replay["receipt"], first["receipt"]);
+    let plain_again = s
+        .check(json!({"policy": "customer-data-egress", "action": other, "request_id": "retry-2"}))
+        .await
+        .json();
+    assert_eq!(plain_again["index"], plain["index"]);
+    assert_eq!(s.log_size(), size);
+
+    // The same id with another action is still a conflict, and nothing is logged.
+    let conflict = s
+        .check(json!({"policy": "customer-data-egress", "action": other, "request_id": "retry-1"}))
+        .await;
+    assert_eq!(conflict.status, StatusCode::CONFLICT);
+    assert_eq!(conflict.json()["error"], "request_id_conflict");
+    assert_eq!(s.log_size(), size);
+
+    // A new id is decided and logged as usual.
+    let fresh = s
+        .check(json!({"policy": "customer-data-egress", "action": action, "request_id": "retry-3"}))
+        .await;
+    assert_eq!(fresh.status, StatusCode::OK);
+    assert_eq!(s.log_size(), size + 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wait_false_returns_after_sequencing() {
     let s = TestServer::start().await;
     let r = s

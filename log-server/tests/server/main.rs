@@ -95,6 +95,7 @@ pub struct TestServer {
     pub log_key: Verifier,
     pub checker_key: Verifier,
     pub approver: Signer,
+    pub config: Config,
     pub _dir: tempfile::TempDir,
 }
 
@@ -140,6 +141,41 @@ impl TestServer {
         };
         tweak(&mut config);
         let started = verdict_log_server::start(&config).await.unwrap();
+        Self::from_started(started, approver, config, dir).await
+    }
+
+    /// Shut the log down (flushing its batch), drop this server and start a new one on the same
+    /// data directory and configuration.
+    pub async fn restart(self) -> Self {
+        let Self {
+            app,
+            state,
+            approver,
+            config,
+            _dir: dir,
+            ..
+        } = self;
+        state.log.shutdown().await.unwrap();
+        drop(app);
+        drop(state);
+        // sled's lock is released when its last handle drops; its threads may hold it briefly.
+        let mut last = None;
+        for _ in 0..100 {
+            match verdict_log_server::start(&config).await {
+                Ok(started) => return Self::from_started(started, approver, config, dir).await,
+                Err(e) => last = Some(e.to_string()),
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        panic!("restart failed: {last:?}");
+    }
+
+    async fn from_started(
+        started: verdict_log_server::Started,
+        approver: Signer,
+        config: Config,
+        dir: tempfile::TempDir,
+    ) -> Self {
         assert_eq!(
             started.loaded_policies,
             vec!["customer-data-egress".to_owned()]
@@ -160,6 +196,7 @@ impl TestServer {
             checker_key: started.keys.checker.verifier(),
             state,
             approver,
+            config,
             _dir: dir,
         }
     }

@@ -10,14 +10,13 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::extract::FromRequestParts;
-use axum::http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
+use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
-use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq as _;
 
-use crate::error::{ApiError, ErrorBody};
+use crate::error::ApiError;
 use crate::keys::ApiToken;
 use crate::AppState;
 
@@ -40,23 +39,7 @@ impl IntoResponse for AuthError {
         match self {
             Self::Missing => ApiError::Unauthorized.into_response(),
             Self::WrongRole => ApiError::Forbidden.into_response(),
-            Self::Expired => {
-                let body = ErrorBody {
-                    error: "token_expired".to_owned(),
-                    message: self.to_string(),
-                    line: None,
-                    column: None,
-                };
-                let mut response = (StatusCode::UNAUTHORIZED, axum::Json(body)).into_response();
-                // RFC 6750 §3: the token is known but no longer valid.
-                response.headers_mut().insert(
-                    WWW_AUTHENTICATE,
-                    HeaderValue::from_static(
-                        "Bearer error=\"invalid_token\", error_description=\"the token has expired\"",
-                    ),
-                );
-                response
-            }
+            Self::Expired => ApiError::TokenExpired.into_response(),
         }
     }
 }

@@ -53,6 +53,9 @@ pub enum ApiError {
     /// Missing or invalid bearer token.
     #[error("missing or invalid bearer token")]
     Unauthorized,
+    /// One of our tokens, past its expiry (`expires=` in its token file).
+    #[error("the bearer token has expired; ask the operator for a new one")]
+    TokenExpired,
     /// The token is valid but not for this endpoint.
     #[error("this token may not use this endpoint")]
     Forbidden,
@@ -148,6 +151,7 @@ impl ApiError {
             Self::BadRequest { .. } => (StatusCode::BAD_REQUEST, "bad_request"),
             Self::BadTilePath { .. } => (StatusCode::BAD_REQUEST, "bad_tile_path"),
             Self::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            Self::TokenExpired => (StatusCode::UNAUTHORIZED, "token_expired"),
             Self::Forbidden => (StatusCode::FORBIDDEN, "forbidden"),
             Self::NotFound { .. } => (StatusCode::NOT_FOUND, "not_found"),
             Self::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
@@ -192,6 +196,15 @@ impl IntoResponse for ApiError {
                 response
                     .headers_mut()
                     .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            Self::TokenExpired => {
+                // RFC 6750 §3: the token is known but no longer valid.
+                response.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static(
+                        "Bearer error=\"invalid_token\", error_description=\"the token has expired\"",
+                    ),
+                );
             }
             Self::Backpressure { retry_after_secs } => {
                 if let Ok(v) = HeaderValue::from_str(&retry_after_secs.to_string()) {

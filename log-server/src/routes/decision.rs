@@ -229,28 +229,35 @@ fn json_response(status: StatusCode, body: &DecisionResponse) -> Result<Response
         .into_response())
 }
 
-/// The private record of a decision (raw action, salt, canonical action, request id, policy),
-/// served only by `GET /v1/private/actions/<index>`.
+/// The private record of a decision, served only by `GET /v1/private/actions/<index>` and read
+/// back at start to restore the request-id window
+/// ([`super::request_ids::RequestIds::restore`]). Fields in sorted order: the same bytes as a
+/// `serde_json::json!` object.
+#[derive(serde::Serialize, serde::Deserialize)]
+pub(crate) struct PrivateRecord<'a> {
+    /// The raw action as received.
+    pub(crate) action: std::borrow::Cow<'a, serde_json::Value>,
+    /// The canonical action the commitment covers.
+    pub(crate) canonical_action: std::borrow::Cow<'a, str>,
+    /// Policy commitment, hex.
+    pub(crate) policy: String,
+    /// The request id.
+    pub(crate) request_id: std::borrow::Cow<'a, str>,
+    /// Action salt, hex.
+    pub(crate) salt: String,
+}
+
 fn private_record(
     policy: &CompiledPolicy,
     outcome: &Outcome,
     request_id: &str,
     action: &serde_json::Value,
 ) -> Result<Vec<u8>, ApiError> {
-    /// Fields in sorted order: the same bytes as a `serde_json::json!` object.
-    #[derive(Serialize)]
-    struct PrivateRecord<'a> {
-        action: &'a serde_json::Value,
-        canonical_action: std::borrow::Cow<'a, str>,
-        policy: String,
-        request_id: &'a str,
-        salt: String,
-    }
     serde_json::to_vec(&PrivateRecord {
-        action,
+        action: std::borrow::Cow::Borrowed(action),
         canonical_action: String::from_utf8_lossy(&outcome.canonical_action),
         policy: policy.commitment().to_hex(),
-        request_id,
+        request_id: std::borrow::Cow::Borrowed(request_id),
         salt: outcome.salt.to_hex(),
     })
     .map_err(ApiError::internal)

@@ -13,6 +13,7 @@ use verdict_core::LeafIndex;
 
 use crate::error::ApiError;
 use crate::log::{Log, LogError};
+use crate::routes::decision::PrivateRecord;
 use crate::AppState;
 
 #[derive(Clone, Debug)]
@@ -128,13 +129,6 @@ impl RequestIds {
     /// # Errors
     /// Storage errors reading the private records.
     pub fn restore(&self, log: &Log) -> Result<usize, LogError> {
-        #[derive(serde::Deserialize)]
-        struct Record {
-            action: serde_json::Value,
-            policy: String,
-            request_id: String,
-            salt: String,
-        }
         let end = log.stats().staged_size;
         let start = end.saturating_sub(u64::try_from(self.window).unwrap_or(u64::MAX));
         let mut newest_first: Vec<(String, Seen)> = Vec::new();
@@ -143,11 +137,13 @@ impl RequestIds {
             let Some(bytes) = log.private_record(LeafIndex(index))? else {
                 continue;
             };
-            let parsed = serde_json::from_slice::<Record>(&bytes).ok().and_then(|r| {
-                let commitment = hex::decode(&r.policy).ok()?;
-                let salt = Salt::from_hex(&r.salt).ok()?;
-                Some((r.request_id, commitment, r.action, salt))
-            });
+            let parsed = serde_json::from_slice::<PrivateRecord<'_>>(&bytes)
+                .ok()
+                .and_then(|r| {
+                    let commitment = hex::decode(&r.policy).ok()?;
+                    let salt = Salt::from_hex(&r.salt).ok()?;
+                    Some((r.request_id.into_owned(), commitment, r.action, salt))
+                });
             let Some((id, commitment, action, salt)) = parsed else {
                 tracing::warn!(
                     leaf.index = index,

@@ -9,57 +9,23 @@
     reason = "benches; criterion_group! generates undocumented functions"
 )]
 
-use std::convert::Infallible;
 use std::hint::black_box;
 
+mod common;
+
+use common::{indices, tree, Levels};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use verdict_core::merkle::{leaf_hash, node_hash, Hash, RightEdge};
 use verdict_core::proof::{
-    consistency_proof, inclusion_proof, verify_consistency, verify_inclusion, HashSource,
+    consistency_proof, inclusion_proof, verify_consistency, verify_inclusion,
 };
 use verdict_core::{LeafIndex, TreeSize};
 
 /// Leaves of the large tree (2^20 = 1,048,576).
 const BIG: u64 = 1 << 20;
 
-/// Every stored hash of a tree, by level: `levels[l][i]` is the complete subtree (l, i), as a
-/// server's hash store holds them.
-struct Levels(Vec<Vec<Hash>>);
-
-impl HashSource for Levels {
-    type Error = Infallible;
-    fn hashes(&self, wanted: &[(u8, u64)]) -> Result<Vec<Hash>, Infallible> {
-        Ok(wanted
-            .iter()
-            .map(|&(l, i)| self.0[usize::from(l)][i as usize])
-            .collect())
-    }
-}
-
 fn big_tree() -> (Levels, RightEdge) {
-    let mut levels: Vec<Vec<Hash>> = vec![Vec::new(); 21];
-    let mut edge = RightEdge::new();
-    for i in 0..BIG {
-        edge.append(leaf_hash(&i.to_le_bytes()), &mut |s| {
-            levels[usize::from(s.level)].push(s.hash);
-        })
-        .unwrap();
-    }
-    (Levels(levels), edge)
-}
-
-/// A cheap deterministic index sequence (SplitMix64), so runs are comparable.
-fn indices(n: usize, below: u64) -> Vec<u64> {
-    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
-    (0..n)
-        .map(|_| {
-            x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = x;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            (z ^ (z >> 31)) % below
-        })
-        .collect()
+    tree(BIG, |i| i.to_le_bytes().to_vec())
 }
 
 /// CPU time of the current thread in ns (Linux `/proc/thread-self/schedstat`, first field).

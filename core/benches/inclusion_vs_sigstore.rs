@@ -28,10 +28,12 @@
     reason = "benches; criterion_group! generates undocumented functions"
 )]
 
-use std::convert::Infallible;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
+mod common;
+
+use common::{indices, tree};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use sigstore::crypto::{CosignVerificationKey, SigningScheme};
 use sigstore::rekor::models::checkpoint::{
@@ -39,28 +41,15 @@ use sigstore::rekor::models::checkpoint::{
 };
 use sigstore::rekor::models::InclusionProof;
 use verdict_core::checkpoint::Checkpoint;
-use verdict_core::merkle::{leaf_hash, Hash, RightEdge};
+use verdict_core::merkle::{leaf_hash, Hash};
 use verdict_core::note::{Note, Signer, Verifier};
-use verdict_core::proof::{inclusion_proof, verify_inclusion, HashSource};
+use verdict_core::proof::{inclusion_proof, verify_inclusion};
 use verdict_core::{LeafIndex, TreeSize};
 
 /// Tree sizes compared.
 const SIZES: [u64; 2] = [1_000, 1_000_000];
 /// Leaves verified per size (cycled through by every benchmark).
 const LEAVES: usize = 8;
-
-/// Every complete subtree hash of a tree, by level (as a server's tile store holds them).
-struct Levels(Vec<Vec<Hash>>);
-
-impl HashSource for Levels {
-    type Error = Infallible;
-    fn hashes(&self, wanted: &[(u8, u64)]) -> Result<Vec<Hash>, Infallible> {
-        Ok(wanted
-            .iter()
-            .map(|&(l, i)| self.0[usize::from(l)][i as usize])
-            .collect())
-    }
-}
 
 /// The 256-byte entry at `i`.
 fn entry(i: u64) -> Vec<u8> {
@@ -89,32 +78,10 @@ fn spki(key: &ed25519_dalek::VerifyingKey) -> Vec<u8> {
     der
 }
 
-/// Deterministic indices below `n` (SplitMix64).
-fn indices(n: u64) -> Vec<u64> {
-    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
-    (0..LEAVES)
-        .map(|_| {
-            x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = x;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            (z ^ (z >> 31)) % n
-        })
-        .collect()
-}
-
 /// Build the tree of `n` entries, sign its checkpoint, and make the cases.
 fn cases(signer: &Signer, n: u64) -> Vec<Case> {
-    let mut levels: Vec<Vec<Hash>> = vec![Vec::new(); 64];
-    let mut edge = RightEdge::new();
-    for i in 0..n {
-        edge.append(leaf_hash(&entry(i)), &mut |s| {
-            levels[usize::from(s.level)].push(s.hash);
-        })
-        .unwrap();
-    }
+    let (levels, edge) = tree(n, entry);
     let root = edge.root();
-    let levels = Levels(levels);
     let cp = Checkpoint {
         origin: signer.name().to_owned(),
         size: TreeSize(n),
@@ -137,7 +104,7 @@ fn cases(signer: &Signer, n: u64) -> Vec<Case> {
             name: sig.name.clone(),
         }],
     };
-    indices(n)
+    indices(LEAVES, n)
         .into_iter()
         .map(|index| {
             let proof = inclusion_proof(&levels, LeafIndex(index), TreeSize(n)).unwrap();

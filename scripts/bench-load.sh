@@ -7,8 +7,9 @@
 # Run on an otherwise idle machine: the load generator shares its cores with the server.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --release -p verdict-log-server >&2
+cargo build --release -p verdict-log-server -p verdict-bench >&2
 B=$PWD/target/release/verdict-server
+BENCH=$PWD/target/release/verdict-bench
 PORT=${PORT:-18085}
 RATES=("$@")
 [ ${#RATES[@]} -eq 0 ] && RATES=(2000 3000 6000 10800)
@@ -22,10 +23,10 @@ start() {
 }
 stop() { kill "$SP"; wait "$SP" 2> /dev/null || true; rm -rf "$D" "$D.log"; }
 run() {
-  echo "== verdict-server bench $*"
+  echo "== verdict-bench $*"
   local t0 t1 out n
   t0=$(awk '{print $14+$15}' /proc/$SP/stat)
-  out=$("$B" bench "${U[@]}" "$@" 2>&1)
+  out=$("$BENCH" "${U[@]}" "$@" 2>&1)
   t1=$(awk '{print $14+$15}' /proc/$SP/stat)
   echo "$out" | grep -v '^bench:' | grep -v '^\s*$'
   n=$(echo "$out" | awk '/requests ok/{print $3}')

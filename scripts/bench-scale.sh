@@ -8,18 +8,19 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ENTRIES=${1:?usage: scripts/bench-scale.sh ENTRIES [PORT]}
 PORT=${2:-18091}
-cargo build --release -p verdict-log-server >&2
+cargo build --release -p verdict-log-server -p verdict-bench >&2
 B=$PWD/target/release/verdict-server
+BENCH=$PWD/target/release/verdict-bench
 D=$(mktemp -d)
 trap 'kill $SPID 2> /dev/null || true; rm -rf "$D" "$D.serve.log"' EXIT
 echo "commit $(git rev-parse --short HEAD), $(date -u +%FT%TZ), $ENTRIES entries, load $(cut -d' ' -f1-3 /proc/loadavg)"
-/usr/bin/time -f 'fill: %e s wall, max RSS %M KiB' "$B" --data-dir "$D" bench fill --entries "$ENTRIES" 2>&1 | tail -2
+/usr/bin/time -f 'fill: %e s wall, max RSS %M KiB' "$B" --data-dir "$D" fill --entries "$ENTRIES" 2>&1 | tail -2
 du -sh "$D"
 "$B" --data-dir "$D" serve --listen 127.0.0.1:$PORT > "$D.serve.log" 2>&1 &
 SPID=$!
 for _ in $(seq 1 120); do curl -sf http://127.0.0.1:$PORT/checkpoint > /dev/null && break; sleep 0.5; done
 rss() { echo "RSS after $1: $(awk '/VmRSS/{print $2}' /proc/$SPID/status) KiB"; }
-run() { echo "== $1"; shift; "$B" bench proofs --url http://127.0.0.1:$PORT "$@" 2>&1 | grep -E 'throughput|latency|errors'; }
+run() { echo "== $1"; shift; "$BENCH" proofs --url http://127.0.0.1:$PORT "$@" 2>&1 | grep -E 'throughput|latency|errors'; }
 rss "start"
 run "inclusion" --kind inclusion --count 20000 --warmup 2000 --concurrency 16; rss "inclusion"
 run "inclusion, 2nd" --kind inclusion --count 20000 --warmup 2000 --concurrency 16; rss "inclusion, 2nd"

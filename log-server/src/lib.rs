@@ -6,12 +6,43 @@
 //! a proof bundle (C2SP tlog-proof). The raw action and its salt go to a private store readable
 //! only with the auditor token. Public endpoints serve only the log.
 //!
+//! # Layers
+//!
+//! The modules form layers; each imports only from the layers below it (no cycles):
+//!
+//! ```text
+//! main.rs (binary)        CLI: serve, keygen, info, fill
+//!   |
+//! lib.rs                  AppState, start() (open keys, store, log, policies), app() (router)
+//!   |
+//! routes/                 thin HTTP adapters: extract, call the log or a service, map errors
+//!   |   auth, error         bearer tokens (extractors); ApiError, the one HTTP error boundary
+//!   |   openapi, serve      the OpenAPI document; the accept loop (header-read timeout)
+//!   |
+//! service/                use cases without axum: check and screen, logging and replaying a
+//!   |                     decision, the request-id window, private records, the policy registry
+//!   |   metrics             counters and histograms (prometheus-client), rebuilt from the log
+//!   |
+//! log/                    the Log handle, the sequencer thread, extending the tree (tiles.rs),
+//!   |                     batch proofs, reads and proofs from tiles, LogError;
+//!   |                     log::check, the whole-log checker (feature `testing`)
+//!   |
+//! storage/                the Storage trait and its contract; sled.rs (+ files.rs, immutable
+//!                         full tile files); cache.rs (bounded tile cache); mem.rs, the
+//!                         fault-injecting in-memory backend (feature `testing`)
+//!
+//! config, keys            configuration (figment: TOML file + VERDICT_* environment) and key
+//!                         and token files, used by start() and the binary
+//! ```
+//!
 //! Main pieces:
 //! - [`app`]: the router (every route, middleware and the error boundary);
 //! - [`start`]: open the data directory (keys, sled store, policies) and build the [`AppState`];
 //! - [`config::Config`]: the configuration reference;
 //! - [`error::ApiError`]: the only place that chooses status codes;
-//! - [`log::Log`]: the sequencer and log (spec `spec/tiles.md`, `spec/proof-bundle.md`).
+//! - [`service`]: the check use case and the other use cases;
+//! - [`log::Log`]: the sequencer and log (spec `spec/tiles.md`, `spec/proof-bundle.md`);
+//! - [`storage::Storage`]: the storage contract.
 //!
 //! The operator guide is `docs/operator-guide.md`; the API is described by `GET /openapi.json`.
 //!
@@ -31,24 +62,16 @@
 #![recursion_limit = "256"]
 
 pub mod auth;
-pub mod batch_proofs;
-pub mod bench;
-pub mod check_log;
 pub mod config;
 pub mod error;
 pub mod keys;
 pub mod log;
 pub mod metrics;
 pub mod openapi;
-pub mod policies;
 pub mod routes;
-pub mod sequencer;
 pub mod serve;
+pub mod service;
 pub mod storage;
-pub mod storage_files;
-pub mod storage_mem;
-pub mod storage_sled;
-pub mod tiles;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -68,8 +91,8 @@ use crate::config::Config;
 use crate::keys::Keys;
 use crate::log::{Log, LogConfig};
 use crate::metrics::Metrics;
-use crate::policies::PolicyRegistry;
-use crate::routes::request_ids::RequestIds;
+use crate::service::policies::PolicyRegistry;
+use crate::service::request_ids::RequestIds;
 
 /// Shared state of every handler. Cheap to clone.
 #[derive(Clone, Debug)]
@@ -116,6 +139,18 @@ impl AppState {
             inner: Arc::new(inner),
         }
     }
+
+    /// The parts the use cases of [`service`] work with.
+    pub fn service(&self) -> service::Context<'_> {
+        service::Context {
+            log: &self.log,
+            pool: &self.pool,
+            checker_key: &self.checker_key,
+            policies: &self.policies,
+            metrics: &self.metrics,
+            request_ids: &self.request_ids,
+        }
+    }
 }
 
 /// Errors of starting the server.
@@ -129,7 +164,7 @@ pub enum StartError {
     Log(String),
     /// Policies.
     #[error("policies: {0}")]
-    Policies(#[from] policies::RegistryError),
+    Policies(#[from] service::policies::RegistryError),
     /// The data directory could not be created.
     #[error("data directory {path}: {source}")]
     DataDir {
@@ -165,7 +200,7 @@ pub async fn start(config: &Config) -> Result<Started, StartError> {
     )?;
     let store_dir = config.data_dir.join("store");
     let storage =
-        storage_sled::SledStorage::open(&store_dir).map_err(|e| StartError::Log(e.to_string()))?;
+        storage::sled::SledStorage::open(&store_dir).map_err(|e| StartError::Log(e.to_string()))?;
     let log_key = keys.log.clone();
     let log = Log::open(
         Arc::new(storage),

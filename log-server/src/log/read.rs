@@ -10,8 +10,8 @@ use verdict_core::merkle::{Hash, LeafIndex, TreeSize};
 use verdict_core::proof::{consistency_proof, inclusion_proof};
 use verdict_core::tile::{Tile, TileHashSource, TileKind, TILE_WIDTH};
 
+use super::tiles::{bundle_entry, tile_prefix, width_in, CachedTiles};
 use super::{Log, LogError, SignedCheckpoint};
-use crate::tiles::{bundle_entry, tile_prefix, width_in, CachedTiles};
 
 impl Log {
     /// The latest published checkpoint.

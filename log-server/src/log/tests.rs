@@ -9,8 +9,8 @@
 )]
 
 use super::*;
+use crate::storage::mem::MemStorage;
 use crate::storage::StagedEntry;
-use crate::storage_mem::MemStorage;
 use verdict_core::merkle::leaf_hash;
 use verdict_core::merkle::TreeSize;
 use verdict_core::proof::{verify_consistency, verify_inclusion};
@@ -181,7 +181,7 @@ async fn hands_each_waiter_its_proof_from_the_batch() {
 /// batch when its integration went through, else from stored tiles after the retry.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn proofs_survive_storage_faults() {
-    use crate::storage_mem::FaultPlan;
+    use crate::storage::mem::FaultPlan;
     let storage = Arc::new(MemStorage::new());
     let log = Log::open(storage.clone(), signer(), cfg()).await.unwrap();
     storage.set_plan(FaultPlan::Random {

@@ -1,77 +1,20 @@
-//! `POST /v1/screen` and `POST /v1/check` (write token): the request path of BRIEF.md "Data flow
-//! of one check".
-//!
-//! Check: resolve the policy → reserve the request id → screen → decide in the checker pool →
-//! sign the receipt with the checker key → `Log::submit_for_proof(receipt, private record)`
-//! (durably sequenced) → the sequencer hands over the inclusion proof and checkpoint once the
-//! batch is integrated → answer with the decision and the proof bundle ([`super::decision`]).
-//! `?wait=false` answers right after durable sequencing (202, decision and index, no proof).
-//!
-//! Out-of-scope actions: when screening finds that the action names none of the policy's
-//! variables (`should_check == false`), both endpoints log a receipt of kind `screen` with decision
-//! `not-applicable` and answer with it; an agent must treat it as "not allowed by this policy".
-//! When screening finds the action in scope, `/v1/screen` answers `applicable: true` and logs
-//! nothing (the check that follows logs the decision).
-//!
-//! Request ids (1–64 bytes of visible ASCII; generated when absent) are remembered for a window
-//! of recent requests: the same id with a different policy or action is 409; the same id and
-//! action without approvals returns the logged decision again (idempotent replay, nothing new is
-//! logged); the same id and action *with* approvals is a resubmission of an escalated action and is
-//! checked and logged anew with the original salt (so the action commitment is unchanged).
-
-use std::sync::Arc;
-use std::time::Instant;
+//! `POST /v1/screen` and `POST /v1/check` (write token): extract the body and `?wait=`, run the
+//! use case of [`crate::service::check`], and answer with the decision (200, or 202 for
+//! `?wait=false`) or an [`ApiError`].
 
 use axum::extract::State;
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde::{Deserialize, Serialize};
-use sha2::{Digest as _, Sha256};
-use verdict_checker::{CheckError, CheckRequest, CompiledPolicy, Outcome};
-use verdict_core::receipt::{Decision, Kind, Salt};
+use serde::Deserialize;
 
 use crate::auth::WriteAuth;
 use crate::error::{ApiError, ApiJson, ApiQuery};
-use crate::routes::decision::{log_decision, log_error, replay};
-pub use crate::routes::decision::{DecisionResponse, PolicyRef, ProofPart};
-use crate::routes::request_ids::Reservation;
+use crate::service::check::{self as service, Screened};
+pub use crate::service::check::{ApprovalBody, CheckBody, ScreenBody, ScreenResponse};
+use crate::service::decision::Logged;
+pub use crate::service::decision::{DecisionResponse, PolicyRef, ProofPart};
 use crate::AppState;
-
-/// Body of `POST /v1/check`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CheckBody {
-    /// Policy name (current version) or commitment (hex).
-    pub policy: String,
-    /// The proposed action: a JSON object of policy variables.
-    pub action: serde_json::Value,
-    /// Caller's request id (1–64 bytes of visible ASCII); generated when absent.
-    #[serde(default)]
-    pub request_id: Option<String>,
-    /// Approvals of an escalated action (resubmission with the same request id).
-    #[serde(default)]
-    pub approvals: Vec<ApprovalBody>,
-    /// Salt (64 hex digits) of the escalated decision being resubmitted.
-    #[serde(default)]
-    pub salt: Option<String>,
-}
-
-/// One approval: approver name or key id, and a base64 Ed25519 signature over
-/// `"verdict-approval/v1\n" ‖ action_commitment ‖ request_id` (checker `approval.rs`).
-pub type ApprovalBody = verdict_checker::approval::Approval;
-
-/// Body of `POST /v1/screen`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ScreenBody {
-    /// Policy name or commitment.
-    pub policy: String,
-    /// The proposed action.
-    pub action: serde_json::Value,
-    /// Request id used for the not-applicable receipt; generated when absent.
-    #[serde(default)]
-    pub request_id: Option<String>,
-}
 
 /// Query of the write endpoints.
 #[derive(Debug, Deserialize)]
@@ -86,20 +29,6 @@ fn default_wait() -> bool {
     true
 }
 
-/// Answer of `POST /v1/screen` for an in-scope action.
-#[derive(Debug, Serialize)]
-pub struct ScreenResponse {
-    /// True: the action is in the policy's scope and needs a check.
-    pub applicable: bool,
-    /// Policy variables the action names.
-    pub matched_variables: Vec<String>,
-    /// Action keys that are not policy variables.
-    pub unknown_keys: Vec<String>,
-}
-
-// ---------------------------------------------------------------------------------------------
-// Handlers.
-
 /// `POST /v1/check`.
 pub async fn check(
     _auth: WriteAuth,
@@ -107,92 +36,8 @@ pub async fn check(
     ApiQuery(query): ApiQuery<WaitQuery>,
     ApiJson(body): ApiJson<CheckBody>,
 ) -> Result<Response, ApiError> {
-    let started = Instant::now();
-    let policy = resolve(&state, &body.policy)?;
-    let request_id = request_id(body.request_id)?;
-    // Push back before deciding and signing when the log would refuse the entry anyway.
-    state
-        .log
-        .check_capacity()
-        .map_err(|e| log_error(&state, e))?;
-    let given_salt = body
-        .salt
-        .as_deref()
-        .map(Salt::from_hex)
-        .transpose()
-        .map_err(|_| ApiError::BadRequest {
-            detail: "salt must be 64 hex digits".to_owned(),
-        })?;
-    if !body.action.is_object() {
-        return Err(ApiError::InvalidAction {
-            detail: "action must be a json object".to_owned(),
-        });
-    }
-    let approvals = body.approvals;
-    let fingerprint = fingerprint(&policy, &body.action);
-    let (mut guard, salt) =
-        match state
-            .request_ids
-            .reserve(&state, &request_id, fingerprint, !approvals.is_empty())?
-        {
-            Reservation::Replay(index, salt) => {
-                return replay(&state, &policy, &body.action, index, salt, query.wait).await;
-            }
-            Reservation::Resubmit(salt) => {
-                if given_salt.is_some_and(|g| g != salt) {
-                    return Err(ApiError::RequestIdConflict { request_id });
-                }
-                (None, Some(salt))
-            }
-            Reservation::New(guard) => (Some(guard), given_salt),
-        };
-
-    let screen_started = Instant::now();
-    let screen = verdict_checker::screen(&policy, &body.action).map_err(check_error)?;
-    state.metrics.screen.observe(screen_started.elapsed());
-
-    let (outcome, kind) = if screen.should_check {
-        let check_started = Instant::now();
-        let outcome = state
-            .pool
-            .check(
-                Arc::clone(&policy),
-                CheckRequest {
-                    action: body.action.clone(),
-                    request_id: request_id.clone(),
-                    salt,
-                    approvals,
-                },
-            )
-            .await
-            .map_err(check_error)?;
-        state.metrics.check.observe(check_started.elapsed());
-        (outcome, Kind::Check)
-    } else {
-        (
-            not_applicable(&policy, &body.action, &screen.matched, salt),
-            Kind::Screen,
-        )
-    };
-    let response = log_decision(
-        &state,
-        &policy,
-        &outcome,
-        kind,
-        &request_id,
-        &body.action,
-        query.wait,
-        started,
-    )
-    .await?;
-    if let Some(index) = response.1 {
-        // A resubmission with approvals becomes the id's latest decision.
-        state.request_ids.complete(&request_id, index, outcome.salt);
-        if let Some(g) = guard.as_mut() {
-            g.completed = true;
-        }
-    }
-    Ok(response.0)
+    let logged = service::check(state.service(), body, query.wait).await?;
+    decision_response(&logged)
 }
 
 /// `POST /v1/screen`.
@@ -202,171 +47,30 @@ pub async fn screen(
     ApiQuery(query): ApiQuery<WaitQuery>,
     ApiJson(body): ApiJson<ScreenBody>,
 ) -> Result<Response, ApiError> {
-    let started = Instant::now();
-    let policy = resolve(&state, &body.policy)?;
-    let request_id = request_id(body.request_id)?;
-    if !body.action.is_object() {
-        return Err(ApiError::InvalidAction {
-            detail: "action must be a json object".to_owned(),
-        });
+    match service::screen(state.service(), body, query.wait).await? {
+        Screened::Applicable(answer) => Ok(Json(answer).into_response()),
+        Screened::Logged(logged) => decision_response(&logged),
     }
-    let screen_started = Instant::now();
-    let screen = verdict_checker::screen(&policy, &body.action).map_err(check_error)?;
-    state.metrics.screen.observe(screen_started.elapsed());
-    if screen.should_check {
-        return Ok(Json(ScreenResponse {
-            applicable: true,
-            matched_variables: screen.matched,
-            unknown_keys: screen.unknown_keys,
-        })
-        .into_response());
-    }
-    let outcome = not_applicable(&policy, &body.action, &screen.matched, None);
-    let (response, _) = log_decision(
-        &state,
-        &policy,
-        &outcome,
-        Kind::Screen,
-        &request_id,
-        &body.action,
-        query.wait,
-        started,
+}
+
+/// A logged decision as JSON, serialized into one buffer sized for a decision with its proof
+/// (about 3 KB), so that it is not grown and copied several times on the way. 202 when the
+/// caller did not wait for the proof of a new entry, 200 otherwise.
+fn decision_response(logged: &Logged) -> Result<Response, ApiError> {
+    let status = if logged.accepted {
+        StatusCode::ACCEPTED
+    } else {
+        StatusCode::OK
+    };
+    let mut bytes = Vec::with_capacity(4096);
+    serde_json::to_writer(&mut bytes, &logged.body).map_err(ApiError::internal)?;
+    Ok((
+        status,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        bytes,
     )
-    .await?;
-    Ok(response)
-}
-
-// ---------------------------------------------------------------------------------------------
-// Helpers.
-
-fn resolve(state: &AppState, key: &str) -> Result<Arc<CompiledPolicy>, ApiError> {
-    state
-        .policies
-        .resolve(key)
-        .ok_or_else(|| ApiError::UnknownPolicy {
-            policy: key.chars().take(80).collect(),
-        })
-}
-
-fn request_id(given: Option<String>) -> Result<String, ApiError> {
-    match given {
-        None => Ok(crate::keys::random_hex32()
-            .get(..32)
-            .unwrap_or_default()
-            .to_owned()),
-        Some(id)
-            if !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_graphic()) =>
-        {
-            Ok(id)
-        }
-        Some(_) => Err(ApiError::BadRequest {
-            detail: "request_id must be 1 to 64 visible ASCII characters".to_owned(),
-        }),
-    }
-}
-
-/// SHA-256 of the policy commitment and the action in canonical JSON (sorted keys).
-fn fingerprint(policy: &CompiledPolicy, action: &serde_json::Value) -> [u8; 32] {
-    fingerprint_of(&policy.commitment().0, action)
-}
-
-/// SHA-256 of the policy commitment and the canonical JSON of the raw action: what a replayed
-/// request id must match (also recomputed from private records at start, see
-/// [`super::request_ids::RequestIds::restore`]).
-pub(crate) fn fingerprint_of(commitment: &[u8], action: &serde_json::Value) -> [u8; 32] {
-    let mut h = Sha256::new();
-    h.update(commitment);
-    h.update(canonical_json(action).as_bytes());
-    h.finalize().into()
-}
-
-/// Canonical JSON: object keys sorted, no whitespace (independent of serde_json features).
-pub fn canonical_json(value: &serde_json::Value) -> String {
-    match value {
-        serde_json::Value::Object(map) => {
-            let mut keys: Vec<&String> = map.keys().collect();
-            keys.sort();
-            let parts: Vec<String> = keys
-                .into_iter()
-                .map(|k| {
-                    let v = map.get(k).map_or_else(|| "null".to_owned(), canonical_json);
-                    format!("{}:{v}", serde_json::Value::String(k.clone()))
-                })
-                .collect();
-            format!("{{{}}}", parts.join(","))
-        }
-        serde_json::Value::Array(items) => {
-            let parts: Vec<String> = items.iter().map(canonical_json).collect();
-            format!("[{}]", parts.join(","))
-        }
-        other => other.to_string(),
-    }
-}
-
-fn check_error(e: CheckError) -> ApiError {
-    match e {
-        CheckError::PoolUnavailable => ApiError::Unavailable {
-            reason: "checker pool unavailable",
-        },
-        CheckError::Receipt(_) | CheckError::PolicyKey { .. } => ApiError::internal(e),
-        other => ApiError::InvalidAction {
-            detail: other.to_string(),
-        },
-    }
-}
-
-/// The outcome of an out-of-scope action: decision `not-applicable`, nothing violated.
-fn not_applicable(
-    policy: &CompiledPolicy,
-    action: &serde_json::Value,
-    matched: &[String],
-    salt: Option<Salt>,
-) -> Outcome {
-    let salt = salt.unwrap_or_else(Salt::random);
-    let canonical_action = canonical_json(action).into_bytes();
-    let _ = policy;
-    Outcome {
-        decision: Decision::NotApplicable,
-        fail_closed: false,
-        violated: Vec::new(),
-        violated_ids: Vec::new(),
-        undetermined: Vec::new(),
-        matched: matched.to_vec(),
-        approvers: Vec::new(),
-        action_commitment: verdict_core::receipt::commit(
-            verdict_core::receipt::CommitmentTag::Action,
-            &salt,
-            &canonical_action,
-        ),
-        salt,
-        canonical_action,
-    }
-}
-
-#[cfg(test)]
-#[allow(clippy::unwrap_used, reason = "tests")]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn canonical_json_sorts_keys_recursively_without_whitespace() {
-        let v: serde_json::Value =
-            serde_json::from_str(r#"{ "b": [ {"z": 1, "a": "x\"y"} ], "a": true, "c": null }"#)
-                .unwrap();
-        assert_eq!(
-            canonical_json(&v),
-            r#"{"a":true,"b":[{"a":"x\"y","z":1}],"c":null}"#
-        );
-    }
-
-    #[test]
-    fn request_ids_are_validated() {
-        assert!(request_id(Some("req-1".into())).is_ok());
-        assert_eq!(request_id(None).unwrap().len(), 32);
-        assert!(request_id(Some(String::new())).is_err());
-        assert!(request_id(Some("a b".into())).is_err());
-        assert!(request_id(Some("é".into())).is_err());
-        assert!(request_id(Some("r".repeat(65))).is_err());
-        assert!(request_id(Some("r".repeat(64))).is_ok());
-    }
+        .into_response())
 }

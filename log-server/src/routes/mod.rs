@@ -1,19 +1,21 @@
-//! HTTP routes. Public (no token): the C2SP tlog-tiles read API ([`public`]), keys, proofs and
-//! bundles ([`proofs`]), health, metrics and the OpenAPI document. Write token: policies
-//! ([`policies`]), screen and check ([`check`]). Auditor token: the private store ([`private`]).
+//! HTTP routes: thin adapters that extract the request, call the log ([`crate::log`]) or a use
+//! case ([`crate::service`]), and map errors to [`ApiError`], the one HTTP error boundary.
+//!
+//! Public (no token): the C2SP tlog-tiles read API ([`public`]), keys, proofs and bundles
+//! ([`proofs`]), health, metrics and the OpenAPI document. Write token: policies ([`policies`]),
+//! screen and check ([`check`]). Auditor token: the private store ([`private`]).
 
 pub mod check;
-pub mod decision;
 pub mod policies;
 pub mod private;
 pub mod proofs;
 pub mod public;
-pub mod request_ids;
 
 use axum::routing::{get, post};
 use axum::Router;
 
 use crate::error::ApiError;
+use crate::service::ServiceError;
 use crate::AppState;
 
 /// Every route, without middleware (see [`crate::app`]).
@@ -54,4 +56,23 @@ pub fn parse_index(text: &str) -> Result<u64, ApiError> {
         return Err(bad());
     }
     text.parse::<u64>().map_err(|_| bad())
+}
+
+impl From<ServiceError> for ApiError {
+    fn from(e: ServiceError) -> Self {
+        match e {
+            ServiceError::BadRequest { detail } => ApiError::BadRequest { detail },
+            ServiceError::UnknownPolicy { policy } => ApiError::UnknownPolicy { policy },
+            ServiceError::InvalidAction { detail } => ApiError::InvalidAction { detail },
+            ServiceError::RequestIdConflict { request_id } => {
+                ApiError::RequestIdConflict { request_id }
+            }
+            ServiceError::NotFound { what } => ApiError::NotFound { what },
+            ServiceError::Backpressure { retry_after_secs } => {
+                ApiError::Backpressure { retry_after_secs }
+            }
+            ServiceError::Unavailable { reason } => ApiError::Unavailable { reason },
+            ServiceError::Internal { detail } => ApiError::Internal { detail },
+        }
+    }
 }

@@ -4,8 +4,6 @@
 //! The body is either JSON `{"source": "<policy TOML>"}` (`Content-Type: application/json`) or
 //! the policy TOML itself (`Content-Type: application/toml` or `text/plain`).
 
-use std::sync::Arc;
-
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
@@ -13,11 +11,9 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 
-use verdict_checker::CompiledPolicy;
-
 use crate::auth::WriteAuth;
 use crate::error::ApiError;
-use crate::policies::{PolicyInfo, RegistryError};
+use crate::service::policies::{analysis_findings, PolicyInfo, RegistryError};
 use crate::AppState;
 
 /// JSON form of the body.
@@ -80,7 +76,7 @@ pub async fn register(
         other => ApiError::internal(other),
     })?;
     tracing::info!(policy.name = policy.name(), policy.commitment = %policy.commitment().to_hex(), "registered policy {}", policy.name());
-    let findings = analysis_findings(&state, &policy).await;
+    let findings = analysis_findings(&policy, state.config.check_timeout()).await;
     Ok((
         StatusCode::CREATED,
         Json(RegisterResponse {
@@ -94,38 +90,4 @@ pub async fn register(
 /// `GET /v1/policies`.
 pub async fn list(_auth: WriteAuth, State(state): State<AppState>) -> Json<Vec<PolicyInfo>> {
     Json(state.policies.list())
-}
-
-/// Findings of the checker's analysis (`verdict_checker::analyze`), run on a blocking thread
-/// (Z3 contexts are thread-bound). An analysis that times out or fails is reported as a single
-/// finding of kind `analysis-incomplete`; it never fails the registration.
-async fn analysis_findings(
-    state: &AppState,
-    policy: &Arc<CompiledPolicy>,
-) -> Vec<serde_json::Value> {
-    let policy = Arc::clone(policy);
-    let timeout = state.config.check_timeout();
-    let result =
-        tokio::task::spawn_blocking(move || verdict_checker::analyze::analyze(&policy, timeout))
-            .await;
-    match result {
-        Ok(Ok(report)) => report
-            .findings
-            .iter()
-            .filter_map(|f| serde_json::to_value(f).ok())
-            .collect(),
-        Ok(Err(e)) => vec![serde_json::json!({
-            "kind": "analysis-incomplete",
-            "severity": "warning",
-            "message": e.to_string(),
-        })],
-        Err(e) => {
-            tracing::error!(error = %e, "policy analysis task failed: {e}");
-            vec![serde_json::json!({
-                "kind": "analysis-incomplete",
-                "severity": "warning",
-                "message": "analysis failed",
-            })]
-        }
-    }
 }

@@ -8,6 +8,7 @@ use verdict_core::LeafIndex;
 use crate::auth::AuditorAuth;
 use crate::error::ApiError;
 use crate::routes::parse_index;
+use crate::service::private;
 use crate::AppState;
 
 /// `GET /v1/private/actions/{index}`: `{index, record}` where `record` is the private record
@@ -18,14 +19,7 @@ pub async fn action(
     Path(index): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let index = parse_index(&index)?;
-    let record = state
-        .log
-        .private_record(LeafIndex(index))
-        .map_err(ApiError::internal)?
-        .ok_or_else(|| ApiError::NotFound {
-            what: format!("private record {index}"),
-        })?;
-    let record: serde_json::Value = serde_json::from_slice(&record).map_err(ApiError::internal)?;
+    let record = private::record(&state.log, LeafIndex(index))?;
     Ok(Json(
         serde_json::json!({ "index": index, "record": record }),
     ))

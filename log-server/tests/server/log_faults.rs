@@ -15,10 +15,10 @@ use verdict_core::merkle::LeafIndex;
 use verdict_core::note::{Signer, Verifier};
 use verdict_core::proof::verify_consistency;
 use verdict_core::tile::{decode_entry_bundle, TileKind};
-use verdict_log_server::check_log::check_whole_log;
+use verdict_log_server::log::check::check_whole_log;
 use verdict_log_server::log::{Log, LogConfig, LogError};
+use verdict_log_server::storage::mem::{FaultMode, FaultPlan, MemStorage};
 use verdict_log_server::storage::Storage;
-use verdict_log_server::storage_mem::{FaultMode, FaultPlan, MemStorage};
 
 const ORIGIN: &str = "example.com/fault-log";
 
@@ -243,7 +243,7 @@ async fn open_sled(dir: &std::path::Path) -> Log {
 async fn damaged_tile_files_fail_closed() {
     use verdict_core::merkle::TreeSize;
     use verdict_core::tile::Tile;
-    use verdict_log_server::storage_sled::SledStorage;
+    use verdict_log_server::storage::sled::SledStorage;
 
     let dir = tempfile::tempdir().unwrap();
     let log = open_sled(dir.path()).await;

@@ -16,12 +16,12 @@ use verdict_core::merkle::{leaf_hash, node_hash, Hash, LeafIndex, RightEdge, Tre
 use verdict_core::note::Signer;
 use verdict_core::proof::{verify_consistency, verify_inclusion};
 use verdict_core::tile::{encode_entry_bundle, Tile, TileKind};
-use verdict_log_server::check_log::check_whole_log;
+use verdict_log_server::log::check::check_whole_log;
+use verdict_log_server::log::tiles::extend;
 use verdict_log_server::log::{Log, LogConfig};
+use verdict_log_server::storage::files::{FullTile, TileFiles};
+use verdict_log_server::storage::sled::SledStorage;
 use verdict_log_server::storage::{StagedEntry, Storage};
-use verdict_log_server::storage_files::{FullTile, TileFiles};
-use verdict_log_server::storage_sled::SledStorage;
-use verdict_log_server::tiles::extend;
 
 const ORIGIN: &str = "example.com/prop-log";
 

@@ -1,4 +1,4 @@
-//! `verdict-server bench proofs`: proof-serving latency of a running server.
+//! `verdict-bench proofs`: proof-serving latency of a running server.
 //!
 //! Reads the tree size from `GET /checkpoint`, then `--concurrency` workers fetch `--count`
 //! random `GET /v1/proof/inclusion?index=&size=` (uniform index, size uniform in
@@ -11,11 +11,14 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context as _;
+use rand::rngs::StdRng;
+use rand::{Rng as _, SeedableRng as _};
 use verdict_core::tile::{Tile, TileKind, TILE_WIDTH};
 
-use super::BenchResult;
+use crate::verify::tree_size;
+use crate::BenchResult;
 
-/// What `bench proofs` fetches.
+/// What `verdict-bench proofs` fetches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum ProofKind {
     /// `GET /v1/proof/inclusion?index=&size=`.
@@ -28,7 +31,7 @@ pub enum ProofKind {
     EntryBundle,
 }
 
-/// Arguments of `verdict-server bench proofs`.
+/// Arguments of `verdict-bench proofs`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ProofsArgs {
     /// Server base URL.
@@ -51,30 +54,17 @@ pub struct ProofsArgs {
     pub seed: u64,
 }
 
-/// SplitMix64: a small, seedable generator (the sequence only needs to be spread out).
-struct SplitMix(u64);
-
-impl SplitMix {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `0..n` (`n` ≥ 1; the modulo bias is negligible for these ranges).
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
+/// Uniform in `0..n` (`n` ≥ 1; 0 is treated as 1).
+fn below(rng: &mut StdRng, n: u64) -> u64 {
+    rng.gen_range(0..n.max(1))
 }
 
 /// The relative URL of request `n` of a run against a tree of `size` entries.
-fn request_path(kind: ProofKind, rng: &mut SplitMix, n: u64, size: u64) -> String {
+fn request_path(kind: ProofKind, rng: &mut StdRng, n: u64, size: u64) -> String {
     match kind {
         ProofKind::Inclusion => {
-            let index = rng.below(size);
-            let at = index + 1 + rng.below(size - index);
+            let index = below(rng, size);
+            let at = index + 1 + below(rng, size - index);
             format!("/v1/proof/inclusion?index={index}&size={at}")
         }
         ProofKind::Tile | ProofKind::HashTile | ProofKind::EntryBundle => {
@@ -90,28 +80,12 @@ fn request_path(kind: ProofKind, rng: &mut SplitMix, n: u64, size: u64) -> Strin
                 } else {
                     TileKind::Entries
                 },
-                index: rng.below(full),
+                index: below(rng, full),
                 width: TILE_WIDTH,
             };
             format!("/{}", tile.path())
         }
     }
-}
-
-/// Tree size of the latest checkpoint of the server at `base`.
-async fn tree_size(client: &reqwest::Client, base: &str) -> anyhow::Result<u64> {
-    let note = client
-        .get(format!("{base}/checkpoint"))
-        .send()
-        .await
-        .context("GET /checkpoint")?
-        .error_for_status()?
-        .text()
-        .await?;
-    note.lines()
-        .nth(1)
-        .and_then(|l| l.parse().ok())
-        .context("the checkpoint has no tree size line")
 }
 
 /// Run the proof-latency benchmark and print a report.
@@ -142,7 +116,8 @@ pub async fn run(args: ProofsArgs) -> anyhow::Result<()> {
     for worker in 0..concurrency {
         let (client, base, next) = (client.clone(), base.clone(), Arc::clone(&next));
         let kind = args.kind;
-        let mut rng = SplitMix(args.seed ^ (worker as u64).wrapping_mul(0xA24B_AED4_963E_E407));
+        let mut rng =
+            StdRng::seed_from_u64(args.seed ^ (worker as u64).wrapping_mul(0xA24B_AED4_963E_E407));
         tasks.push(tokio::spawn(async move {
             let mut result = BenchResult::new()?;
             let mut bytes = 0u64;
@@ -206,12 +181,11 @@ pub async fn run(args: ProofsArgs) -> anyhow::Result<()> {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, reason = "tests")]
     use super::*;
 
     #[test]
     fn requests_stay_inside_the_tree() {
-        let mut rng = SplitMix(3);
+        let mut rng = StdRng::seed_from_u64(3);
         for n in 0..1000 {
             let path = request_path(ProofKind::Inclusion, &mut rng, n, 1000);
             let q = path.strip_prefix("/v1/proof/inclusion?index=").unwrap();

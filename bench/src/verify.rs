@@ -1,4 +1,4 @@
-//! `verdict-server bench --verify`: after a load run, show that no acknowledged decision was lost.
+//! `verdict-bench --verify`: after a load run, show that no acknowledged decision was lost.
 //!
 //! For every acknowledged answer (index and receipt), `GET /v1/bundle/<index>` must return a
 //! C2SP tlog-proof whose checkpoint is signed by the log key (from `GET /v1/keys`), whose
@@ -165,4 +165,79 @@ pub async fn run(
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A real `verdict-server` (sled store in a temporary directory, the workspace's test
+    /// policies, the real checker pool) on a loopback port: its base URL and write token.
+    async fn server(dir: &std::path::Path) -> (String, String) {
+        let config = verdict_log_server::config::Config {
+            data_dir: dir.join("data"),
+            policies_dir: std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../testdata/policies"),
+            checker_threads: 1,
+            ..Default::default()
+        };
+        let started = verdict_log_server::start(&config).await.unwrap();
+        let token = std::fs::read_to_string(&started.keys.paths.write_token).unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let app = verdict_log_server::app(started.state.clone());
+        let options = verdict_log_server::serve::ServeOptions::from_config(&config);
+        tokio::spawn(async move {
+            verdict_log_server::serve::serve(listener, app, options, std::future::pending()).await;
+            drop(started);
+        });
+        (base, token.trim().to_owned())
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn verify_finds_every_acknowledged_receipt_and_flags_loss() {
+        let dir = tempfile::tempdir().unwrap();
+        let (base, token) = server(dir.path()).await;
+        let client = reqwest::Client::new();
+        let mut before = tree_size(&client, &base).await;
+        for _ in 0..100 {
+            if before.is_ok() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            before = tree_size(&client, &base).await;
+        }
+        let before = before.unwrap();
+        let mut acks = Vec::new();
+        for n in 0..5 {
+            let answer = client
+                .post(format!("{base}/v1/check"))
+                .bearer_auth(&token)
+                .json(&serde_json::json!({
+                    "policy": "customer-data-egress",
+                    "action": {"record_count": n},
+                }))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(answer.status(), reqwest::StatusCode::OK);
+            let body = answer.bytes().await.unwrap();
+            acks.push(crate::check_load::acknowledged(&body).unwrap());
+        }
+        run(&client, &base, before, 5, acks.clone(), 2)
+            .await
+            .unwrap();
+        // A receipt that is not the one logged at its index.
+        let mut wrong = acks.clone();
+        wrong[0].receipt = acks[1].receipt.clone();
+        assert!(run(&client, &base, before, 5, wrong, 2).await.is_err());
+        // An index acknowledged twice.
+        let mut twice = acks.clone();
+        twice[1].index = twice[0].index;
+        assert!(run(&client, &base, before, 5, twice, 2).await.is_err());
+        // More acknowledged than the log grew by.
+        let mut more = acks.clone();
+        more.push(acks[4].clone());
+        assert!(run(&client, &base, before, 6, more, 2).await.is_err());
+    }
 }

@@ -27,8 +27,9 @@ use verdict_core::tile::{
     decode_entry_bundle, BundleError, Tile, TileHashSource, TileKind, TILE_HEIGHT, TILE_WIDTH,
 };
 
+use super::tiles::{tile_prefix, width_in, CachedTiles};
+use crate::storage::cache::TileCache;
 use crate::storage::{Storage, StorageError};
-use crate::tiles::{tile_prefix, width_in, CachedTiles, TileCache};
 
 const WIDTH: u64 = TILE_WIDTH as u64;
 
@@ -234,7 +235,7 @@ fn storage_entry(
         .read_tile(TileKind::Entries, bundle)?
         .ok_or_else(missing)?;
     let position = usize::try_from(index.0 % WIDTH).unwrap_or(usize::MAX);
-    crate::tiles::bundle_entry(&stored.bytes, position).map_err(CheckError::Storage)
+    super::tiles::bundle_entry(&stored.bytes, position).map_err(CheckError::Storage)
 }
 
 fn check_consistency<R: verdict_core::tile::TileReader>(
@@ -379,9 +380,9 @@ fn compare(
 )]
 mod tests {
     use super::*;
+    use crate::log::tiles::extend;
+    use crate::storage::mem::MemStorage;
     use crate::storage::{LogState, StagedEntry, TileWrite};
-    use crate::storage_mem::MemStorage;
-    use crate::tiles::extend;
     use verdict_core::note::Signer;
 
     const ORIGIN: &str = "example.com/check-test";

@@ -1,15 +1,44 @@
 //! `verdict-server`: the Verdict transparency log and check API.
 //!
-//! Subcommands: `serve` (default), `keygen`, `info`, `bench`. Exit codes: 0 success, 1 runtime
-//! error, 2 usage or configuration error. See `docs/operator-guide.md`.
+//! Subcommands: `serve` (default), `keygen`, `info`, `fill`. Exit codes: 0 success, 1 runtime
+//! error, 2 usage or configuration error. See `docs/operator-guide.md`. The load generator is the
+//! separate binary `verdict-bench` (workspace crate `bench/`).
 
+mod fill;
+
+use std::fmt::Display;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
-use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use verdict_log_server::config::Config;
 use verdict_log_server::storage::Storage as _;
+
+/// A failed command: its one-line message, printed with exit code 1. Any displayable error
+/// converts into it (`?`); [`Context::context`] prefixes what was being done.
+#[derive(Debug)]
+struct Failure(String);
+
+impl<E: Display> From<E> for Failure {
+    fn from(e: E) -> Self {
+        Self(e.to_string())
+    }
+}
+
+/// Result of a command.
+type CmdResult<T = ()> = Result<T, Failure>;
+
+/// Say what failed, in front of the error.
+trait Context<T> {
+    fn context(self, what: impl Display) -> CmdResult<T>;
+}
+
+impl<T, E: Display> Context<T> for Result<T, E> {
+    fn context(self, what: impl Display) -> CmdResult<T> {
+        self.map_err(|e| Failure(format!("{what}: {e}")))
+    }
+}
 
 #[derive(Parser, Debug)]
 #[command(
@@ -51,9 +80,9 @@ enum Command {
     },
     /// Print origin, verifier keys, token paths and tree size.
     Info,
-    /// Load generator: drive POST /v1/check over HTTP and print throughput and latency; or
-    /// `bench fill` (grow the log of --data-dir directly) and `bench proofs` (proof latency).
-    Bench(verdict_log_server::bench::BenchArgs),
+    /// Append synthetic entries straight to the log of --data-dir (no server, no checker), for
+    /// benchmarks at scale (`scripts/bench-scale.sh`). The server must not be running.
+    Fill(fill::FillArgs),
 }
 
 /// mimalloc instead of glibc malloc: the request path allocates on two worker threads and the
@@ -73,7 +102,7 @@ fn main() -> ExitCode {
     let config = match load_config(&cli) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("verdict-server: {e:#}");
+            eprintln!("verdict-server: {e}");
             return ExitCode::from(2);
         }
     };
@@ -104,19 +133,19 @@ fn main() -> ExitCode {
             }
             Command::Keygen { name, out } => keygen(&config, name, out),
             Command::Info => info(&config).await,
-            Command::Bench(args) => verdict_log_server::bench::run(args, &config).await,
+            Command::Fill(args) => fill::run(args, &config).await,
         }
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("verdict-server: {e:#}");
+        Err(Failure(message)) => {
+            eprintln!("verdict-server: {message}");
             ExitCode::from(1)
         }
     }
 }
 
-fn load_config(cli: &Cli) -> anyhow::Result<Config> {
+fn load_config(cli: &Cli) -> Result<Config, verdict_log_server::config::ConfigError> {
     let mut config = Config::load(cli.config.as_deref(), std::env::vars())?;
     if let Some(d) = &cli.data_dir {
         config.data_dir.clone_from(d);
@@ -124,13 +153,13 @@ fn load_config(cli: &Cli) -> anyhow::Result<Config> {
     Ok(config)
 }
 
-async fn serve(config: Config) -> anyhow::Result<()> {
+async fn serve(config: Config) -> CmdResult {
     let explicit_policies = std::env::var_os("VERDICT_POLICIES_DIR").is_some();
     if explicit_policies && !config.policies_dir.is_dir() {
-        anyhow::bail!(
+        return Err(Failure(format!(
             "policies directory {} does not exist",
             config.policies_dir.display()
-        );
+        )));
     }
     let started = verdict_log_server::start(&config)
         .await
@@ -160,7 +189,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     }
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
-        .with_context(|| format!("cannot listen on {}", config.listen))?;
+        .context(format_args!("cannot listen on {}", config.listen))?;
     println!("  listening on:        http://{}", listener.local_addr()?);
     let state = started.state.clone();
     verdict_log_server::serve::serve(
@@ -171,11 +200,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     )
     .await;
     tracing::info!("shutting down: flushing the pending batch");
-    state
-        .log
-        .shutdown()
-        .await
-        .map_err(|e| anyhow::anyhow!("log shutdown: {e}"))?;
+    state.log.shutdown().await.context("log shutdown")?;
     println!("verdict-server stopped cleanly");
     Ok(())
 }
@@ -227,10 +252,9 @@ fn print_expiries(keys: &verdict_log_server::keys::Keys, indent: &str) {
     }
 }
 
-fn keygen(config: &Config, name: Option<String>, out: Option<PathBuf>) -> anyhow::Result<()> {
+fn keygen(config: &Config, name: Option<String>, out: Option<PathBuf>) -> CmdResult {
     if let (Some(name), Some(out)) = (name, out) {
-        let signer = verdict_core::note::Signer::generate(&name)
-            .map_err(|e| anyhow::anyhow!("invalid key name: {e}"))?;
+        let signer = verdict_core::note::Signer::generate(&name).context("invalid key name")?;
         verdict_log_server::keys::write_secret_file(
             &out,
             &format!("{}\n", signer.to_private_key_string()),
@@ -264,13 +288,13 @@ fn keygen(config: &Config, name: Option<String>, out: Option<PathBuf>) -> anyhow
     Ok(())
 }
 
-async fn info(config: &Config) -> anyhow::Result<()> {
+async fn info(config: &Config) -> CmdResult {
     let paths = verdict_log_server::keys::KeyPaths::new(&config.data_dir);
     if !paths.log_key.exists() {
-        anyhow::bail!(
+        return Err(Failure(format!(
             "no log key in {} (run `verdict-server keygen` or `serve` first)",
             config.data_dir.display()
-        );
+        )));
     }
     let keys = verdict_log_server::keys::load_or_create(&config.data_dir, "", false)?;
     println!("origin:               {}", keys.log.name());
@@ -283,7 +307,7 @@ async fn info(config: &Config) -> anyhow::Result<()> {
     );
     print_expiries(&keys, "");
     let store = config.data_dir.join("store");
-    let size = match verdict_log_server::storage_sled::SledStorage::open(&store) {
+    let size = match verdict_log_server::storage::sled::SledStorage::open(&store) {
         Ok(storage) => match storage.state()? {
             Some(state) => format!("{}", state.size),
             None => "0 (no checkpoint yet)".to_owned(),
@@ -291,16 +315,35 @@ async fn info(config: &Config) -> anyhow::Result<()> {
         Err(_) => {
             // The store is locked by a running server: ask it.
             let url = format!("http://{}/checkpoint", config.listen);
-            match reqwest::get(&url).await {
-                Ok(r) if r.status().is_success() => {
-                    let text = r.text().await?;
-                    let size = text.lines().nth(1).unwrap_or("?").to_owned();
-                    format!("{size} (from the running server at {url})")
-                }
-                _ => "unknown (store in use and server not reachable)".to_owned(),
+            match served_tree_size(config.listen).await {
+                Some(size) => format!("{size} (from the running server at {url})"),
+                None => "unknown (store in use and server not reachable)".to_owned(),
             }
         }
     };
     println!("tree size:            {size}");
     Ok(())
+}
+
+/// The tree size in `GET /checkpoint` of the server at `addr` (second line of the note), through
+/// one plain HTTP/1.0 request; `None` when it does not answer 200 within 5 s.
+async fn served_tree_size(addr: std::net::SocketAddr) -> Option<String> {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let limit = Duration::from_secs(5);
+    let exchange = async {
+        let mut stream = tokio::net::TcpStream::connect(addr).await.ok()?;
+        let request = format!("GET /checkpoint HTTP/1.0\r\nHost: {addr}\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.ok()?;
+        let mut answer = Vec::new();
+        stream.take(1 << 20).read_to_end(&mut answer).await.ok()?;
+        Some(answer)
+    };
+    let answer = tokio::time::timeout(limit, exchange).await.ok()??;
+    let text = String::from_utf8(answer).ok()?;
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    let status = head.lines().next()?.split_whitespace().nth(1)?;
+    if status != "200" {
+        return None;
+    }
+    body.lines().nth(1).map(str::to_owned)
 }

@@ -11,10 +11,9 @@ use std::sync::Mutex;
 use verdict_core::receipt::Salt;
 use verdict_core::LeafIndex;
 
-use crate::error::ApiError;
+use super::private::PrivateRecord;
+use super::ServiceError;
 use crate::log::{Log, LogError};
-use crate::routes::decision::PrivateRecord;
-use crate::AppState;
 
 #[derive(Clone, Debug)]
 pub(crate) struct Seen {
@@ -33,9 +32,9 @@ pub struct RequestIds {
 }
 
 /// What to do with a request id.
-pub(crate) enum Reservation {
+pub(crate) enum Reservation<'a> {
     /// First use: a guard that releases the id unless the request completes.
-    New(ReservationGuard),
+    New(ReservationGuard<'a>),
     /// Same id and action, already logged: return that entry.
     Replay(LeafIndex, Salt),
     /// Same id and action with approvals: check again with the original salt.
@@ -43,16 +42,16 @@ pub(crate) enum Reservation {
 }
 
 /// Releases a reserved request id on drop unless completed.
-pub(crate) struct ReservationGuard {
-    ids: AppState,
+pub(crate) struct ReservationGuard<'a> {
+    ids: &'a RequestIds,
     id: String,
     pub(crate) completed: bool,
 }
 
-impl Drop for ReservationGuard {
+impl Drop for ReservationGuard<'_> {
     fn drop(&mut self) {
         if !self.completed {
-            self.ids.request_ids.release(&self.id);
+            self.ids.release(&self.id);
         }
     }
 }
@@ -66,26 +65,25 @@ impl RequestIds {
         }
     }
 
-    fn lock(&self) -> Result<std::sync::MutexGuard<'_, IdTable>, ApiError> {
+    fn lock(&self) -> Result<std::sync::MutexGuard<'_, IdTable>, ServiceError> {
         self.inner
             .lock()
-            .map_err(|_| ApiError::internal("request id table poisoned"))
+            .map_err(|_| ServiceError::internal("request id table poisoned"))
     }
 
     pub(crate) fn reserve(
         &self,
-        state: &AppState,
         id: &str,
         fingerprint: [u8; 32],
         has_approvals: bool,
-    ) -> Result<Reservation, ApiError> {
+    ) -> Result<Reservation<'_>, ServiceError> {
         let mut guard = self.lock()?;
         let (map, order) = &mut *guard;
         match map.get(id) {
-            Some(seen) if seen.fingerprint != fingerprint => Err(ApiError::RequestIdConflict {
+            Some(seen) if seen.fingerprint != fingerprint => Err(ServiceError::RequestIdConflict {
                 request_id: id.to_owned(),
             }),
-            Some(Seen { done: None, .. }) => Err(ApiError::RequestIdConflict {
+            Some(Seen { done: None, .. }) => Err(ServiceError::RequestIdConflict {
                 request_id: id.to_owned(),
             }),
             Some(Seen {
@@ -111,7 +109,7 @@ impl RequestIds {
                     }
                 }
                 Ok(Reservation::New(ReservationGuard {
-                    ids: state.clone(),
+                    ids: self,
                     id: id.to_owned(),
                     completed: false,
                 }))

@@ -1,12 +1,12 @@
 //! Tiles on top of [`Storage`]: extending the tree by a batch (new hash tiles and entry bundles
-//! from the core [`RightEdge`]), and reading tiles back with a bounded cache.
+//! from the core [`RightEdge`]), and reading tiles back through the bounded
+//! [`TileCache`] of the storage layer.
 //!
 //! Layout per C2SP tlog-tiles (spec `spec/tiles.md` §2, §4): the hash tile at level `L`, index
 //! `N` holds the hashes of tree level `8 L` with indices `256 N ..`; entry bundle `N` holds
 //! entries `256 N ..`. Tiles are extended with core's `tile_updates` (§6). A tile is stored as its
 //! widest version; a narrower (older) version, still valid for older checkpoints, is its prefix.
 
-use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use verdict_core::merkle::{leaf_hash, Hash, LeafIndex, RightEdge, StoredHash, TreeSize};
@@ -14,7 +14,8 @@ use verdict_core::tile::{
     encode_entry_bundle, tile_updates, Tile, TileKind, TileReader, TILE_HEIGHT, TILE_WIDTH,
 };
 
-use crate::log::LogError;
+use super::LogError;
+use crate::storage::cache::TileCache;
 use crate::storage::{Storage, StorageError, StoredTile, TileWrite};
 
 const WIDTH: u64 = TILE_WIDTH as u64;
@@ -206,73 +207,6 @@ fn entry_bundle(
     })
 }
 
-/// Bytes charged per cached tile on top of its data: the map slot, the queue slot, the `Arc`
-/// and the [`StoredTile`] header, and allocator overhead (an estimate that errs high), so that
-/// the bound also holds for many tiny partial tiles.
-const ENTRY_OVERHEAD: usize = 128;
-
-/// What a cached tile counts against the bound.
-fn cost(tile: &StoredTile) -> usize {
-    tile.bytes.len().saturating_add(ENTRY_OVERHEAD)
-}
-
-/// A bounded cache of stored tiles (first in, first out, by total bytes including a per-tile
-/// overhead). Stored tiles only grow by extension, so a cached tile answers every read up to its
-/// width.
-#[derive(Debug)]
-pub struct TileCache {
-    tiles: HashMap<(TileKind, u64), Arc<StoredTile>>,
-    order: VecDeque<(TileKind, u64)>,
-    bytes: usize,
-    max_bytes: usize,
-}
-
-impl TileCache {
-    /// A cache holding at most `max_bytes` of tile data.
-    pub fn new(max_bytes: usize) -> Self {
-        Self {
-            tiles: HashMap::new(),
-            order: VecDeque::new(),
-            bytes: 0,
-            max_bytes,
-        }
-    }
-
-    pub(crate) fn get(&self, kind: TileKind, index: u64, width: u16) -> Option<Arc<StoredTile>> {
-        self.tiles
-            .get(&(kind, index))
-            .filter(|t| t.width >= width)
-            .cloned()
-    }
-
-    pub(crate) fn insert(&mut self, kind: TileKind, index: u64, tile: Arc<StoredTile>) {
-        let len = cost(&tile);
-        if len > self.max_bytes {
-            return;
-        }
-        if let Some(old) = self.tiles.insert((kind, index), tile) {
-            self.bytes = self.bytes.saturating_sub(cost(&old));
-            self.order.retain(|key| *key != (kind, index));
-        }
-        self.order.push_back((kind, index));
-        self.bytes = self.bytes.saturating_add(len);
-        while self.bytes > self.max_bytes {
-            let Some(key) = self.order.pop_front() else {
-                break;
-            };
-            if let Some(old) = self.tiles.remove(&key) {
-                self.bytes = self.bytes.saturating_sub(cost(&old));
-            }
-        }
-    }
-
-    /// Bytes charged for the tiles held (data plus a fixed overhead per tile); at most the
-    /// bound given to [`TileCache::new`].
-    pub fn bytes(&self) -> usize {
-        self.bytes
-    }
-}
-
 /// Reads tiles from storage through a [`TileCache`]; a [`TileReader`] for core proofs.
 pub struct CachedTiles<'a> {
     storage: &'a dyn Storage,
@@ -338,8 +272,8 @@ impl TileReader for CachedTiles<'_> {
 )]
 mod tests {
     use super::*;
+    use crate::storage::mem::MemStorage;
     use crate::storage::StagedEntry;
-    use crate::storage_mem::MemStorage;
     use verdict_core::merkle::root_of;
     use verdict_core::tile::{decode_entry_bundle, new_entry_bundles, new_hash_tiles};
 
@@ -459,24 +393,5 @@ mod tests {
         // Widening a cached partial tile is seen once storage has it.
         storage.write_tiles(&[write(0, 3)]).unwrap();
         assert_eq!(tiles.read_tile(t(0, 3)).unwrap().len(), 96);
-    }
-
-    #[test]
-    fn cache_bound_counts_per_tile_overhead() {
-        // 1,000 one-hash tiles: 32 bytes of data each, but each costs more than that to hold.
-        let mut cache = TileCache::new(10_000);
-        for index in 0..1000u64 {
-            let tile = StoredTile {
-                width: 1,
-                bytes: vec![1; 32],
-            };
-            cache.insert(TileKind::Hashes { level: 0 }, index, Arc::new(tile));
-            assert!(cache.bytes() <= 10_000);
-        }
-        assert_eq!(cache.tiles.len(), 10_000 / (32 + ENTRY_OVERHEAD));
-        assert_eq!(cache.order.len(), cache.tiles.len());
-        // The oldest were evicted, the newest are held.
-        assert!(cache.get(TileKind::Hashes { level: 0 }, 999, 1).is_some());
-        assert!(cache.get(TileKind::Hashes { level: 0 }, 0, 1).is_none());
     }
 }

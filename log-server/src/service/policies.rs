@@ -249,3 +249,36 @@ fn write_durably(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     }
     Ok(())
 }
+
+/// Findings of the checker's analysis (`verdict_checker::analyze`), run on a blocking thread
+/// (Z3 contexts are thread-bound). An analysis that times out or fails is reported as a single
+/// finding of kind `analysis-incomplete`; it never fails the registration.
+pub async fn analysis_findings(
+    policy: &Arc<CompiledPolicy>,
+    timeout: std::time::Duration,
+) -> Vec<serde_json::Value> {
+    let policy = Arc::clone(policy);
+    let result =
+        tokio::task::spawn_blocking(move || verdict_checker::analyze::analyze(&policy, timeout))
+            .await;
+    match result {
+        Ok(Ok(report)) => report
+            .findings
+            .iter()
+            .filter_map(|f| serde_json::to_value(f).ok())
+            .collect(),
+        Ok(Err(e)) => vec![serde_json::json!({
+            "kind": "analysis-incomplete",
+            "severity": "warning",
+            "message": e.to_string(),
+        })],
+        Err(e) => {
+            tracing::error!(error = %e, "policy analysis task failed: {e}");
+            vec![serde_json::json!({
+                "kind": "analysis-incomplete",
+                "severity": "warning",
+                "message": "analysis failed",
+            })]
+        }
+    }
+}

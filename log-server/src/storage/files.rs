@@ -1,7 +1,7 @@
 //! Full tiles as files: the immutable part of the log, kept out of sled.
 //!
 //! A full hash tile or entry bundle (width 256) never changes (spec `spec/tiles.md` §2, C2SP
-//! tlog-tiles "Full tiles"), so [`crate::storage_sled::SledStorage`] stores it as one file, at its
+//! tlog-tiles "Full tiles"), so [`crate::storage::sled::SledStorage`] stores it as one file, at its
 //! C2SP tlog-tiles path under the store directory (`tile/<L>/<N>`, `tile/entries/<N>`, `N` in
 //! the `x001/x234/067` form of spec `tiles.md` §3), and keeps nothing about it in sled. The file
 //! holds exactly the tile bytes, so a static file server pointed at the store directory serves
@@ -10,7 +10,7 @@
 //! Reading a file costs no process memory beyond the returned bytes (the kernel page cache holds
 //! the rest), so the server's memory is bounded by its own caches whatever the log size. This
 //! module only stores bytes; whether a file is part of the committed log, and intact, is decided
-//! by the sled backend from the Merkle tree (see [`crate::storage_sled`]).
+//! by the sled backend from the Merkle tree (see [`crate::storage::sled`]).
 //!
 //! # Writing (crash safety)
 //! [`TileFiles::write_full`] writes each file to `tile-tmp/` first, fsyncs it, renames it into

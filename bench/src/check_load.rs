@@ -1,4 +1,4 @@
-//! The check load of `verdict-server bench`: `POST /v1/check` at a fixed rate or flat out.
+//! The check load of `verdict-bench`: `POST /v1/check` at a fixed rate or flat out.
 //!
 //! Each of `--concurrency` workers sends one request at a time. At a fixed rate (`--rate N`)
 //! worker `w` of `c` has scheduled starts `start + (w + k·c) / N`, and a request's latency is
@@ -8,15 +8,15 @@
 //!
 //! Counted per answer: 2xx (latency recorded), 503 (backpressure or unavailable: expected past
 //! saturation; each must carry `Retry-After`), everything else is an error. With `--verify` the
-//! index and receipt of every acknowledged decision are kept for [`super::verify`].
+//! index and receipt of every acknowledged decision are kept for [`crate::verify`].
 
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use base64::Engine as _;
 
-use super::verify::{self, Acknowledged};
-use super::{BenchArgs, BenchResult};
+use crate::verify::{self, Acknowledged};
+use crate::{BenchArgs, BenchResult};
 
 /// The part of a `POST /v1/check` answer that `--verify` needs.
 #[derive(Debug, serde::Deserialize)]
@@ -173,7 +173,7 @@ impl Worker {
 }
 
 /// Index and receipt of a 2xx answer.
-fn acknowledged(body: &[u8]) -> anyhow::Result<Acknowledged> {
+pub(crate) fn acknowledged(body: &[u8]) -> anyhow::Result<Acknowledged> {
     let ack: Ack = serde_json::from_slice(body).context("acknowledged answer without index")?;
     let receipt = base64::engine::general_purpose::STANDARD
         .decode(ack.receipt)

@@ -1,6 +1,6 @@
 //! An in-memory [`Storage`] that can fail any write, for the fault-injection suite.
 //!
-//! Every write method (`stage`, `prune_staged`, `write_tiles`, `publish`, `put_aux`) is one
+//! Every write method (`stage`, `prune_staged`, `write_tiles`, `publish`) is one
 //! numbered *write call* (0-based, counted across the store's life). A [`FaultPlan`] decides,
 //! per call, whether it succeeds or fails in one of two [`FaultMode`]s:
 //! - [`FaultMode::FailNotPersisted`]: return an error and change nothing;
@@ -17,8 +17,8 @@ use verdict_core::merkle::{LeafIndex, TreeSize};
 use verdict_core::tile::TileKind;
 
 use crate::storage::{
-    check_tile_write, merge_tile, AuxRecords, LogState, StagedEntry, Storage, StorageError,
-    StoredTile, TileWrite,
+    check_tile_write, merge_tile, LogState, StagedEntry, Storage, StorageError, StoredTile,
+    TileWrite,
 };
 
 /// How an injected fault behaves.
@@ -60,7 +60,6 @@ struct Data {
     private: BTreeMap<u64, Vec<u8>>,
     tiles: BTreeMap<(TileKind, u64), StoredTile>,
     state: Option<LogState>,
-    aux: BTreeMap<Vec<u8>, Vec<u8>>,
 }
 
 #[derive(Debug, Default)]
@@ -266,26 +265,6 @@ impl Storage for MemStorage {
             Ok(())
         })
     }
-
-    fn put_aux(&self, key: &[u8], value: &[u8]) -> Result<(), StorageError> {
-        self.write("put aux", |data| {
-            data.aux.insert(key.to_vec(), value.to_vec());
-            Ok(())
-        })
-    }
-
-    fn aux(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
-        Ok(lock(&self.data).aux.get(key).cloned())
-    }
-
-    fn aux_with_prefix(&self, prefix: &[u8]) -> Result<AuxRecords, StorageError> {
-        Ok(lock(&self.data)
-            .aux
-            .range(prefix.to_vec()..)
-            .take_while(|(k, _)| k.starts_with(prefix))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect())
-    }
 }
 
 #[cfg(test)]
@@ -365,8 +344,8 @@ mod tests {
         let outcomes = |seed| {
             let store = MemStorage::new();
             store.set_plan(FaultPlan::Random { seed, one_in: 3 });
-            (0..200)
-                .map(|i| match store.put_aux(&[i], b"v") {
+            (0..200u64)
+                .map(|i| match store.prune_staged(LeafIndex(i)) {
                     Ok(()) => 0,
                     Err(StorageError::Injected {
                         persisted: false, ..
@@ -378,20 +357,5 @@ mod tests {
         let a = outcomes(7);
         assert_eq!(a, outcomes(7));
         assert!(a.contains(&0) && a.contains(&1) && a.contains(&2));
-    }
-
-    #[test]
-    fn aux_prefix_scan_stops_at_prefix_end() {
-        let store = MemStorage::new();
-        for key in [&b"a/1"[..], b"a/2", b"b/1", b"a"] {
-            store.put_aux(key, key).unwrap();
-        }
-        let keys: Vec<_> = store
-            .aux_with_prefix(b"a/")
-            .unwrap()
-            .into_iter()
-            .map(|(k, _)| k)
-            .collect();
-        assert_eq!(keys, vec![b"a/1".to_vec(), b"a/2".to_vec()]);
     }
 }

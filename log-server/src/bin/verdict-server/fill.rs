@@ -1,4 +1,6 @@
-//! `verdict-server bench fill`: grow a log fast, without the checker or HTTP.
+//! `verdict-server fill`: grow a log fast, without the checker or HTTP (for benchmarks at scale,
+//! `scripts/bench-scale.sh`; it needs the store exclusively, so it is part of the server binary,
+//! not of the HTTP load generator `verdict-bench`).
 //!
 //! Opens the sled log of a data directory directly (the same keys and store `serve` uses, so the
 //! data directory can be served afterwards) and submits synthetic receipt-sized entries through
@@ -9,16 +11,16 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::Context as _;
 use sha2::{Digest as _, Sha256};
 use verdict_core::note::Signer;
 use verdict_core::LeafIndex;
+use verdict_log_server::config::Config;
+use verdict_log_server::log::{Log, LogConfig, LogError};
+use verdict_log_server::storage::sled::SledStorage;
 
-use crate::config::Config;
-use crate::log::{Log, LogConfig, LogError};
-use crate::storage_sled::SledStorage;
+use crate::{CmdResult, Context as _, Failure};
 
-/// Arguments of `verdict-server bench fill` (the data directory is the global `--data-dir`).
+/// Arguments of `verdict-server fill` (the data directory is the global `--data-dir`).
 #[derive(Debug, Clone, clap::Args)]
 pub struct FillArgs {
     /// Entries to append to the log.
@@ -45,7 +47,7 @@ pub struct FillArgs {
 
 /// A receipt for entry `n`, signed by `checker`: synthetic commitments (derived from `n`), so the
 /// log holds as many distinct, verifiable receipts as `verdict audit` would meet in production.
-fn receipt(n: u64, checker: &Signer) -> anyhow::Result<Vec<u8>> {
+fn receipt(n: u64, checker: &Signer) -> CmdResult<Vec<u8>> {
     use verdict_core::receipt::{Decision, Kind, Receipt, Statement, STATEMENT_VERSION};
     use verdict_core::Hash;
     let h = |tag: &[u8]| {
@@ -89,7 +91,7 @@ fn receipt(n: u64, checker: &Signer) -> anyhow::Result<Vec<u8>> {
         checker_version: env!("CARGO_PKG_VERSION").to_owned(),
         solver_version: "bench-fill".to_owned(),
     };
-    Receipt::sign(&statement, checker).map_err(|e| anyhow::anyhow!("sign receipt {n}: {e}"))
+    Receipt::sign(&statement, checker).context(format_args!("sign receipt {n}"))
 }
 
 /// A deterministic synthetic entry: `len` bytes derived from `n` (so entries are distinct and
@@ -110,14 +112,14 @@ fn entry(n: u64, len: usize) -> Vec<u8> {
 /// # Errors
 /// The data directory cannot be opened (e.g. a server holds it), or a submission failed with
 /// anything but backpressure.
-pub async fn run(args: FillArgs, config: &Config) -> anyhow::Result<()> {
-    let keys = crate::keys::load_or_create(
+pub async fn run(args: FillArgs, config: &Config) -> CmdResult {
+    let keys = verdict_log_server::keys::load_or_create(
         &config.data_dir,
         &config.default_origin(),
         config.origin.is_some(),
     )?;
-    let storage = SledStorage::open(&config.data_dir.join("store"))
-        .map_err(|e| anyhow::anyhow!("cannot open the store: {e}"))?;
+    let storage =
+        SledStorage::open(&config.data_dir.join("store")).context("cannot open the store")?;
     let signer = keys.log.clone();
     let log = Log::open(
         Arc::new(storage),
@@ -130,7 +132,7 @@ pub async fn run(args: FillArgs, config: &Config) -> anyhow::Result<()> {
         },
     )
     .await
-    .map_err(|e| anyhow::anyhow!("cannot open the log: {e}"))?;
+    .context("cannot open the log")?;
     let initial = log.stats().tree_size;
     println!(
         "fill: {} entries of {} bytes into {} (tree size {initial}), {} submitters, batches of {}",
@@ -140,7 +142,7 @@ pub async fn run(args: FillArgs, config: &Config) -> anyhow::Result<()> {
         args.concurrency,
         args.batch
     );
-    println!("fill: start RSS {} KiB", super::rss_kib().unwrap_or(0));
+    println!("fill: start RSS {} KiB", rss_kib().unwrap_or(0));
     let checker = Arc::new(keys.checker.clone());
     let next = Arc::new(AtomicU64::new(0));
     let done = Arc::new(AtomicU64::new(0));
@@ -154,7 +156,7 @@ pub async fn run(args: FillArgs, config: &Config) -> anyhow::Result<()> {
             loop {
                 let n = next.fetch_add(1, Ordering::Relaxed);
                 if n >= total {
-                    return anyhow::Ok(());
+                    return Ok::<(), Failure>(());
                 }
                 let bytes = if receipts {
                     receipt(initial + n, &checker)?
@@ -167,7 +169,7 @@ pub async fn run(args: FillArgs, config: &Config) -> anyhow::Result<()> {
                         Err(LogError::Backpressure { .. }) => {
                             tokio::time::sleep(Duration::from_millis(5)).await;
                         }
-                        Err(e) => return Err(anyhow::anyhow!("submit failed: {e}")),
+                        Err(e) => return Err(Failure(format!("submit failed: {e}"))),
                     }
                 }
                 done.fetch_add(1, Ordering::Relaxed);
@@ -190,7 +192,7 @@ pub async fn run(args: FillArgs, config: &Config) -> anyhow::Result<()> {
                         "fill: +{d} entries  tree size {}  {:.0} s  {rate:.0} entries/s  RSS {} KiB",
                         log.stats().tree_size,
                         start.elapsed().as_secs_f64(),
-                        super::rss_kib().unwrap_or(0)
+                        rss_kib().unwrap_or(0)
                     );
                     last = (now, d);
                     next_mark = (d / every + 1) * every;
@@ -206,26 +208,32 @@ pub async fn run(args: FillArgs, config: &Config) -> anyhow::Result<()> {
     if let Some(last) = (initial + added).checked_sub(1) {
         log.wait_integrated(LeafIndex(last))
             .await
-            .map_err(|e| anyhow::anyhow!("integration: {e}"))?;
+            .context("integration")?;
     }
     let elapsed = start.elapsed().as_secs_f64();
     let stats = log.stats();
-    log.shutdown()
-        .await
-        .map_err(|e| anyhow::anyhow!("log shutdown: {e}"))?;
+    log.shutdown().await.context("log shutdown")?;
     println!(
         "fill: added {added} entries in {elapsed:.1} s ({:.0} entries/s); tree size {}; RSS {} KiB; {} batches",
         added as f64 / elapsed,
         stats.tree_size,
-        super::rss_kib().unwrap_or(0),
+        rss_kib().unwrap_or(0),
         stats.batches
     );
     Ok(())
 }
 
+/// Resident set size of this process in KiB (`VmRSS` of `/proc/self/status`), where available.
+fn rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, reason = "tests")]
     use super::*;
 
     #[test]

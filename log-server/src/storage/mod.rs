@@ -1,18 +1,27 @@
-//! The storage contract of the log, and the types that cross it.
+//! The storage layer: the [`Storage`] contract of the log, the types that cross it, and its
+//! backends.
 //!
-//! The sequencer ([`crate::sequencer`]) is the only writer. It calls the synchronous methods of
-//! [`Storage`] from its own thread; readers (the HTTP routes) call the read methods from any thread.
-//! Two implementations exist: [`crate::storage_sled::SledStorage`] (the default: one sled `Db`,
-//! with full tiles as files beside it, [`crate::storage_files`]) and
-//! [`crate::storage_mem::MemStorage`] (in memory, with injected faults for tests).
+//! The sequencer ([`crate::log`]) is the only writer. It calls the synchronous methods of
+//! [`Storage`] from its own thread; readers (the HTTP routes, through the log) call the read
+//! methods from any thread. Backends:
+//! - [`sled::SledStorage`] (the default: one sled `Db`, with full tiles as immutable files beside
+//!   it, [`files`]);
+//! - `mem::MemStorage` (in memory, with injected "failed and not persisted" and "failed but
+//!   persisted" faults), only with the cargo feature `testing`.
+//!
+//! [`cache::TileCache`] is the bounded tile cache shared by the sled backend and the log's reads.
+//! Nothing here depends on the log or the layers above it.
 //!
 //! Spec: `spec/tiles.md` (tile layout, C2SP tlog-tiles) and `spec/note-and-checkpoint.md`.
 
+pub mod cache;
+pub mod files;
+#[cfg(any(test, feature = "testing"))]
+pub mod mem;
+pub mod sled;
+
 use verdict_core::merkle::{Hash, LeafIndex, TreeSize};
 use verdict_core::tile::{TileKind, TILE_WIDTH};
-
-/// Auxiliary records as (key, value) pairs, in key order.
-pub type AuxRecords = Vec<(Vec<u8>, Vec<u8>)>;
 
 /// One entry to sequence: the public log entry (a receipt) and its private record.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -136,7 +145,7 @@ pub enum StorageError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
-    /// A fault injected by [`crate::storage_mem::MemStorage`].
+    /// A fault injected by the in-memory test backend (`mem::MemStorage`, feature `testing`).
     #[error("injected fault in {op} (write call {call}, persisted: {persisted})")]
     Injected {
         /// The operation.
@@ -274,24 +283,6 @@ pub trait Storage: Send + Sync + 'static {
     /// # Errors
     /// [`StorageError::StateConflict`] when it does not; backend errors.
     fn publish(&self, expected: Option<&LogState>, new: &LogState) -> Result<(), StorageError>;
-
-    /// Durably store an auxiliary record (e.g. a registered policy). Not part of the log.
-    ///
-    /// # Errors
-    /// Backend errors.
-    fn put_aux(&self, key: &[u8], value: &[u8]) -> Result<(), StorageError>;
-
-    /// An auxiliary record.
-    ///
-    /// # Errors
-    /// Backend errors.
-    fn aux(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError>;
-
-    /// All auxiliary records whose key starts with `prefix`, in key order.
-    ///
-    /// # Errors
-    /// Backend errors.
-    fn aux_with_prefix(&self, prefix: &[u8]) -> Result<AuxRecords, StorageError>;
 }
 
 /// Check that `write` is a well-formed tile: width 1..=256, and a hash tile of `width * 32` bytes.

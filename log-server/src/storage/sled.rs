@@ -2,7 +2,7 @@
 //!
 //! Trees: `state` (the published [`LogState`] and the staged size), `staged` (entries by index),
 //! `private` (private records by index), `tiles` (hash tile records by level and index), `entries`
-//! (entry bundle records by index) and `aux` (records of other components, such as policies).
+//! (entry bundle records by index). (Stores of earlier versions also hold an unused `aux` tree.)
 //! Multi-tree writes use sled transactions; every write ends with `flush()`, sled's durability
 //! point, before it returns.
 //!
@@ -23,7 +23,7 @@
 //! the bytes differ, the read is [`StorageError::Corrupt`]: a damaged file is never served.
 //! [`Storage::write_tiles`] writes and fsyncs the files before the sled transaction that commits
 //! their parents, so `write_tiles` stays atomic as seen by readers, and a retry after a crash finds
-//! the leftover files byte-identical (see [`crate::storage_files`]). Stores written before tile
+//! the leftover files byte-identical (see [`crate::storage::files`]). Stores written before tile
 //! files (full tiles as sled records) are still read.
 
 use std::collections::BTreeMap;
@@ -35,12 +35,12 @@ use sled::Transactional as _;
 use verdict_core::merkle::{leaf_hash, root_of, Hash, LeafIndex, TreeSize};
 use verdict_core::tile::{TileKind, TILE_WIDTH};
 
+use crate::storage::cache::TileCache;
+use crate::storage::files::{FullTile, TileFiles};
 use crate::storage::{
-    check_tile_write, decode_tile, encode_tile, merge_tile, AuxRecords, LogState, StagedEntry,
-    Storage, StorageError, StoredTile, TileWrite,
+    check_tile_write, decode_tile, encode_tile, merge_tile, LogState, StagedEntry, Storage,
+    StorageError, StoredTile, TileWrite,
 };
-use crate::storage_files::{FullTile, TileFiles};
-use crate::tiles::TileCache;
 
 /// Key of the published state in the `state` tree.
 const KEY_PUBLISHED: &[u8] = b"published";
@@ -104,7 +104,6 @@ pub struct SledStorage {
     private: sled::Tree,
     tiles: sled::Tree,
     entries: sled::Tree,
-    aux: sled::Tree,
 }
 
 fn backend(op: &'static str) -> impl Fn(sled::Error) -> StorageError {
@@ -189,7 +188,6 @@ impl SledStorage {
             private: tree("private")?,
             tiles: tree("tiles")?,
             entries: tree("entries")?,
-            aux: tree("aux")?,
             db,
         })
     }
@@ -510,31 +508,8 @@ impl Storage for SledStorage {
         }
         self.flush("publish")
     }
-
-    fn put_aux(&self, key: &[u8], value: &[u8]) -> Result<(), StorageError> {
-        self.aux.insert(key, value).map_err(backend("put aux"))?;
-        self.flush("put aux")
-    }
-
-    fn aux(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
-        Ok(self
-            .aux
-            .get(key)
-            .map_err(backend("read aux"))?
-            .map(|v| v.to_vec()))
-    }
-
-    fn aux_with_prefix(&self, prefix: &[u8]) -> Result<AuxRecords, StorageError> {
-        self.aux
-            .scan_prefix(prefix)
-            .map(|item| {
-                item.map(|(k, v)| (k.to_vec(), v.to_vec()))
-                    .map_err(backend("scan aux"))
-            })
-            .collect()
-    }
 }
 
 #[cfg(test)]
-#[path = "storage_sled_tests.rs"]
+#[path = "sled_tests.rs"]
 mod tests;

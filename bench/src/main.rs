@@ -1,6 +1,7 @@
-//! `verdict-server bench`: a load generator for `POST /v1/check` over HTTP, and the scale
-//! modes `bench fill` ([`fill`]: grow a log directly) and `bench proofs` ([`proofs`]: proof and
-//! tile serving latency).
+//! `verdict-bench`: a load generator for `verdict-server` over HTTP: `POST /v1/check`
+//! ([`check_load`], the default) and `verdict-bench proofs` ([`proofs`]: proof and tile serving
+//! latency). It uses only the public API of the server and `verdict-core` to verify answers. (To
+//! grow a log fast without HTTP, `verdict-server fill` appends to a stopped server's store.)
 //!
 //! The check load ([`check_load`]) runs `--concurrency` workers for `--duration` seconds, either
 //! flat out (`--rate 0`) or at a fixed total rate (open loop: each request has a scheduled start
@@ -10,28 +11,30 @@
 //! checks that nothing acknowledged was lost.
 
 use std::path::PathBuf;
+use std::process::ExitCode;
 
+use clap::Parser as _;
 use hdrhistogram::Histogram;
 
-use crate::config::Config;
+mod check_load;
+mod proofs;
+mod verify;
 
-pub mod check_load;
-pub mod fill;
-pub mod proofs;
-pub mod verify;
-
-/// Scale modes of `verdict-server bench` (without one, it drives `POST /v1/check`).
+/// Modes of `verdict-bench` besides the default check load.
 #[derive(Debug, Clone, clap::Subcommand)]
 pub enum BenchMode {
-    /// Append synthetic entries to the log of `--data-dir` directly (no server, no checker).
-    Fill(fill::FillArgs),
     /// Measure inclusion-proof or tile latency against a running server.
     Proofs(proofs::ProofsArgs),
 }
 
-/// Arguments of `verdict-server bench`.
-#[derive(Debug, Clone, clap::Args)]
-#[command(args_conflicts_with_subcommands = true)]
+/// Arguments of `verdict-bench`.
+#[derive(Debug, Clone, clap::Parser)]
+#[command(
+    name = "verdict-bench",
+    version,
+    about = "Load generator for verdict-server: POST /v1/check, or proofs and tiles",
+    args_conflicts_with_subcommands = true
+)]
 pub struct BenchArgs {
     /// A scale mode instead of the check load.
     #[command(subcommand)]
@@ -115,24 +118,20 @@ impl BenchResult {
     }
 }
 
-/// Resident set size of this process in KiB (`VmRSS` of `/proc/self/status`), where available.
-pub fn rss_kib() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-}
-
-/// Run the chosen mode and print a report (`config` gives the data directory of `fill`).
-///
-/// # Errors
-/// Unreadable token file or an invalid action; the errors of [`fill::run`] and
-/// [`proofs::run`]; request failures are counted, not returned.
-pub async fn run(args: BenchArgs, config: &Config) -> anyhow::Result<()> {
-    match args.mode.clone() {
-        Some(BenchMode::Fill(fill)) => fill::run(fill, config).await,
+/// Run the chosen mode and print a report. Exit codes: 0 success, 1 failure (unreachable
+/// server, unreadable token file, lost entries with `--verify`), 2 usage error.
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = BenchArgs::parse();
+    let result = match args.mode.clone() {
         Some(BenchMode::Proofs(p)) => proofs::run(p).await,
         None => check_load::run(args).await,
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("verdict-bench: {e:#}");
+            ExitCode::from(1)
+        }
     }
 }

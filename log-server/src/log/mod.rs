@@ -1,14 +1,19 @@
 //! The [`Log`] handle: submit entries, wait for their integration, and read checkpoints, tiles,
 //! entries and proofs.
 //!
-//! Writes go through the sequencer thread ([`crate::sequencer`]). A submitter that wants its
+//! Writes go through the sequencer thread ([`crate::log::sequencer`]). A submitter that wants its
 //! proof ([`Log::submit_for_proof`]) gets it from the sequencer with the checkpoint that first
-//! covers its entry, computed from the batch in memory ([`crate::batch_proofs`]). Reads
+//! covers its entry, computed from the batch in memory ([`crate::log::batch_proofs`]). Reads
 //! ([`read`]: tiles, entries, proofs, bundles) go straight to [`Storage`] through a bounded tile
 //! cache; the tree is never held in memory.
 
+pub mod batch_proofs;
+#[cfg(any(test, feature = "testing"))]
+pub mod check;
 mod error;
 mod read;
+pub(crate) mod sequencer;
+pub mod tiles;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
@@ -21,10 +26,10 @@ use verdict_core::note::Signer;
 use verdict_core::proof::verify_inclusion;
 
 pub use self::error::LogError;
-use crate::sequencer::{Msg, Sequencer, Submission};
+use self::sequencer::{Msg, Sequencer, Submission};
+use crate::storage::cache::TileCache;
+use crate::storage::sled::SledStorage;
 use crate::storage::{Storage, StorageError};
-use crate::storage_sled::SledStorage;
-use crate::tiles::TileCache;
 
 /// Largest log entry: entry bundles use a uint16 length prefix (C2SP tlog-tiles).
 pub const MAX_ENTRY_LEN: usize = 65_535;

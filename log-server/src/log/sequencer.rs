@@ -6,7 +6,7 @@
 //! 3. **sign** the new checkpoint and **publish** it with the right edge (compare-and-swap);
 //! 4. **wake** everyone waiting for integration (a `watch` channel), and hand each submitter
 //!    that asked for it ([`crate::log::Log::submit_for_proof`]) its inclusion proof with the
-//!    checkpoint, computed from the batch in memory ([`crate::batch_proofs`]).
+//!    checkpoint, computed from the batch in memory ([`crate::log::batch_proofs`]).
 //!
 //! A batch closes at `batch_max_entries` entries or `batch_max_age` after its first entry.
 //!
@@ -30,10 +30,10 @@ use verdict_core::merkle::{LeafIndex, RightEdge, TreeSize};
 use verdict_core::note::{Signer, Verifier};
 use verdict_core::tile::TILE_WIDTH;
 
-use crate::batch_proofs::BatchHashes;
-use crate::log::{Integrated, LogError, Shared, SignedCheckpoint};
+use super::batch_proofs::BatchHashes;
+use super::tiles::extend;
+use super::{Integrated, LogError, Shared, SignedCheckpoint};
 use crate::storage::{LogState, StagedEntry};
-use crate::tiles::extend;
 
 /// Largest number of staged entries integrated into one checkpoint during recovery.
 const RECOVERY_CHUNK: u64 = 1 << 14;

@@ -1,4 +1,4 @@
-//! Tests of [`crate::storage_sled`]: sled records, full tile files, crash leftovers, damage.
+//! Tests of [`crate::storage::sled`]: sled records, full tile files, crash leftovers, damage.
 
 #![allow(
     clippy::unwrap_used,
@@ -8,7 +8,7 @@
 )]
 
 use super::*;
-use crate::storage_files::FullTile;
+use crate::storage::files::FullTile;
 use verdict_core::merkle::RightEdge;
 
 fn entry(n: u8) -> StagedEntry {
@@ -141,7 +141,11 @@ fn tiles_are_immutable_and_atomic() {
 }
 
 /// Stage `count` entries after `edge` and compute (but do not write) their tiles.
-fn stage_and_extend(store: &SledStorage, edge: &RightEdge, count: u64) -> crate::tiles::Extension {
+fn stage_and_extend(
+    store: &SledStorage,
+    edge: &RightEdge,
+    count: u64,
+) -> crate::log::tiles::Extension {
     let start = edge.size().0;
     let entries: Vec<Vec<u8>> = (start..start + count)
         .map(|i| format!("entry {i}").into_bytes())
@@ -154,7 +158,7 @@ fn stage_and_extend(store: &SledStorage, edge: &RightEdge, count: u64) -> crate:
         })
         .collect();
     store.stage(LeafIndex(start), &staged).unwrap();
-    crate::tiles::extend(store, edge, &entries).unwrap()
+    crate::log::tiles::extend(store, edge, &entries).unwrap()
 }
 
 /// Grow the tree by `count` entries, writing the tiles.
@@ -164,7 +168,7 @@ fn grow(store: &SledStorage, edge: RightEdge, count: u64) -> RightEdge {
     extension.edge
 }
 
-fn full_files(ext: &crate::tiles::Extension) -> Vec<FullTile<'_>> {
+fn full_files(ext: &crate::log::tiles::Extension) -> Vec<FullTile<'_>> {
     ext.writes
         .iter()
         .filter(|w| w.tile.width == TILE_WIDTH)
@@ -346,17 +350,4 @@ fn a_damaged_full_tile_file_is_a_store_error() {
     std::fs::remove_file(&path).unwrap();
     assert_eq!(store.read_tile(H0, 0).unwrap(), None);
     assert_eq!(store.read_tile(TileKind::Entries, 0).unwrap(), None);
-}
-
-#[test]
-fn aux_records_round_trip() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SledStorage::open(dir.path()).unwrap();
-    store.put_aux(b"policy/a", b"1").unwrap();
-    store.put_aux(b"policy/b", b"2").unwrap();
-    store.put_aux(b"other", b"3").unwrap();
-    assert_eq!(store.aux(b"other").unwrap(), Some(b"3".to_vec()));
-    let listed = store.aux_with_prefix(b"policy/").unwrap();
-    assert_eq!(listed.len(), 2);
-    assert_eq!(listed[1], (b"policy/b".to_vec(), b"2".to_vec()));
 }

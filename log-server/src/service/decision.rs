@@ -6,8 +6,6 @@
 
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use axum::http::{header, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use serde::Serialize;
 use verdict_checker::{CompiledPolicy, Outcome};
@@ -15,11 +13,10 @@ use verdict_core::bundle::ProofBundle;
 use verdict_core::receipt::{Decision, Kind, Receipt, Salt, Statement};
 use verdict_core::LeafIndex;
 
-use crate::error::ApiError;
-use crate::log::{Integrated, LogError};
-use crate::routes::check::canonical_json;
-use crate::routes::public::checkpoint_size;
-use crate::AppState;
+use super::check::canonical_json;
+use super::private::encode_record;
+use super::{log_error, Context, ServiceError};
+use crate::log::Integrated;
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 
@@ -91,19 +88,16 @@ pub struct ProofPart {
     pub bundle: String,
 }
 
-pub(crate) fn log_error(state: &AppState, e: LogError) -> ApiError {
-    match e {
-        LogError::Backpressure { retry_after, .. } => {
-            state.metrics.pushback();
-            ApiError::Backpressure {
-                retry_after_secs: retry_after.as_secs().max(1),
-            }
-        }
-        LogError::ShuttingDown => ApiError::Unavailable {
-            reason: "shutting down",
-        },
-        other => ApiError::internal(other),
-    }
+/// A logged (or replayed) decision: the answer body and the entry's index.
+#[derive(Debug)]
+pub struct Logged {
+    /// The answer.
+    pub body: DecisionResponse,
+    /// Leaf index of the receipt.
+    pub index: LeafIndex,
+    /// True when the entry is durably sequenced but the caller did not wait for its proof
+    /// (`?wait=false` on a new decision: HTTP 202).
+    pub accepted: bool,
 }
 
 pub(crate) fn now_ms() -> u64 {
@@ -121,7 +115,7 @@ pub(crate) fn now_ms() -> u64 {
     reason = "one call site per endpoint; all parts needed"
 )]
 pub(crate) async fn log_decision(
-    state: &AppState,
+    ctx: Context<'_>,
     policy: &CompiledPolicy,
     outcome: &Outcome,
     kind: Kind,
@@ -129,7 +123,7 @@ pub(crate) async fn log_decision(
     action: &serde_json::Value,
     wait: bool,
     started: Instant,
-) -> Result<(Response, Option<LeafIndex>), ApiError> {
+) -> Result<Logged, ServiceError> {
     // The statement is kept for the answer, so the receipt is not decoded again.
     let statement = verdict_checker::issue::statement(
         outcome,
@@ -137,27 +131,27 @@ pub(crate) async fn log_decision(
         policy,
         request_id,
         now_ms(),
-        &state.checker_key,
+        ctx.checker_key,
     );
-    let receipt = Receipt::sign(&statement, &state.checker_key).map_err(ApiError::internal)?;
-    let private = private_record(policy, outcome, request_id, action)?;
+    let receipt = Receipt::sign(&statement, ctx.checker_key).map_err(ServiceError::internal)?;
+    let private = encode_record(policy, outcome, request_id, action)?;
     let submitted = Instant::now();
     let (index, sequenced) = if wait {
-        let sequenced = state
+        let sequenced = ctx
             .log
             .submit_for_proof(receipt.clone(), Some(private))
             .await
-            .map_err(|e| log_error(state, e))?;
+            .map_err(|e| log_error(ctx.metrics, e))?;
         (sequenced.index, Some(sequenced))
     } else {
-        let index = state
+        let index = ctx
             .log
             .submit(receipt.clone(), Some(private))
             .await
-            .map_err(|e| log_error(state, e))?;
+            .map_err(|e| log_error(ctx.metrics, e))?;
         (index, None)
     };
-    state.metrics.decision(
+    ctx.metrics.decision(
         policy.name(),
         decision_name(statement.decision),
         kind_name(kind),
@@ -179,13 +173,17 @@ pub(crate) async fn log_decision(
             index,
             None,
         );
-        return Ok((json_response(StatusCode::ACCEPTED, &body)?, Some(index)));
+        return Ok(Logged {
+            body,
+            index,
+            accepted: true,
+        });
     };
     let Integrated { checkpoint, proof } = sequenced
         .integrated()
         .await
-        .map_err(|e| log_error(state, e))?;
-    state.metrics.integration.observe(submitted.elapsed());
+        .map_err(|e| log_error(ctx.metrics, e))?;
+    ctx.metrics.integration.observe(submitted.elapsed());
     let size = checkpoint.checkpoint.size.0;
     let inclusion_proof = proof.iter().map(|h| h.to_base64()).collect();
     let bundle = ProofBundle {
@@ -200,7 +198,7 @@ pub(crate) async fn log_decision(
         checkpoint: String::from_utf8_lossy(&bundle.checkpoint).into_owned(),
         bundle: String::from_utf8_lossy(&bundle.encode()).into_owned(),
     };
-    state.metrics.check_to_proof.observe(started.elapsed());
+    ctx.metrics.check_to_proof.observe(started.elapsed());
     let body = decision_body(
         policy,
         statement,
@@ -210,92 +208,45 @@ pub(crate) async fn log_decision(
         index,
         Some(part),
     );
-    Ok((json_response(StatusCode::OK, &body)?, Some(index)))
-}
-
-/// A JSON answer serialized into one buffer sized for a decision with its proof (about 3 KB), so
-/// that it is not grown and copied several times on the way.
-fn json_response(status: StatusCode, body: &DecisionResponse) -> Result<Response, ApiError> {
-    let mut bytes = Vec::with_capacity(4096);
-    serde_json::to_writer(&mut bytes, body).map_err(ApiError::internal)?;
-    Ok((
-        status,
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        )],
-        bytes,
-    )
-        .into_response())
-}
-
-/// The private record of a decision, served only by `GET /v1/private/actions/<index>` and read
-/// back at start to restore the request-id window
-/// ([`super::request_ids::RequestIds::restore`]). Fields in sorted order: the same bytes as a
-/// `serde_json::json!` object.
-#[derive(serde::Serialize, serde::Deserialize)]
-pub(crate) struct PrivateRecord<'a> {
-    /// The raw action as received.
-    pub(crate) action: std::borrow::Cow<'a, serde_json::Value>,
-    /// The canonical action the commitment covers.
-    pub(crate) canonical_action: std::borrow::Cow<'a, str>,
-    /// Policy commitment, hex.
-    pub(crate) policy: String,
-    /// The request id.
-    pub(crate) request_id: std::borrow::Cow<'a, str>,
-    /// Action salt, hex.
-    pub(crate) salt: String,
-}
-
-fn private_record(
-    policy: &CompiledPolicy,
-    outcome: &Outcome,
-    request_id: &str,
-    action: &serde_json::Value,
-) -> Result<Vec<u8>, ApiError> {
-    serde_json::to_vec(&PrivateRecord {
-        action: std::borrow::Cow::Borrowed(action),
-        canonical_action: String::from_utf8_lossy(&outcome.canonical_action),
-        policy: policy.commitment().to_hex(),
-        request_id: std::borrow::Cow::Borrowed(request_id),
-        salt: outcome.salt.to_hex(),
+    Ok(Logged {
+        body,
+        index,
+        accepted: false,
     })
-    .map_err(ApiError::internal)
 }
 
 /// Answer a replayed request id with the entry logged for it.
 pub(crate) async fn replay(
-    state: &AppState,
+    ctx: Context<'_>,
     policy: &CompiledPolicy,
     action: &serde_json::Value,
     index: LeafIndex,
     salt: Salt,
     wait: bool,
-) -> Result<Response, ApiError> {
+) -> Result<Logged, ServiceError> {
     let checkpoint = if wait {
         Some(
-            state
-                .log
+            ctx.log
                 .wait_integrated(index)
                 .await
-                .map_err(|e| log_error(state, e))?,
+                .map_err(|e| log_error(ctx.metrics, e))?,
         )
     } else {
         None
     };
-    let receipt = state
+    let receipt = ctx
         .log
         .entry(index)
-        .map_err(ApiError::internal)?
-        .ok_or_else(|| ApiError::internal(format!("replayed entry {index} missing")))?;
+        .map_err(ServiceError::internal)?
+        .ok_or_else(|| ServiceError::internal(format!("replayed entry {index} missing")))?;
     let statement = Receipt::decode(&receipt)
-        .map_err(ApiError::internal)?
+        .map_err(ServiceError::internal)?
         .statement;
     let part = match checkpoint {
         Some(cp) => {
-            let bundle = state.log.bundle(index).map_err(ApiError::internal)?;
+            let bundle = ctx.log.bundle(index).map_err(ServiceError::internal)?;
             Some(ProofPart {
-                tree_size: bundle_size(&bundle).max(checkpoint_size(&cp)),
+                tree_size: bundle_size(&bundle).max(cp.checkpoint.size.0),
                 inclusion_proof: bundle.proof.iter().map(|h| h.to_base64()).collect(),
                 checkpoint: String::from_utf8_lossy(&bundle.checkpoint).into_owned(),
                 bundle: String::from_utf8_lossy(&bundle.encode()).into_owned(),
@@ -307,7 +258,11 @@ pub(crate) async fn replay(
     let canonical = verdict_checker::Action::from_value(policy.ast(), action)
         .map_or_else(|_| canonical_json(action).into_bytes(), |a| a.canonical());
     let body = decision_body(policy, statement, &receipt, salt, &canonical, index, part);
-    json_response(StatusCode::OK, &body)
+    Ok(Logged {
+        body,
+        index,
+        accepted: false,
+    })
 }
 
 fn bundle_size(bundle: &ProofBundle) -> u64 {

@@ -1,0 +1,118 @@
+//! The use cases of the server, without HTTP: screen and check ([`check`]), logging and replaying
+//! a decision ([`decision`]), the request-id window ([`request_ids`]), private records
+//! ([`private`]) and the policy registry ([`policies`]).
+//!
+//! Nothing here knows axum: the routes ([`crate::routes`]) extract a request, call a function of
+//! this module with a [`Context`], and map its [`ServiceError`] to the HTTP error boundary. The
+//! use cases sit on top of the log ([`crate::log`]), the checker pool and the metrics.
+
+pub mod check;
+pub mod decision;
+pub mod policies;
+pub mod private;
+pub mod request_ids;
+
+use verdict_checker::CheckerPool;
+use verdict_core::note::Signer;
+
+use crate::log::{Log, LogError};
+use crate::metrics::Metrics;
+use crate::service::policies::PolicyRegistry;
+use crate::service::request_ids::RequestIds;
+
+/// What the use cases work with: borrowed parts of the server state.
+#[derive(Clone, Copy, Debug)]
+pub struct Context<'a> {
+    /// The log.
+    pub log: &'a Log,
+    /// The checker threads.
+    pub pool: &'a CheckerPool,
+    /// The checker (receipt) key.
+    pub checker_key: &'a Signer,
+    /// Registered policies.
+    pub policies: &'a PolicyRegistry,
+    /// Metrics.
+    pub metrics: &'a Metrics,
+    /// Request ids seen recently (replay detection).
+    pub request_ids: &'a RequestIds,
+}
+
+/// Why a use case failed. Each variant maps to one error of the HTTP boundary
+/// ([`crate::error::ApiError`]), with the same fields and message.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// The request is malformed (bad request id or salt).
+    #[error("invalid request: {detail}")]
+    BadRequest {
+        /// What is wrong.
+        detail: String,
+    },
+    /// No policy with that name or commitment is registered.
+    #[error("unknown policy {policy:?}")]
+    UnknownPolicy {
+        /// The name or commitment asked for (at most 80 characters).
+        policy: String,
+    },
+    /// The action cannot be checked against the policy.
+    #[error("invalid action: {detail}")]
+    InvalidAction {
+        /// Why.
+        detail: String,
+    },
+    /// The request id was used for a different policy or action, or is in flight.
+    #[error("request id {request_id:?} was already used for a different action")]
+    RequestIdConflict {
+        /// The request id.
+        request_id: String,
+    },
+    /// Something asked for does not exist.
+    #[error("{what} not found")]
+    NotFound {
+        /// What was not found.
+        what: String,
+    },
+    /// The log is over its pending limit; retry later.
+    #[error("log is busy, retry after {retry_after_secs} s")]
+    Backpressure {
+        /// Seconds to wait.
+        retry_after_secs: u64,
+    },
+    /// The server is shutting down or the checker pool is gone.
+    #[error("service unavailable: {reason}")]
+    Unavailable {
+        /// Why.
+        reason: &'static str,
+    },
+    /// Anything else (logged in full by the boundary, answered generically).
+    #[error("internal error: {detail}")]
+    Internal {
+        /// The real error.
+        detail: String,
+    },
+}
+
+impl ServiceError {
+    /// An internal error from anything displayable.
+    pub fn internal(e: impl std::fmt::Display) -> Self {
+        Self::Internal {
+            detail: e.to_string(),
+        }
+    }
+}
+
+/// Map a log error of the write path: backpressure (counted in the metrics) and shutdown are
+/// client-visible; anything else is internal.
+pub(crate) fn log_error(metrics: &Metrics, e: LogError) -> ServiceError {
+    match e {
+        LogError::Backpressure { retry_after, .. } => {
+            metrics.pushback();
+            ServiceError::Backpressure {
+                retry_after_secs: retry_after.as_secs().max(1),
+            }
+        }
+        LogError::ShuttingDown => ServiceError::Unavailable {
+            reason: "shutting down",
+        },
+        other => ServiceError::internal(other),
+    }
+}

@@ -1,0 +1,63 @@
+//! Private records: the raw action, its salt, the request id and the policy commitment of each
+//! logged decision, kept beside the log entry in the private store. Only the auditor endpoint
+//! (`GET /v1/private/actions/{index}`) serves them, and the request-id window is restored from
+//! them at start ([`super::request_ids::RequestIds::restore`]).
+
+use verdict_checker::{CompiledPolicy, Outcome};
+use verdict_core::LeafIndex;
+
+use super::ServiceError;
+use crate::log::Log;
+
+/// The private record of a decision, served only by `GET /v1/private/actions/<index>` and read
+/// back at start to restore the request-id window
+/// ([`super::request_ids::RequestIds::restore`]). Fields in sorted order: the same bytes as a
+/// `serde_json::json!` object.
+#[derive(serde::Serialize, serde::Deserialize)]
+pub(crate) struct PrivateRecord<'a> {
+    /// The raw action as received.
+    pub(crate) action: std::borrow::Cow<'a, serde_json::Value>,
+    /// The canonical action the commitment covers.
+    pub(crate) canonical_action: std::borrow::Cow<'a, str>,
+    /// Policy commitment, hex.
+    pub(crate) policy: String,
+    /// The request id.
+    pub(crate) request_id: std::borrow::Cow<'a, str>,
+    /// Action salt, hex.
+    pub(crate) salt: String,
+}
+
+/// The private record of a decision, encoded for the log's private store.
+///
+/// # Errors
+/// [`ServiceError::Internal`] when it cannot be serialized.
+pub(crate) fn encode_record(
+    policy: &CompiledPolicy,
+    outcome: &Outcome,
+    request_id: &str,
+    action: &serde_json::Value,
+) -> Result<Vec<u8>, ServiceError> {
+    serde_json::to_vec(&PrivateRecord {
+        action: std::borrow::Cow::Borrowed(action),
+        canonical_action: String::from_utf8_lossy(&outcome.canonical_action),
+        policy: policy.commitment().to_hex(),
+        request_id: std::borrow::Cow::Borrowed(request_id),
+        salt: outcome.salt.to_hex(),
+    })
+    .map_err(ServiceError::internal)
+}
+
+/// The private record stored with entry `index`, as JSON.
+///
+/// # Errors
+/// [`ServiceError::NotFound`] when there is none; [`ServiceError::Internal`] for storage errors
+/// or a record that is not JSON.
+pub fn record(log: &Log, index: LeafIndex) -> Result<serde_json::Value, ServiceError> {
+    let record = log
+        .private_record(index)
+        .map_err(ServiceError::internal)?
+        .ok_or_else(|| ServiceError::NotFound {
+            what: format!("private record {}", index.0),
+        })?;
+    serde_json::from_slice(&record).map_err(ServiceError::internal)
+}

@@ -80,6 +80,27 @@ pub fn inclusion_proof<S: HashSource>(
     index: LeafIndex,
     size: TreeSize,
 ) -> Result<Vec<Hash>, ProveError<S::Error>> {
+    range_hashes(source, &inclusion_ranges(index, size)?)
+}
+
+/// The stored hashes `(level, index)` that [`inclusion_proof`] asks its source for, in the
+/// order asked. A client that fetches tiles can fetch the ones holding these first
+/// ([`crate::tile::tiles_for_hashes`]) and then prove from memory.
+///
+/// # Errors
+/// [`ProveError::InvalidRange`] when `index >= size`.
+pub fn inclusion_subtrees(
+    index: LeafIndex,
+    size: TreeSize,
+) -> Result<Vec<(u8, u64)>, ProveError<std::convert::Infallible>> {
+    Ok(subtrees_of(&inclusion_ranges(index, size)?))
+}
+
+/// The leaf ranges whose hashes make up the inclusion proof, leaf side first.
+fn inclusion_ranges<E: std::error::Error>(
+    index: LeafIndex,
+    size: TreeSize,
+) -> Result<Vec<(u64, u64)>, ProveError<E>> {
     if index.0 >= size.0 {
         return Err(ProveError::InvalidRange {
             what: "leaf index not below tree size",
@@ -100,7 +121,7 @@ pub fn inclusion_proof<S: HashSource>(
         }
     }
     ranges.reverse();
-    range_hashes(source, &ranges)
+    Ok(ranges)
 }
 
 /// Consistency proof from `old` to `new` (RFC 9162 §2.1.4.1, spec `merkle.md` §5).
@@ -112,6 +133,26 @@ pub fn consistency_proof<S: HashSource>(
     old: TreeSize,
     new: TreeSize,
 ) -> Result<Vec<Hash>, ProveError<S::Error>> {
+    range_hashes(source, &consistency_ranges(old, new)?)
+}
+
+/// The stored hashes `(level, index)` that [`consistency_proof`] asks its source for, in the
+/// order asked (see [`inclusion_subtrees`]).
+///
+/// # Errors
+/// [`ProveError::InvalidRange`] when `old > new` or `old == 0`.
+pub fn consistency_subtrees(
+    old: TreeSize,
+    new: TreeSize,
+) -> Result<Vec<(u8, u64)>, ProveError<std::convert::Infallible>> {
+    Ok(subtrees_of(&consistency_ranges(old, new)?))
+}
+
+/// The leaf ranges whose hashes make up the consistency proof, in proof order.
+fn consistency_ranges<E: std::error::Error>(
+    old: TreeSize,
+    new: TreeSize,
+) -> Result<Vec<(u64, u64)>, ProveError<E>> {
     if old.0 == 0 {
         return Err(ProveError::InvalidRange {
             what: "consistency from size 0",
@@ -145,7 +186,15 @@ pub fn consistency_proof<S: HashSource>(
         }
     }
     ranges.reverse();
-    range_hashes(source, &ranges)
+    Ok(ranges)
+}
+
+/// The complete pieces of every range, in order: what [`range_hashes`] asks its source for.
+fn subtrees_of(ranges: &[(u64, u64)]) -> Vec<(u8, u64)> {
+    ranges
+        .iter()
+        .flat_map(|&(lo, hi)| complete_subtrees(lo, hi))
+        .collect()
 }
 
 /// Largest power of two strictly below `n` (RFC 9162 §2.1.1 `k`); `n` must be at least 2.
@@ -491,7 +540,6 @@ impl HashSource for MemoryHashSource {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::indexing_slicing, reason = "tests")]
 mod tests {
     use super::*;
     use crate::merkle::{leaf_hash, root_of};

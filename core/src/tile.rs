@@ -13,9 +13,14 @@ use crate::merkle::{root_of, Hash, TreeSize};
 use crate::proof::HashSource;
 
 mod entries;
+mod width;
 mod write;
 
-pub use entries::{decode_entry_bundle, decode_entry_bundle_for, encode_entry_bundle};
+pub use entries::{
+    bundle_entries, bundle_entry, bundle_prefix, decode_entry_bundle, decode_entry_bundle_for,
+    encode_entry_bundle, BundleEntries,
+};
+pub use width::{items_in, tiles_for_hashes, width_in, EntrySlot};
 pub use write::{tile_updates, TileUpdateError};
 
 /// Tile height (levels of the tree per tile level).
@@ -209,28 +214,10 @@ fn parse_decimal(text: &str, max: u64) -> Option<u64> {
     (v <= max).then_some(v)
 }
 
-/// Number of stored hashes at tree level `8 * tile_level` in a tree of `size`.
-fn hashes_at_tile_level(size: u64, tile_level: u8) -> u64 {
-    size.checked_shr(u32::from(tile_level) * u32::from(TILE_HEIGHT))
-        .unwrap_or(0)
-}
-
-/// Tiles (full, then the partial one) covering `count` items, from tile index `from` on.
-fn tiles_of(kind: TileKind, count: u64, from: u64) -> impl Iterator<Item = Tile> {
-    let w = u64::from(TILE_WIDTH);
-    let full = count / w;
-    let partial = count % w;
-    let full_tiles = (from..full).map(move |index| Tile {
-        kind,
-        index,
-        width: TILE_WIDTH,
-    });
-    let partial_tile = (partial != 0 && from <= full).then(|| Tile {
-        kind,
-        index: full,
-        width: u16::try_from(partial).unwrap_or(TILE_WIDTH),
-    });
-    full_tiles.chain(partial_tile)
+/// Tiles of `kind` (full, then the partial one) in a tree of `size`, from tile index `from` on.
+fn tiles_of(kind: TileKind, size: TreeSize, from: u64) -> impl Iterator<Item = Tile> {
+    let end = items_in(kind, size).div_ceil(u64::from(TILE_WIDTH));
+    (from..end).filter_map(move |index| Tile::in_tree(kind, index, size))
 }
 
 /// Every hash tile of a tree of `size` (all levels, partial tiles at the right edge), level by
@@ -247,19 +234,16 @@ pub fn new_hash_tiles(old: TreeSize, new: TreeSize) -> Vec<Tile> {
         return out;
     }
     for level in 0..=MAX_LEVEL {
-        let n_new = hashes_at_tile_level(new.0, level);
+        let kind = TileKind::Hashes { level };
+        let n_new = items_in(kind, new);
         if n_new == 0 {
             break;
         }
-        let n_old = hashes_at_tile_level(old.0, level);
+        let n_old = items_in(kind, old);
         if n_old == n_new {
             continue;
         }
-        out.extend(tiles_of(
-            TileKind::Hashes { level },
-            n_new,
-            n_old / u64::from(TILE_WIDTH),
-        ));
+        out.extend(tiles_of(kind, new, n_old / u64::from(TILE_WIDTH)));
     }
     out
 }
@@ -270,7 +254,7 @@ pub fn new_entry_bundles(old: TreeSize, new: TreeSize) -> Vec<Tile> {
     if old.0 >= new.0 {
         return Vec::new();
     }
-    tiles_of(TileKind::Entries, new.0, old.0 / u64::from(TILE_WIDTH)).collect()
+    tiles_of(TileKind::Entries, new, old.0 / u64::from(TILE_WIDTH)).collect()
 }
 
 /// Read access to stored tiles, as a server or a verifier fetching over HTTP has.
@@ -314,34 +298,6 @@ impl<'a, R: TileReader> TileHashSource<'a, R> {
     }
 }
 
-impl<R: TileReader> TileHashSource<'_, R> {
-    /// Where the hash `(level, index)` lives: the tile (with its width in this tree size), the
-    /// offset of the first stored hash in it, and how many stored hashes to fold (spec `tiles.md` §5).
-    fn locate(&self, level: u8, index: u64) -> Option<(Tile, usize, usize)> {
-        let below = u32::from(level % TILE_HEIGHT);
-        let tile_level = level / TILE_HEIGHT;
-        let first = index.checked_shl(below).filter(|f| f >> below == index)?;
-        let count = 1u64 << below;
-        let end = first.checked_add(count)?;
-        if end > hashes_at_tile_level(self.size.0, tile_level) {
-            return None;
-        }
-        let w = u64::from(TILE_WIDTH);
-        let tile_index = first / w;
-        let stored = hashes_at_tile_level(self.size.0, tile_level);
-        let width = (stored - tile_index * w).min(w);
-        Some((
-            Tile {
-                kind: TileKind::Hashes { level: tile_level },
-                index: tile_index,
-                width: u16::try_from(width).ok()?,
-            },
-            usize::try_from(first % w).ok()?,
-            usize::try_from(count).ok()?,
-        ))
-    }
-}
-
 impl<R: TileReader> HashSource for TileHashSource<'_, R> {
     type Error = TileSourceError<R::Error>;
 
@@ -353,7 +309,7 @@ impl<R: TileReader> HashSource for TileHashSource<'_, R> {
         let mut out = Vec::with_capacity(wanted.len());
         for &(level, index) in wanted {
             let (tile, offset, count) =
-                self.locate(level, index)
+                width::locate(level, index, self.size)
                     .ok_or_else(|| TileSourceError::Malformed {
                         path: format!("level {level} index {index}"),
                         reason: "hash is not complete in this tree size",
@@ -390,7 +346,6 @@ impl<R: TileReader> HashSource for TileHashSource<'_, R> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::indexing_slicing, reason = "tests")]
 mod tests {
     use super::*;
 

@@ -33,34 +33,91 @@ fn check_count(got: usize) -> Result<(), BundleError> {
     Ok(())
 }
 
+/// The entries of a bundle, in order, borrowed from `bytes` (spec `tiles.md` §4). Yields
+/// [`BundleError::Truncated`] once and stops when a length prefix or an entry is cut short. The
+/// count is not checked here; [`decode_entry_bundle`] and [`decode_entry_bundle_for`] check it.
+pub fn bundle_entries(bytes: &[u8]) -> BundleEntries<'_> {
+    BundleEntries { rest: bytes }
+}
+
+/// Iterator of [`bundle_entries`].
+#[derive(Clone, Debug)]
+pub struct BundleEntries<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a> Iterator for BundleEntries<'a> {
+    type Item = Result<&'a [u8], BundleError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.rest.is_empty() {
+            return None;
+        }
+        let split = split_entry(self.rest)
+            .and_then(|(len, tail)| tail.split_at_checked(len));
+        match split {
+            Some((entry, tail)) => {
+                self.rest = tail;
+                Some(Ok(entry))
+            }
+            None => {
+                self.rest = &[];
+                Some(Err(BundleError::Truncated))
+            }
+        }
+    }
+}
+
 /// Decode a bundle into its entries, rejecting truncation and more than 256 entries
 /// (spec `tiles.md` §4). An empty input is a bundle of no entries and is rejected.
 ///
 /// # Errors
 /// [`BundleError`].
 pub fn decode_entry_bundle(bytes: &[u8]) -> Result<Vec<Vec<u8>>, BundleError> {
+    let max = usize::from(TILE_WIDTH);
     let mut out = Vec::new();
-    let mut rest = bytes;
-    while !rest.is_empty() {
-        if out.len() == usize::from(TILE_WIDTH) {
-            // Count what is left without allocating, for the error.
-            let mut got = out.len();
-            while let Some((len, tail)) = split_entry(rest) {
-                rest = tail.get(len..).unwrap_or_default();
-                got += 1;
-            }
-            return Err(BundleError::WrongCount {
-                expected: usize::from(TILE_WIDTH),
-                got,
-            });
+    let mut entries = bundle_entries(bytes);
+    for entry in entries.by_ref() {
+        out.push(entry?.to_vec());
+        if out.len() == max {
+            break;
         }
-        let (len, tail) = split_entry(rest).ok_or(BundleError::Truncated)?;
-        let (entry, tail) = tail.split_at_checked(len).ok_or(BundleError::Truncated)?;
-        out.push(entry.to_vec());
-        rest = tail;
+    }
+    // Past 256 entries, count the rest without allocating, for the error.
+    let extra = entries.take_while(Result::is_ok).count();
+    if extra > 0 {
+        return Err(BundleError::WrongCount {
+            expected: max,
+            got: max + extra,
+        });
     }
     check_count(out.len())?;
     Ok(out)
+}
+
+/// The first `count` entries of a bundle, as bytes: the bundle of width `count` that a wider
+/// version of the same bundle extends (spec `tiles.md` §2, §4).
+///
+/// # Errors
+/// [`BundleError::Truncated`] when the bundle holds fewer than `count` entries or is cut short.
+pub fn bundle_prefix(bytes: &[u8], count: usize) -> Result<&[u8], BundleError> {
+    let mut len = 0usize;
+    let mut entries = bundle_entries(bytes);
+    for _ in 0..count {
+        let entry = entries.next().ok_or(BundleError::Truncated)??;
+        len = len.saturating_add(2).saturating_add(entry.len());
+    }
+    bytes.get(..len).ok_or(BundleError::Truncated)
+}
+
+/// Entry `position` (0-based) of a bundle.
+///
+/// # Errors
+/// [`BundleError::Truncated`] when the bundle holds no entry at `position` or is cut short.
+pub fn bundle_entry(bytes: &[u8], position: usize) -> Result<&[u8], BundleError> {
+    bundle_entries(bytes)
+        .nth(position)
+        .ok_or(BundleError::Truncated)?
 }
 
 /// Decode a bundle that must hold exactly the `tile.width` entries of `tile` (spec `tiles.md` §4).
@@ -84,7 +141,6 @@ fn split_entry(bytes: &[u8]) -> Option<(usize, &[u8])> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::indexing_slicing, reason = "tests")]
 mod tests {
     use super::*;
     use crate::tile::TileKind;
@@ -119,5 +175,30 @@ mod tests {
             width: 2,
         };
         assert!(decode_entry_bundle_for(&tile, &b).is_err());
+    }
+
+    #[test]
+    fn prefixes_and_single_entries() {
+        let entries: Vec<Vec<u8>> = vec![b"one".to_vec(), vec![], vec![7; 300]];
+        let b = encode_entry_bundle(&entries).unwrap();
+        assert_eq!(bundle_prefix(&b, 0).unwrap(), b"");
+        assert_eq!(
+            bundle_prefix(&b, 2).unwrap(),
+            encode_entry_bundle(&entries[..2]).unwrap()
+        );
+        assert_eq!(bundle_prefix(&b, 3).unwrap(), b);
+        assert_eq!(bundle_prefix(&b, 4), Err(BundleError::Truncated));
+        assert_eq!(bundle_entry(&b, 0).unwrap(), b"one");
+        assert_eq!(bundle_entry(&b, 1).unwrap(), b"");
+        assert_eq!(bundle_entry(&b, 2).unwrap(), &entries[2][..]);
+        assert_eq!(bundle_entry(&b, 3), Err(BundleError::Truncated));
+        assert_eq!(
+            bundle_entry(&b[..b.len() - 1], 2),
+            Err(BundleError::Truncated)
+        );
+        let all: Result<Vec<&[u8]>, _> = bundle_entries(&b).collect();
+        assert_eq!(all.unwrap().len(), 3);
+        let cut: Vec<_> = bundle_entries(&b[..6]).collect();
+        assert_eq!(cut, [Ok(&b"one"[..]), Err(BundleError::Truncated)]);
     }
 }

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{hashes_at_tile_level, new_hash_tiles, Tile, TileKind, TILE_HEIGHT, TILE_WIDTH};
+use super::{new_hash_tiles, width_in, Tile, TileKind, TILE_HEIGHT, TILE_WIDTH};
 use crate::merkle::{Hash, StoredHash, TreeSize};
 
 /// Why [`tile_updates`] could not build the new tiles.
@@ -68,16 +68,13 @@ pub fn tile_updates<E: std::error::Error + 'static>(
             continue;
         };
         let tree_level = level.saturating_mul(TILE_HEIGHT);
-        let n_old = hashes_at_tile_level(old.0, level);
-        let old_width = if n_old / w == tile.index {
-            n_old % w
-        } else {
-            0
-        };
+        // The tiles of `new_hash_tiles` start at the old partial tile, so the old width is
+        // that partial width, or 0 for a tile the old tree did not have.
+        let old_width = width_in(tile.kind, tile.index, old);
         let mut bytes = Vec::with_capacity(usize::from(tile.width) * Hash::LEN);
         if old_width > 0 {
             let old_tile = Tile {
-                width: u16::try_from(old_width).unwrap_or(TILE_WIDTH),
+                width: old_width,
                 ..tile
             };
             let path = old_tile.path();
@@ -94,7 +91,7 @@ pub fn tile_updates<E: std::error::Error + 'static>(
             }
             bytes.extend_from_slice(&old_bytes);
         }
-        for j in old_width..u64::from(tile.width) {
+        for j in u64::from(old_width)..u64::from(tile.width) {
             let index = tile.index * w + j;
             let hash = by_pos
                 .get(&(tree_level, index))

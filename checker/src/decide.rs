@@ -255,13 +255,28 @@ impl Checker {
     /// # Errors
     /// As [`crate::screen::screen`] and [`Self::check`].
     pub fn screen_and_check(&mut self, req: &CheckRequest) -> Result<Outcome, CheckError> {
+        let deadline = Instant::now() + self.timeout;
+        self.screen_and_check_until(req, deadline, None)
+    }
+
+    /// [`Self::screen_and_check`] with an explicit deadline and cancellation test, as
+    /// [`Self::check_until`].
+    ///
+    /// # Errors
+    /// As [`Self::screen_and_check`].
+    pub fn screen_and_check_until(
+        &mut self,
+        req: &CheckRequest,
+        deadline: Instant,
+        cancelled: Option<&dyn Fn() -> bool>,
+    ) -> Result<Outcome, CheckError> {
         let screened = crate::screen::screen(&self.policy, &req.action)?;
         if !screened.should_check {
             return Ok(crate::screen::not_applicable_outcome(
                 req.salt.unwrap_or_else(Salt::random),
             ));
         }
-        self.check(req)
+        self.check_until(req, deadline, cancelled)
     }
 
     /// Check one action within the checker's timeout (from now).

@@ -5,7 +5,7 @@
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
@@ -400,6 +400,10 @@ fn decide(
     action_salt: Option<&str>,
     common: &Common,
 ) -> Result<u8, Failure> {
+    // `--timeout-ms` bounds the command's decision from its start: reading and compiling the
+    // policy and setting up the solver count against it too (decision-semantics §5).
+    let timeout = Duration::from_millis(common.timeout_ms);
+    let deadline = Instant::now() + timeout;
     let p = load_policy(file, common)?;
     let text = match action.strip_prefix('@') {
         Some(path) => std::fs::read(path).with_context(|| format!("cannot read {path}"))?,
@@ -416,7 +420,7 @@ fn decide(
         .iter()
         .map(|a| serde_json::from_str::<Approval>(a).context("--approval is not an approval JSON"))
         .collect::<Result<Vec<_>, _>>()?;
-    let mut checker = Checker::new(&p, Duration::from_millis(common.timeout_ms))?;
+    let mut checker = Checker::new(&p, timeout)?;
     let mut req = CheckRequest {
         action,
         request_id: request_id.to_owned(),
@@ -424,7 +428,7 @@ fn decide(
         approvals: Vec::new(),
     };
     if !sign_with.is_empty() {
-        let first = checker.screen_and_check(&req)?;
+        let first = checker.screen_and_check_until(&req, deadline, None)?;
         for k in sign_with {
             let signer = suite::load_signer(k)?;
             prepared.push(Approval::sign(
@@ -434,8 +438,14 @@ fn decide(
             ));
         }
     }
+    let deadline = if sign_with.is_empty() {
+        deadline
+    } else {
+        // The resubmission with approvals is a second decision with its own bound.
+        Instant::now() + timeout
+    };
     req.approvals = prepared;
-    let o = checker.screen_and_check(&req)?;
+    let o = checker.screen_and_check_until(&req, deadline, None)?;
     let violated_ids = suite::rule_ids(&p, &o.violated);
     let decision = o.decision.as_str();
     if common.json {

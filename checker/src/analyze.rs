@@ -3,7 +3,8 @@
 //! finding with a counterexample action where one exists.
 //!
 //! Uses the engine's solver-independent [`Encoding`] and translates its terms to Z3 on the calling
-//! thread ([`Smt`]); every query has the given timeout and an `unknown` answer is an error
+//! thread ([`Smt`]). The given timeout bounds the whole analysis (every query shares one
+//! deadline: [`AnalyzeError::Deadline`]), and an `unknown` answer is an error
 //! ([`AnalyzeError::Unknown`]), never a silent "no finding".
 
 use std::collections::BTreeMap;
@@ -38,6 +39,13 @@ pub enum AnalyzeError {
     /// A term mixes sorts (an encoder bug; never expected for a type-checked policy).
     #[error("ill-sorted term in the encoding")]
     IllSorted,
+    /// The analysis did not finish within its time budget: no conclusion is drawn, and a
+    /// server must not register the policy (it answers 422).
+    #[error("analysis did not finish within {limit_ms} ms")]
+    Deadline {
+        /// The budget in milliseconds.
+        limit_ms: u64,
+    },
 }
 
 /// How serious a finding is. Errors and warnings make `verdict-policy analyze` exit 1.
@@ -77,6 +85,9 @@ pub enum FindingKind {
     Unbounded,
     /// A variable that every allowed action must carry.
     MissingData,
+    /// An optional variable (or token) whose stated absence (`null`) makes a rule's `when`
+    /// false, so an action can switch the rule off by sending `null`.
+    AbsenceDisablesRule,
 }
 
 impl FindingKind {
@@ -88,6 +99,7 @@ impl FindingKind {
             FindingKind::Redundant => "redundant",
             FindingKind::Unbounded => "unbounded",
             FindingKind::MissingData => "missing-data",
+            FindingKind::AbsenceDisablesRule => "absence-disables-rule",
         }
     }
 }
@@ -134,10 +146,11 @@ pub fn passes(enc: &Encoding, policy: &Policy, effect: Option<Effect>) -> Term {
     )
 }
 
-/// Run every analysis on the calling thread.
+/// Run every analysis on the calling thread, all of it within `timeout`.
 ///
 /// # Errors
-/// [`AnalyzeError::Unknown`] when a query times out; [`AnalyzeError::IllSorted`].
+/// [`AnalyzeError::Deadline`] when the analysis cannot finish within `timeout`;
+/// [`AnalyzeError::Unknown`] when a query is undecided; [`AnalyzeError::IllSorted`].
 pub fn analyze(policy: &CompiledPolicy, timeout: Duration) -> Result<Report, AnalyzeError> {
     let ast = policy.ast();
     let enc = Encoding::new(ast);
@@ -152,6 +165,7 @@ pub fn analyze(policy: &CompiledPolicy, timeout: Duration) -> Result<Report, Ana
     redundant(&smt, &enc, ast, &dead, &mut findings)?;
     unbounded(&smt, &enc, ast, &encs, &mut findings)?;
     missing_data(&smt, &enc, ast, &encs, &mut findings)?;
+    absence_disables(&smt, &enc, ast, &encs, &mut findings)?;
     Ok(Report {
         policy: policy.name().to_owned(),
         findings,
@@ -508,17 +522,95 @@ fn missing_data(
     Ok(())
 }
 
+/// `absence-disables-rule`: for a rule whose `when` can hold, and a variable of that `when`
+/// that an action may state absent (a token, or declared `optional = true`): if
+/// `D ∧ ¬p_v ∧ when_r` is unsatisfiable, sending `"v": null` makes the rule vacuous. That is
+/// the pattern by which `null` once turned escalations into allows (issue 13), now possible
+/// only where the policy author allowed absence, so it is a warning.
+fn absence_disables(
+    smt: &Smt,
+    enc: &Encoding,
+    policy: &Policy,
+    encs: &[(&Encoding, &Policy)],
+    out: &mut Vec<Finding>,
+) -> Result<(), AnalyzeError> {
+    for (i, rule) in policy.rules.iter().enumerate() {
+        let (Some(when), Some(when_t)) = (&rule.when, enc.when().get(i)) else {
+            continue;
+        };
+        let mut names = std::collections::BTreeSet::new();
+        when.collect_vars(&mut names);
+        let optional: Vec<&str> = names
+            .iter()
+            .copied()
+            .filter(|n| policy.variable(n).is_some_and(|v| v.may_be_absent()))
+            .collect();
+        if optional.is_empty()
+            || smt
+                .model_of(std::slice::from_ref(when_t), encs, "absence-disables-rule")?
+                .is_none()
+        {
+            continue;
+        }
+        for v in optional {
+            let absent = Term::Not(Box::new(enc.presence(v)));
+            if smt
+                .model_of(&[absent, when_t.clone()], encs, "absence-disables-rule")?
+                .is_some()
+            {
+                continue;
+            }
+            out.push(Finding {
+                kind: FindingKind::AbsenceDisablesRule,
+                severity: Severity::Warning,
+                rules: vec![rule.id.clone()],
+                variable: Some(v.to_owned()),
+                message: format!(
+                    "`{v}` may be stated absent (null), and then the `when` of rule `{}` is false: an action can switch the rule off by sending `\"{v}\": null`",
+                    rule.id
+                ),
+                counterexample: Some(serde_json::json!({ v: null })),
+            });
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
-#[allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing,
-    reason = "tests"
-)]
 mod tests {
     use super::*;
     use verdict_core::receipt::Salt;
+
+    #[test]
+    fn warns_when_absence_of_an_optional_variable_disables_a_rule() {
+        let src = "name = \"t\"\nversion = \"1\"\n[variables]\nkind = { type = \"enum\", values = [\"a\", \"b\"], optional = true }\nk2 = { type = \"enum\", values = [\"a\", \"b\"] }\nn = { type = \"int\", min = 0, max = 9 }\ntok = { type = \"token\" }\n"
+            .to_owned()
+            + &rule("r0", Some("kind == \"b\""), "n <= 5", "deny")
+            + &rule("r1", Some("k2 == \"b\""), "n <= 5", "deny")
+            + &rule("r2", Some("not (kind == \"a\")"), "n <= 6", "deny")
+            + &rule("r3", Some("present(tok)"), "n <= 7", "escalate");
+        let r = report(&src);
+        let found: Vec<(String, String)> = r
+            .findings
+            .iter()
+            .filter(|f| f.kind == FindingKind::AbsenceDisablesRule)
+            .map(|f| (f.rules.join(","), f.variable.clone().unwrap_or_default()))
+            .collect();
+        // r0: `kind` absent makes `kind == "b"` false. r1: `k2` is not optional. r2: absence
+        // makes `not (kind == "a")` true, not vacuous. r3: a token may always be absent.
+        assert_eq!(
+            found,
+            [
+                ("r0".to_owned(), "kind".to_owned()),
+                ("r3".to_owned(), "tok".to_owned())
+            ]
+        );
+        assert!(r
+            .findings
+            .iter()
+            .filter(|f| f.kind == FindingKind::AbsenceDisablesRule)
+            .all(|f| f.severity == Severity::Warning));
+    }
 
     fn report(src: &str) -> Report {
         let p = crate::compile(src, Salt([0; 32])).unwrap();

@@ -48,6 +48,15 @@ pub struct Variable {
     pub name: String,
     /// Its type.
     pub ty: VarType,
+    /// Declared `optional = true`: an action may state it absent with JSON `null`
+    /// (`spec/decision-semantics.md` §3). Tokens may always be absent. Left out of the
+    /// canonical form when false, so policies without it keep their commitments.
+    #[serde(skip_serializing_if = "is_false")]
+    pub optional: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 /// Variable types.
@@ -75,6 +84,14 @@ pub enum VarType {
     },
     /// Presence-only secret; the value never enters a receipt or the canonical action.
     Token,
+}
+
+impl Variable {
+    /// Whether an action may state this variable absent (`null`): a token, or declared
+    /// `optional = true`.
+    pub fn may_be_absent(&self) -> bool {
+        self.optional || self.ty == VarType::Token
+    }
 }
 
 impl VarType {

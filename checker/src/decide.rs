@@ -15,6 +15,14 @@
 //!
 //! Any `unknown` (timeout) ⇒ **Deny** with `fail_closed = true` and no rules listed.
 //!
+//! **One deadline per decision** (`spec/decision-semantics.md` §5). The checker's timeout bounds
+//! the whole decision: the solver-free enumeration checks the deadline as it goes, and every
+//! solver call gets the time that is left as its Z3 `timeout`, so Z3's timer interrupts the
+//! search at the deadline (the same cancel path as `Z3_interrupt`) and the call returns
+//! `unknown`. Past the deadline no further solver call is made: the decision fails closed.
+//! [`Checker::check_until`] takes an explicit deadline and a cancellation test (the pool uses
+//! it to stop work whose caller has gone).
+//!
 //! **Without the solver.** Each rule first gets a status from the bound values alone: *holds* or
 //! *violated* in every completion, *contingent* (both occur), or *unknown*. Three-valued
 //! evaluation ([`crate::eval::eval_partial`]; decisive whenever every variable of the rule is
@@ -33,7 +41,7 @@
 //! asserted on the first such call. Either way the decision, the reported rules and the
 //! undetermined variables are those of steps 1–3 (`spec/decision-semantics.md` §4.4).
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use verdict_core::note::KeyId;
@@ -49,7 +57,7 @@ use crate::compile::CompiledPolicy;
 use crate::encode::Encoding;
 use crate::error::CheckError;
 use crate::residual::Abstraction;
-use crate::solver::Z3Encoding;
+use crate::solver::{lower_bool, Z3Encoding};
 
 /// Maximum request id length in bytes.
 pub const MAX_REQUEST_ID_BYTES: usize = 64;
@@ -107,6 +115,8 @@ pub struct Checker {
     abstraction: Abstraction,
     /// Use the solver-free paths (three-valued evaluation, enumeration of representatives).
     direct: bool,
+    /// Bound of one whole decision.
+    timeout: Duration,
 }
 
 enum Answer {
@@ -114,7 +124,28 @@ enum Answer {
     Unsat,
 }
 
+/// The decision cannot be completed: a solver `unknown`, the deadline, a cancellation or an
+/// ill-sorted term. The check fails closed.
 struct FailClosed;
+
+/// When a decision must stop: a deadline and an optional cancellation test.
+#[derive(Clone, Copy)]
+struct Stop<'a> {
+    deadline: Instant,
+    cancelled: Option<&'a dyn Fn() -> bool>,
+}
+
+impl Stop<'_> {
+    fn reached(&self) -> bool {
+        Instant::now() >= self.deadline || self.cancelled.is_some_and(|c| c())
+    }
+
+    /// Milliseconds left, at least 1 (Z3 reads a timeout of 0 as "none").
+    fn remaining_ms(&self) -> u32 {
+        let left = self.deadline.saturating_duration_since(Instant::now());
+        u32::try_from(left.as_millis()).unwrap_or(u32::MAX).max(1)
+    }
+}
 
 /// What is known of one rule under the action's bindings.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -135,6 +166,7 @@ struct Round<'a> {
     checker: &'a Checker,
     action: &'a Action,
     approvals: i64,
+    stop: Stop<'a>,
     status: Vec<Status>,
     /// Rule `i` is violated in some model seen so far.
     seen_violated: Vec<bool>,
@@ -144,14 +176,15 @@ struct Round<'a> {
 }
 
 impl Checker {
-    /// Encode the policy and assert it once into a fresh solver with the given timeout.
+    /// Encode the policy and assert it once into a fresh solver. `timeout` bounds each whole
+    /// decision of [`Self::check`] (every solver call and the enumeration included).
     ///
     /// # Errors
-    /// None today; the `Result` leaves room for solver setup failures.
+    /// [`CheckError::Encoding`] when the encoding is ill-sorted (an encoder bug).
     pub fn new(policy: &CompiledPolicy, timeout: Duration) -> Result<Self, CheckError> {
         let ast = policy.ast();
         let encoding = Encoding::new(ast);
-        let z3 = Z3Encoding::new(ast, &encoding);
+        let z3 = Z3Encoding::new(ast, &encoding).map_err(CheckError::Encoding)?;
         let solver = Solver::new();
         let mut params = Params::new();
         let ms = u32::try_from(timeout.as_millis())
@@ -185,6 +218,7 @@ impl Checker {
             rule_vars,
             abstraction: Abstraction::new(ast),
             direct: true,
+            timeout,
         })
     }
 
@@ -213,12 +247,61 @@ impl Checker {
         &self.z3
     }
 
-    /// Check one action.
+    /// Screen, then check, as the server does (`spec/decision-semantics.md` §6): an action none
+    /// of whose keys is a policy variable is out of scope, decided `not-applicable`
+    /// ([`crate::screen::not_applicable_outcome`]) without typing its values; any other action
+    /// goes to [`Self::check`] (where a key that is not a variable is an error).
+    ///
+    /// # Errors
+    /// As [`crate::screen::screen`] and [`Self::check`].
+    pub fn screen_and_check(&mut self, req: &CheckRequest) -> Result<Outcome, CheckError> {
+        let deadline = Instant::now() + self.timeout;
+        self.screen_and_check_until(req, deadline, None)
+    }
+
+    /// [`Self::screen_and_check`] with an explicit deadline and cancellation test, as
+    /// [`Self::check_until`].
+    ///
+    /// # Errors
+    /// As [`Self::screen_and_check`].
+    pub fn screen_and_check_until(
+        &mut self,
+        req: &CheckRequest,
+        deadline: Instant,
+        cancelled: Option<&dyn Fn() -> bool>,
+    ) -> Result<Outcome, CheckError> {
+        let screened = crate::screen::screen(&self.policy, &req.action)?;
+        if !screened.should_check {
+            return Ok(crate::screen::not_applicable_outcome(
+                req.salt.unwrap_or_else(Salt::random),
+            ));
+        }
+        self.check_until(req, deadline, cancelled)
+    }
+
+    /// Check one action within the checker's timeout (from now).
     ///
     /// # Errors
     /// [`CheckError`] for a bad request id, an ill-typed action or an invalid approval; these are
     /// not decisions.
     pub fn check(&mut self, req: &CheckRequest) -> Result<Outcome, CheckError> {
+        let deadline = Instant::now() + self.timeout;
+        self.check_until(req, deadline, None)
+    }
+
+    /// Check one action that must be decided by `deadline`. When the deadline passes, or
+    /// `cancelled` returns true (it is polled between steps and solver calls), the running
+    /// solver call is cut off and the decision fails closed: **Deny** with
+    /// `fail_closed = true` and no rules (`spec/decision-semantics.md` §5).
+    ///
+    /// # Errors
+    /// As [`Self::check`].
+    pub fn check_until(
+        &mut self,
+        req: &CheckRequest,
+        deadline: Instant,
+        cancelled: Option<&dyn Fn() -> bool>,
+    ) -> Result<Outcome, CheckError> {
         if req.request_id.is_empty() || req.request_id.len() > MAX_REQUEST_ID_BYTES {
             return Err(CheckError::InvalidRequestId);
         }
@@ -245,7 +328,11 @@ impl Checker {
             salt,
             canonical_action,
         };
-        let mut round = Round::new(self, &action, count);
+        let stop = Stop {
+            deadline,
+            cancelled,
+        };
+        let mut round = Round::new(self, &action, count, stop);
         let result = round.decide(&mut outcome);
         if round.pushed {
             self.solver.pop(1);
@@ -253,7 +340,7 @@ impl Checker {
         if result.is_err() {
             tracing::warn!(
                 policy = self.policy.name(),
-                "solver unknown or timeout: fail closed"
+                "solver unknown, deadline or cancellation: fail closed"
             );
             outcome.decision = Decision::Deny;
             outcome.fail_closed = true;
@@ -289,7 +376,7 @@ impl Checker {
     /// `when ∧ ¬require` ([`crate::eval::eval_partial`]; always decisive when every variable of
     /// the rule is bound), then enumeration of the representatives of its unbound variables
     /// ([`Abstraction::classify`]).
-    fn status(&self, i: usize, action: &Action, approvals: i64) -> Status {
+    fn status(&self, i: usize, action: &Action, approvals: i64, stop: &Stop<'_>) -> Status {
         let ast = self.policy.ast();
         let Some(rule) = ast.rules.get(i) else {
             return Status::Unknown;
@@ -312,7 +399,7 @@ impl Checker {
         let names = self.unbound(i, action);
         match self
             .abstraction
-            .classify(ast, rule, &names, action, approvals)
+            .classify(ast, rule, &names, action, approvals, stop.deadline)
         {
             Some((false, _)) => Status::Holds,
             Some((true, false)) => Status::Violated,
@@ -323,15 +410,14 @@ impl Checker {
 }
 
 impl<'a> Round<'a> {
-    fn new(checker: &'a Checker, action: &'a Action, approvals: i64) -> Self {
+    fn new(checker: &'a Checker, action: &'a Action, approvals: i64, stop: Stop<'a>) -> Self {
         let n = checker.rule_vars.len();
         Self {
             checker,
             action,
             approvals,
-            status: (0..n)
-                .map(|i| checker.status(i, action, approvals))
-                .collect(),
+            stop,
+            status: Vec::with_capacity(n),
             seen_violated: vec![false; n],
             seen_holding: vec![false; n],
             pushed: false,
@@ -347,13 +433,21 @@ impl<'a> Round<'a> {
     /// hold"), so the outcome does not depend on which model Z3 returns.
     fn sat(&mut self, assumptions: &[Bool]) -> Result<Answer, FailClosed> {
         let c = self.checker;
+        if self.stop.reached() {
+            return Err(FailClosed);
+        }
         if !self.pushed {
             c.solver.push();
-            for t in c.z3.encoding().bindings(self.action, Some(self.approvals)) {
-                c.solver.assert(c.z3.lower_bool(&t));
-            }
             self.pushed = true;
+            for t in c.z3.encoding().bindings(self.action, Some(self.approvals)) {
+                c.solver.assert(lower_bool(&t).map_err(|_| FailClosed)?);
+            }
         }
+        // The time left is this call's timeout: Z3's timer interrupts the search at the
+        // decision's deadline.
+        let mut params = Params::new();
+        params.set_u32("timeout", self.stop.remaining_ms());
+        c.solver.set_params(&params);
         match c.solver.check_assumptions(assumptions) {
             SatResult::Sat => {
                 if let Some(model) = c.solver.get_model() {
@@ -380,6 +474,13 @@ impl<'a> Round<'a> {
     /// open.
     fn decide(&mut self, out: &mut Outcome) -> Result<(), FailClosed> {
         let c = self.checker;
+        for i in 0..c.rule_vars.len() {
+            if self.stop.reached() {
+                return Err(FailClosed);
+            }
+            let s = c.status(i, self.action, self.approvals, &self.stop);
+            self.status.push(s);
+        }
         let deny_rules = c.deny_rules.as_slice();
         if deny_rules
             .iter()
@@ -417,6 +518,9 @@ impl<'a> Round<'a> {
         for i in 0..self.status.len() {
             if self.status(i) != Status::Unknown {
                 continue;
+            }
+            if self.stop.reached() {
+                return Err(FailClosed);
             }
             let (Some(v), Some(h)) = (c.z3.violated.get(i), c.holds.get(i)) else {
                 continue;
@@ -461,6 +565,9 @@ impl<'a> Round<'a> {
     /// in one call.
     fn deny_satisfiable(&mut self, rules: &[usize]) -> Result<bool, FailClosed> {
         let c = self.checker;
+        if self.stop.reached() {
+            return Err(FailClosed);
+        }
         let mut live = Vec::new();
         for &i in rules {
             match self.status(i) {
@@ -502,8 +609,14 @@ impl<'a> Round<'a> {
                 None
             } else {
                 let rs: Vec<_> = members.iter().filter_map(|&i| ast.rules.get(i)).collect();
-                c.abstraction
-                    .jointly_hold(ast, &rs, &names, self.action, self.approvals)
+                c.abstraction.jointly_hold(
+                    ast,
+                    &rs,
+                    &names,
+                    self.action,
+                    self.approvals,
+                    self.stop.deadline,
+                )
             };
             match joint {
                 Some(true) => {}

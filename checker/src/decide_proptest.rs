@@ -9,19 +9,12 @@
 //! - every completion violates nothing ⇒ Allow;
 //! - otherwise ⇒ Escalate.
 //!
-//! Bound values include `null` (explicitly absent). The reported rules and undetermined variables
+//! Bound values include `null` (explicitly absent; every variable of the pool is declared
+//! `optional = true` so that it may be). The reported rules and undetermined variables
 //! must match a brute-force computation of `spec/decision-semantics.md` §4.1–4.2 over the same
 //! completions, for partial actions too; the checker with its solver-free paths turned off (every
 //! rule decided by Z3) must give the identical outcome. For fully bound actions the violated rule
 //! lists must also match direct evaluation.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing,
-    reason = "tests"
-)]
-
 use std::time::Duration;
 
 use proptest::prelude::*;
@@ -34,16 +27,24 @@ use crate::{CheckRequest, Checker};
 
 /// (name, declaration, kind)
 const POOL: &[(&str, &str, &str)] = &[
-    ("i0", r#"{ type = "int", min = -3, max = 3 }"#, "int"),
-    ("i1", r#"{ type = "int", min = 0 }"#, "int"),
-    ("b0", r#"{ type = "bool" }"#, "bool"),
+    (
+        "i0",
+        r#"{ type = "int", min = -3, max = 3, optional = true }"#,
+        "int",
+    ),
+    ("i1", r#"{ type = "int", min = 0, optional = true }"#, "int"),
+    ("b0", r#"{ type = "bool", optional = true }"#, "bool"),
     (
         "e0",
-        r#"{ type = "enum", values = ["a", "b", "c"] }"#,
+        r#"{ type = "enum", values = ["a", "b", "c"], optional = true }"#,
         "enum",
     ),
-    ("s0", r#"{ type = "string", list = "l" }"#, "string"),
-    ("s1", r#"{ type = "string" }"#, "string"),
+    (
+        "s0",
+        r#"{ type = "string", list = "l", optional = true }"#,
+        "string",
+    ),
+    ("s1", r#"{ type = "string", optional = true }"#, "string"),
     ("t0", r#"{ type = "token" }"#, "token"),
 ];
 

@@ -1,13 +1,5 @@
 //! Unit tests of [`crate::decide`] on known policies and actions (allow, deny, escalate,
 //! approvals, determinism, fail-closed).
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing,
-    reason = "tests"
-)]
-
 use super::*;
 use serde_json::json;
 use verdict_core::note::Signer;
@@ -22,7 +14,7 @@ record_count = { type = "int", min = 0, max = 1000000 }
 transfer_index = { type = "int", min = 0 }
 classification = { type = "enum", values = ["public", "internal", "restricted"] }
 is_privileged = { type = "bool" }
-approver_id = { type = "string" }
+approver_id = { type = "string", optional = true }
 authorization_token = { type = "token" }
 re_authorization_token = { type = "token" }
 approval_token = { type = "token" }
@@ -469,8 +461,8 @@ vendors = ["acme"]
 [variables]
 n = { type = "int" }
 v = { type = "string", list = "vendors" }
-w = { type = "string" }
-k = { type = "enum", values = ["a", "b", "c"] }
+w = { type = "string", optional = true }
+k = { type = "enum", values = ["a", "b", "c"], optional = true }
 [[rules]]
 id = "n-vs-approvals"
 text = "t"
@@ -540,4 +532,71 @@ fn example_suites_agree_with_the_solver_path() {
         }
     }
     assert!(checked >= 75, "{checked}");
+}
+
+/// `null` is rejected, not a decision, for a variable that is neither a token nor optional
+/// (issue 13: `{"call_type": null}` used to be allowed).
+#[test]
+fn null_for_a_required_variable_is_an_error() {
+    let mut c = checker(EGRESS);
+    for var in ["destination", "record_count", "is_privileged", "classification"] {
+        let mut a = full();
+        a[var] = Value::Null;
+        assert_eq!(
+            c.check(&req(a)).unwrap_err(),
+            CheckError::NullNotAllowed { var: var.into() }
+        );
+    }
+}
+
+fn chain(n: usize) -> String {
+    let mut s = String::from("name = \"chain\"\nversion = \"1\"\n[variables]\n");
+    for i in 0..n {
+        s.push_str(&format!("v{i} = {{ type = \"int\", min = 0, max = 1000000 }}\n"));
+    }
+    for i in 1..n {
+        s.push_str(&format!(
+            "[[rules]]\nid = \"l{i}\"\ntext = \"t\"\nrequire = 'v{} < v{i}'\neffect = \"deny\"\n",
+            i - 1
+        ));
+    }
+    s
+}
+
+/// The checker's timeout bounds the whole decision (every solver call together), and the
+/// decision fails closed at the deadline (`spec/decision-semantics.md` §5).
+#[test]
+fn deadline_bounds_the_whole_decision() {
+    let policy = crate::compile(&chain(300), Salt([0; 32])).unwrap();
+    let mut c = Checker::new(&policy, Duration::from_millis(100)).unwrap();
+    let t = std::time::Instant::now();
+    let o = c.check(&req(json!({"v0": 1}))).unwrap();
+    let took = t.elapsed();
+    assert!(o.fail_closed, "{o:?}");
+    assert_eq!(o.decision, Decision::Deny);
+    assert!(o.violated.is_empty() && o.undetermined.is_empty());
+    // Generous: the bound is 100 ms; a per-call timeout would take hundreds of calls.
+    assert!(took < Duration::from_secs(2), "{took:?}");
+    // With enough time the same action is decided normally.
+    let mut c = Checker::new(&policy, Duration::from_secs(600)).unwrap();
+    let r = req(json!({"v0": 1, "v1": 0}));
+    let o = c.check(&r).unwrap();
+    assert_eq!((o.decision, o.fail_closed), (Decision::Deny, false));
+}
+
+/// A deadline already past, or a cancelled caller, fails closed even where no solver call
+/// would be needed; the checker stays usable.
+#[test]
+fn past_deadline_or_cancellation_fails_closed() {
+    let mut c = checker(EGRESS);
+    let r = req(full());
+    assert_eq!(c.check(&r).unwrap().decision, Decision::Allow);
+    let past = std::time::Instant::now();
+    let o = c.check_until(&r, past, None).unwrap();
+    assert_eq!((o.decision, o.fail_closed), (Decision::Deny, true));
+    let far = std::time::Instant::now() + Duration::from_secs(60);
+    let o = c.check_until(&r, far, Some(&|| true)).unwrap();
+    assert_eq!((o.decision, o.fail_closed), (Decision::Deny, true));
+    let o = c.check_until(&r, far, Some(&|| false)).unwrap();
+    assert_eq!((o.decision, o.fail_closed), (Decision::Allow, false));
 }

@@ -185,7 +185,7 @@ fn recheck(
         )
     } else {
         match Checker::new(policy, timeout).and_then(|mut c| {
-            c.check(&CheckRequest {
+            c.screen_and_check(&CheckRequest {
                 action: Value::Object(obj),
                 request_id: "diff".to_owned(),
                 salt: Some(verdict_core::receipt::Salt([0; 32])),
@@ -193,9 +193,7 @@ fn recheck(
             })
         }) {
             Ok(o) => (
-                crate::suite::Expect::of(o.decision)
-                    .map_or("not_applicable", |e| e.name())
-                    .to_owned(),
+                crate::suite::Expect::of(o.decision).name().to_owned(),
                 crate::suite::rule_ids(policy, &o.violated),
             ),
             Err(e) => (format!("error: {e}"), Vec::new()),
@@ -261,13 +259,6 @@ fn with_shared_universe(p: &Policy, other: &Policy) -> Policy {
 }
 
 #[cfg(test)]
-#[allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing,
-    reason = "tests"
-)]
 mod tests {
     use super::*;
     use verdict_core::receipt::Salt;

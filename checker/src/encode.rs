@@ -53,7 +53,49 @@ pub enum Term {
     Le(Box<Term>, Box<Term>),
 }
 
+/// A term whose sort does not fit its position: an encoder bug, never expected for a
+/// type-checked policy. Every consumer of the encoding (the SMT-LIB writer, the Z3 lowering
+/// of decisions and of analysis) rejects it; a decision that meets it fails closed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("ill-sorted term in the encoding: expected {expected:?}")]
+pub struct IllSorted {
+    /// The sort the position needs.
+    pub expected: Sort,
+}
+
 impl Term {
+    /// The sort of a well-sorted term.
+    ///
+    /// # Errors
+    /// [`IllSorted`] when the term or a sub-term has the wrong sort for its position.
+    pub fn sort(&self) -> Result<Sort, IllSorted> {
+        let want = |t: &Term, s: Sort| match t.sort()? {
+            found if found == s => Ok(()),
+            _ => Err(IllSorted { expected: s }),
+        };
+        match self {
+            Term::Bool(_) | Term::Const(_, Sort::Bool) => Ok(Sort::Bool),
+            Term::Int(_) | Term::Const(_, Sort::Int) => Ok(Sort::Int),
+            Term::Not(a) => want(a, Sort::Bool).map(|()| Sort::Bool),
+            Term::And(ts) | Term::Or(ts) => ts
+                .iter()
+                .try_for_each(|t| want(t, Sort::Bool))
+                .map(|()| Sort::Bool),
+            Term::Implies(a, b) => {
+                want(a, Sort::Bool)?;
+                want(b, Sort::Bool).map(|()| Sort::Bool)
+            }
+            Term::Eq(a, b) => {
+                let s = a.sort()?;
+                want(b, s).map(|()| Sort::Bool)
+            }
+            Term::Lt(a, b) | Term::Le(a, b) => {
+                want(a, Sort::Int)?;
+                want(b, Sort::Int).map(|()| Sort::Bool)
+            }
+        }
+    }
+
     fn not(t: Term) -> Term {
         Term::Not(Box::new(t))
     }
@@ -117,14 +159,33 @@ impl Term {
     }
 }
 
-/// Where an encoding is emitted: a solver, or text.
+/// Where an encoding is emitted: a solver ([`crate::solver`]), or SMT-LIB text
+/// ([`SmtLibWriter`]) for snapshot tests. Every method rejects an ill-sorted term.
 pub trait Sink {
     /// Declare a constant.
-    fn declare(&mut self, name: &str, sort: Sort);
+    ///
+    /// # Errors
+    /// [`IllSorted`] (not for declarations today; the signature is shared).
+    fn declare(&mut self, name: &str, sort: Sort) -> Result<(), IllSorted>;
     /// Assert a formula.
-    fn assert(&mut self, term: &Term);
+    ///
+    /// # Errors
+    /// [`IllSorted`] when `term` is not a well-sorted Boolean term.
+    fn assert(&mut self, term: &Term) -> Result<(), IllSorted>;
     /// Define a named boolean (`name = term`), used for per-rule violation literals.
-    fn define_bool(&mut self, name: &str, term: &Term);
+    ///
+    /// # Errors
+    /// [`IllSorted`] when `term` is not a well-sorted Boolean term.
+    fn define_bool(&mut self, name: &str, term: &Term) -> Result<(), IllSorted>;
+}
+
+fn boolean(term: &Term) -> Result<(), IllSorted> {
+    match term.sort()? {
+        Sort::Bool => Ok(()),
+        Sort::Int => Err(IllSorted {
+            expected: Sort::Bool,
+        }),
+    }
 }
 
 /// Collects SMT-LIB 2 text (for snapshots and debugging).
@@ -135,22 +196,27 @@ pub struct SmtLibWriter {
 }
 
 impl Sink for SmtLibWriter {
-    fn declare(&mut self, name: &str, sort: Sort) {
+    fn declare(&mut self, name: &str, sort: Sort) -> Result<(), IllSorted> {
         let s = match sort {
             Sort::Bool => "Bool",
             Sort::Int => "Int",
         };
         let _ = writeln!(self.text, "(declare-const {name} {s})");
+        Ok(())
     }
-    fn assert(&mut self, term: &Term) {
+    fn assert(&mut self, term: &Term) -> Result<(), IllSorted> {
+        boolean(term)?;
         self.text.push_str("(assert ");
         term.write_smtlib(&mut self.text);
         self.text.push_str(")\n");
+        Ok(())
     }
-    fn define_bool(&mut self, name: &str, term: &Term) {
+    fn define_bool(&mut self, name: &str, term: &Term) -> Result<(), IllSorted> {
+        boolean(term)?;
         let _ = write!(self.text, "(define-fun {name} () Bool ");
         term.write_smtlib(&mut self.text);
         self.text.push_str(")\n");
+        Ok(())
     }
 }
 
@@ -338,28 +404,35 @@ impl Encoding {
     }
 
     /// Emit declarations, domain constraints and the definitions `viol!i`.
-    pub fn emit(&self, sink: &mut impl Sink) {
+    ///
+    /// # Errors
+    /// [`IllSorted`] from the sink.
+    pub fn emit(&self, sink: &mut impl Sink) -> Result<(), IllSorted> {
         for s in self.vars.values() {
             if let Some(p) = &s.presence {
-                sink.declare(p, Sort::Bool);
+                sink.declare(p, Sort::Bool)?;
             }
             if let Some((v, sort)) = &s.value {
-                sink.declare(v, *sort);
+                sink.declare(v, *sort)?;
             }
         }
         for d in &self.domain {
-            sink.assert(d);
+            sink.assert(d)?;
         }
         for (i, t) in self.violated.iter().enumerate() {
-            sink.define_bool(&violation_name(i), t);
+            sink.define_bool(&violation_name(i), t)?;
         }
+        Ok(())
     }
 
     /// SMT-LIB 2 text of the whole encoding.
-    pub fn to_smtlib(&self) -> String {
+    ///
+    /// # Errors
+    /// [`IllSorted`] when a term is ill-sorted.
+    pub fn to_smtlib(&self) -> Result<String, IllSorted> {
         let mut w = SmtLibWriter::default();
-        self.emit(&mut w);
-        w.text
+        self.emit(&mut w)?;
+        Ok(w.text)
     }
 
     /// Id of a string value: its universe index, else `n + rank` among `extra` (sorted).
@@ -501,13 +574,6 @@ pub(crate) fn collect_strings(e: &Expr, out: &mut BTreeSet<String>) {
 }
 
 #[cfg(test)]
-#[allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing,
-    reason = "tests"
-)]
 mod tests {
     use verdict_core::receipt::Salt;
 
@@ -548,7 +614,7 @@ effect = "escalate"
         let p = crate::compile(SMALL_EGRESS, Salt([0; 32])).unwrap();
         let enc = Encoding::new(p.ast());
         assert_eq!(enc.universe(), ["acme", "external", "globex"]);
-        insta::assert_snapshot!(enc.to_smtlib());
+        insta::assert_snapshot!(enc.to_smtlib().unwrap());
     }
 
     #[test]
@@ -569,5 +635,31 @@ effect = "escalate"
             s,
             "p!authorization_token\np!destination\n(= v!destination 1)\np!vendor\n(= v!vendor 3)\n(= v!approvals 0)\n"
         );
+    }
+
+    /// Ill-sorted terms are errors in every consumer: the sort check, the SMT-LIB writer and
+    /// the Z3 lowering used by decisions and analysis (issue 10: the decision lowering used to
+    /// turn them into `false`/`0`).
+    #[test]
+    fn ill_sorted_terms_are_errors_everywhere() {
+        let int = Term::Const("v!n".into(), Sort::Int);
+        let bad = [
+            int.clone(),
+            Term::not(Term::Int(3)),
+            Term::And(vec![Term::Bool(true), int.clone()]),
+            Term::eq(Term::Bool(true), int.clone()),
+            Term::lt(Term::Bool(false), int.clone()),
+            Term::Implies(Box::new(int.clone()), Box::new(Term::Bool(true))),
+        ];
+        for t in &bad {
+            let mut w = SmtLibWriter::default();
+            assert!(w.assert(t).is_err(), "{t:?}");
+            assert!(w.define_bool("x", t).is_err(), "{t:?}");
+            assert!(crate::solver::lower_bool(t).is_err(), "{t:?}");
+            assert!(crate::analyze::bool_of(t).is_err(), "{t:?}");
+        }
+        assert!(crate::solver::lower_int(&Term::Bool(true)).is_err());
+        assert_eq!(Term::eq(int.clone(), Term::Int(1)).sort(), Ok(Sort::Bool));
+        assert!(crate::solver::lower_bool(&Term::le(int, Term::Int(1))).is_ok());
     }
 }

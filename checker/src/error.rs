@@ -241,6 +241,13 @@ pub enum CheckError {
         /// Expected type.
         expected: &'static str,
     },
+    /// JSON `null` for a variable that may not be absent: only tokens and variables declared
+    /// `optional = true` accept `null` (`spec/decision-semantics.md` §3).
+    #[error("variable `{var}` is not optional: null is not allowed")]
+    NullNotAllowed {
+        /// Variable.
+        var: String,
+    },
     /// An enum value not in the enum.
     #[error("`{value}` is not a value of enum `{var}`")]
     NotInEnum {
@@ -284,6 +291,10 @@ pub enum CheckError {
     /// The worker pool is shut down or a worker died.
     #[error("checker pool unavailable")]
     PoolUnavailable,
+    /// The policy's encoding is ill-sorted (an encoder bug; never expected for a compiled
+    /// policy). No checker is built, so no decision is made.
+    #[error("policy encoding: {0}")]
+    Encoding(crate::encode::IllSorted),
     /// The policy's approver keys do not parse (only for policies not built by `compile`).
     #[error("policy approver key invalid: {reason}")]
     PolicyKey {

@@ -6,12 +6,16 @@
 //!    [`CompiledPolicy`]: the typed AST ([`ast::Policy`]), its canonical bytes, the salted policy
 //!    commitment and the rule commitment tree. Errors are [`PolicyError`]s located at a line
 //!    and column of the file, rendered rustc style. Language: `spec/policy-language.md`.
-//! 2. [`screen()`] intersects an action's keys with the policy's variables.
+//! 2. [`action::parse_json`] / [`Action::from_json_bytes`] parse action text strictly (raw size
+//!    bound, duplicate keys, string limit; `null` only for tokens and `optional` variables), and
+//!    [`screen()`] intersects an action's keys with the policy's variables
+//!    ([`Checker::screen_and_check`] does both steps as the server does).
 //! 3. A [`Checker`] (one warm Z3 solver per policy, bound to its thread) decides a
 //!    [`CheckRequest`] by validity: allow, deny (naming violated rules) or escalate (naming the
 //!    undetermined variables). Rules the bound values settle, and unbound variables with finitely
 //!    many distinguishable values ([`residual`]), are decided exactly without a solver call; Z3
-//!    answers the rest. A timeout or unknown is a fail-closed deny. Approvals
+//!    answers the rest. The checker's timeout bounds the whole decision; at the deadline the
+//!    solver is interrupted and the decision is a fail-closed deny, as is any `unknown`. Approvals
 //!    ([`approval`]) are verified Ed25519 signatures by registered approvers.
 //!    [`CheckerPool`] runs checkers on dedicated threads for async callers.
 //! 4. [`issue_receipt`] signs the decision statement with the checker key (`verdict_core::receipt`).

@@ -5,7 +5,7 @@
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
@@ -42,7 +42,9 @@ struct Common {
     /// Policy salt (64 hex digits) used for the policy commitment; default all zeros.
     #[arg(long, global = true, value_name = "HEX")]
     salt: Option<String>,
-    /// Solver timeout per check, in milliseconds.
+    /// Time limit in milliseconds: for `decide` and `test`, of each whole decision (every solver
+    /// call included; past it the decision fails closed); for `analyze`, `diff` and
+    /// `scenarios`, of the whole run (past it the command fails with exit 2).
     #[arg(long, global = true, default_value_t = 2000, value_name = "MS")]
     timeout_ms: u64,
 }
@@ -56,7 +58,7 @@ enum Command {
         #[command(flatten)]
         common: Common,
     },
-    /// Run a battle-test suite; exit 1 on any mismatch.
+    /// Run a battle-test suite (each case screened, then checked); exit 1 on any mismatch.
     Test {
         /// Policy file.
         file: PathBuf,
@@ -95,7 +97,7 @@ enum Command {
         #[command(flatten)]
         common: Common,
     },
-    /// Decide one action offline.
+    /// Decide one action offline: screen, then check, as the server does.
     Decide {
         /// Policy file.
         file: PathBuf,
@@ -398,14 +400,18 @@ fn decide(
     action_salt: Option<&str>,
     common: &Common,
 ) -> Result<u8, Failure> {
+    // `--timeout-ms` bounds the command's decision from its start: reading and compiling the
+    // policy and setting up the solver count against it too (decision-semantics §5).
+    let timeout = Duration::from_millis(common.timeout_ms);
+    let deadline = Instant::now() + timeout;
     let p = load_policy(file, common)?;
     let text = match action.strip_prefix('@') {
-        Some(path) => {
-            std::fs::read_to_string(path).with_context(|| format!("cannot read {path}"))?
-        }
-        None => action.to_owned(),
+        Some(path) => std::fs::read(path).with_context(|| format!("cannot read {path}"))?,
+        None => action.as_bytes().to_vec(),
     };
-    let action: Value = serde_json::from_str(&text).context("--action is not valid JSON")?;
+    // The same strict parse as the server's: raw size bound, duplicate keys, string limit.
+    let action: Value =
+        verdict_checker::action::parse_json(&text).context("--action is not a valid action")?;
     let salt = match action_salt {
         Some(h) => Salt::from_hex(h).context("--action-salt")?,
         None => Salt::random(),
@@ -414,7 +420,7 @@ fn decide(
         .iter()
         .map(|a| serde_json::from_str::<Approval>(a).context("--approval is not an approval JSON"))
         .collect::<Result<Vec<_>, _>>()?;
-    let mut checker = Checker::new(&p, Duration::from_millis(common.timeout_ms))?;
+    let mut checker = Checker::new(&p, timeout)?;
     let mut req = CheckRequest {
         action,
         request_id: request_id.to_owned(),
@@ -422,7 +428,7 @@ fn decide(
         approvals: Vec::new(),
     };
     if !sign_with.is_empty() {
-        let first = checker.check(&req)?;
+        let first = checker.screen_and_check_until(&req, deadline, None)?;
         for k in sign_with {
             let signer = suite::load_signer(k)?;
             prepared.push(Approval::sign(
@@ -432,10 +438,16 @@ fn decide(
             ));
         }
     }
+    let deadline = if sign_with.is_empty() {
+        deadline
+    } else {
+        // The resubmission with approvals is a second decision with its own bound.
+        Instant::now() + timeout
+    };
     req.approvals = prepared;
-    let o = checker.check(&req)?;
+    let o = checker.screen_and_check_until(&req, deadline, None)?;
     let violated_ids = suite::rule_ids(&p, &o.violated);
-    let decision = suite::Expect::of(o.decision).map_or("not_applicable", |e| e.name());
+    let decision = o.decision.as_str();
     if common.json {
         print_json(&json!({
             "decision": decision,

@@ -65,6 +65,9 @@ pub(crate) struct RawVariable {
     pub max: Option<i64>,
     pub values: Option<Vec<String>>,
     pub list: Option<String>,
+    /// `optional = true`: an action may state the variable absent with `null`.
+    #[serde(default)]
+    pub optional: bool,
 }
 
 /// One `[[approvers]]` entry.
@@ -397,13 +400,6 @@ fn primary(i: &mut &str, depth: usize) -> ModalResult<Expr> {
 }
 
 #[cfg(test)]
-#[allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing,
-    reason = "tests"
-)]
 mod tests {
     use super::*;
 

@@ -2,13 +2,17 @@
 //! code (`spec/decision-semantics.md` §7).
 //!
 //! Jobs go through one channel shared by the workers; each reply comes back on a
-//! `tokio::sync::oneshot`. Every worker keeps a small LRU of warm checkers keyed by policy
+//! `tokio::sync::oneshot`. The pool's timeout bounds each whole decision from the moment the
+//! job is submitted (time spent queued counts): at the deadline the running solver call is
+//! interrupted and the decision fails closed (`spec/decision-semantics.md` §5). A job whose
+//! caller has gone (the reply receiver dropped, e.g. a request timed out) is not started, and a
+//! running one is cut off at its next step, so no CPU is spent on answers nobody waits for. Every worker keeps a small LRU of warm checkers keyed by policy
 //! commitment, so Z3 objects are created, used and dropped on that worker's thread only.
 
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 use verdict_core::Hash;
@@ -23,6 +27,7 @@ pub const WARM_PER_THREAD: usize = 8;
 struct Job {
     policy: Arc<CompiledPolicy>,
     request: CheckRequest,
+    deadline: Instant,
     reply: oneshot::Sender<Result<Outcome, CheckError>>,
 }
 
@@ -31,6 +36,7 @@ struct Job {
 pub struct CheckerPool {
     sender: Option<mpsc::Sender<Job>>,
     workers: Vec<JoinHandle<()>>,
+    timeout: Duration,
 }
 
 impl std::fmt::Debug for Job {
@@ -40,7 +46,8 @@ impl std::fmt::Debug for Job {
 }
 
 impl CheckerPool {
-    /// Start `threads` workers (at least one) whose solvers use `timeout` per check call.
+    /// Start `threads` workers (at least one); `timeout` bounds each whole decision, counted from
+    /// submission.
     pub fn new(threads: usize, timeout: Duration) -> Self {
         let (sender, receiver) = mpsc::channel::<Job>();
         let receiver = Arc::new(Mutex::new(receiver));
@@ -57,6 +64,7 @@ impl CheckerPool {
         Self {
             sender: Some(sender),
             workers,
+            timeout,
         }
     }
 
@@ -65,7 +73,8 @@ impl CheckerPool {
         self.workers.len()
     }
 
-    /// Check one action on a worker thread.
+    /// Check one action on a worker thread, decided within the pool's timeout (or failed
+    /// closed). Dropping the returned future cancels the job.
     ///
     /// # Errors
     /// The [`CheckError`] of [`Checker::check`], or [`CheckError::PoolUnavailable`].
@@ -80,6 +89,7 @@ impl CheckerPool {
             .send(Job {
                 policy,
                 request,
+                deadline: Instant::now() + self.timeout,
                 reply,
             })
             .map_err(|_| CheckError::PoolUnavailable)?;
@@ -116,6 +126,10 @@ fn worker(rx: &Mutex<mpsc::Receiver<Job>>, timeout: Duration) {
             Err(_) => return,
         };
         let Ok(job) = job else { return };
+        if job.reply.is_closed() {
+            // The caller has gone: do no work for it.
+            continue;
+        }
         let key = job.policy.commitment();
         let result = match warm.iter().position(|(k, _)| *k == key) {
             Some(pos) => {
@@ -128,8 +142,9 @@ fn worker(rx: &Mutex<mpsc::Receiver<Job>>, timeout: Duration) {
                 warm.truncate(WARM_PER_THREAD);
             }),
         };
+        let gone = || job.reply.is_closed();
         let outcome = result.and_then(|()| match warm.first_mut() {
-            Some((_, checker)) => checker.check(&job.request),
+            Some((_, checker)) => checker.check_until(&job.request, job.deadline, Some(&gone)),
             None => Err(CheckError::PoolUnavailable),
         });
         let _ = job.reply.send(outcome);
@@ -137,13 +152,6 @@ fn worker(rx: &Mutex<mpsc::Receiver<Job>>, timeout: Duration) {
 }
 
 #[cfg(test)]
-#[allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing,
-    reason = "tests"
-)]
 mod tests {
     use serde_json::json;
     use verdict_core::receipt::{Decision, Salt};
@@ -215,5 +223,40 @@ effect = "deny"
         let s = pool.screen(&b, &json!({"n": 1, "m": 2})).unwrap();
         assert!(s.should_check);
         assert_eq!(s.unknown_keys, ["m"]);
+    }
+
+    /// The pool's timeout bounds each whole decision: a decision the solver cannot finish in
+    /// time comes back fail-closed at the deadline, and the worker is free again right after.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn timed_out_decision_fails_closed_and_frees_the_worker() {
+        let mut src = String::from("name = \"chain\"\nversion = \"1\"\n[variables]\n");
+        for i in 0..300 {
+            src.push_str(&format!("v{i} = {{ type = \"int\", min = 0, max = 1000000 }}\n"));
+        }
+        for i in 1..300 {
+            src.push_str(&format!(
+                "[[rules]]\nid = \"l{i}\"\ntext = \"t\"\nrequire = 'v{} < v{i}'\neffect = \"deny\"\n",
+                i - 1
+            ));
+        }
+        let chain = Arc::new(crate::compile(&src, Salt([0; 32])).unwrap());
+        let pool = CheckerPool::new(1, Duration::from_millis(200));
+        let t = std::time::Instant::now();
+        let o = pool
+            .check(
+                Arc::clone(&chain),
+                CheckRequest {
+                    action: json!({"v0": 1}),
+                    ..req(0)
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!((o.decision, o.fail_closed), (Decision::Deny, true));
+        // The worker answers the next job at once: nothing keeps running behind the answer.
+        let a = Arc::new(crate::compile(P, Salt([0; 32])).unwrap());
+        let o = pool.check(a, req(3)).await.unwrap();
+        assert_eq!((o.decision, o.fail_closed), (Decision::Allow, false));
+        assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
     }
 }

@@ -22,6 +22,7 @@
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
+use std::time::Instant;
 
 use crate::action::{Action, BoundValue};
 use crate::ast::{Expr, Operand, Policy, Rule, VarType, APPROVALS};
@@ -257,12 +258,15 @@ impl Abstraction {
     }
 
     /// Visit every completion of the unbound variables `names` until `visit` returns `true`.
-    /// `None` when a variable has no fixed representatives or there are too many completions.
+    /// `None` when a variable has no fixed representatives, there are too many completions, or
+    /// `deadline` passes first (the caller then asks the solver, which fails closed past the
+    /// deadline).
     fn search(
         &self,
         names: &[&str],
         action: &Action,
         approvals: i64,
+        deadline: Instant,
         mut visit: impl FnMut(&Completion<'_>) -> bool,
     ) -> Option<()> {
         let reps: Vec<Cow<'_, [BoundValue]>> = names
@@ -283,7 +287,12 @@ impl Abstraction {
             names,
             values: first,
         };
+        let mut visited = 0u32;
         loop {
+            visited = visited.wrapping_add(1);
+            if visited % 64 == 0 && Instant::now() >= deadline {
+                return None;
+            }
             if visit(&completion) {
                 return Some(());
             }
@@ -308,7 +317,7 @@ impl Abstraction {
     }
 
     /// For one rule with unbound variables `names`: `(some completion violates it, some
-    /// completion satisfies it)`, or `None` when left to the solver.
+    /// completion satisfies it)`, or `None` when left to the solver (or past `deadline`).
     pub fn classify(
         &self,
         policy: &Policy,
@@ -316,9 +325,10 @@ impl Abstraction {
         names: &[&str],
         action: &Action,
         approvals: i64,
+        deadline: Instant,
     ) -> Option<(bool, bool)> {
         let (mut can_violate, mut can_hold) = (false, false);
-        self.search(names, action, approvals, |c| {
+        self.search(names, action, approvals, deadline, |c| {
             if violated(policy, rule, c, approvals) {
                 can_violate = true;
             } else {
@@ -330,7 +340,7 @@ impl Abstraction {
     }
 
     /// Whether some completion of the unbound variables `names` satisfies every rule of
-    /// `rules` at once, or `None` when left to the solver.
+    /// `rules` at once, or `None` when left to the solver (or past `deadline`).
     pub fn jointly_hold(
         &self,
         policy: &Policy,
@@ -338,9 +348,10 @@ impl Abstraction {
         names: &[&str],
         action: &Action,
         approvals: i64,
+        deadline: Instant,
     ) -> Option<bool> {
         let mut found = false;
-        self.search(names, action, approvals, |c| {
+        self.search(names, action, approvals, deadline, |c| {
             found = rules.iter().all(|r| !violated(policy, r, c, approvals));
             found
         })?;
@@ -356,13 +367,6 @@ fn violated(policy: &Policy, rule: &Rule, env: &Completion<'_>, approvals: i64) 
 }
 
 #[cfg(test)]
-#[allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing,
-    reason = "tests"
-)]
 mod tests {
     use super::*;
 

@@ -108,16 +108,14 @@ pub fn generate(
                 .collect();
             let action = tokens_as_strings(ast, action);
             let (says, violated, undetermined) = match checker.as_mut() {
-                Some(c) if approvers.is_empty() => match c.check(&CheckRequest {
+                Some(c) if approvers.is_empty() => match c.screen_and_check(&CheckRequest {
                     action: action.clone(),
                     request_id: "scenario".to_owned(),
                     salt: Some(verdict_core::receipt::Salt([0; 32])),
                     approvals: Vec::new(),
                 }) {
                     Ok(o) => (
-                        Expect::of(o.decision)
-                            .map_or("not_applicable", |e| e.name())
-                            .to_owned(),
+                        Expect::of(o.decision).name().to_owned(),
                         rule_ids(policy, &o.violated),
                         o.undetermined,
                     ),
@@ -276,13 +274,6 @@ fn inline_table(v: &Value) -> Result<String, String> {
 }
 
 #[cfg(test)]
-#[allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing,
-    reason = "tests"
-)]
 mod tests {
     use super::*;
     use verdict_core::receipt::Salt;

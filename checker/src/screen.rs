@@ -76,13 +76,6 @@ pub fn not_applicable_outcome(salt: Salt) -> Outcome {
 }
 
 #[cfg(test)]
-#[allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing,
-    reason = "tests"
-)]
 mod tests {
     use serde_json::json;
 

@@ -1,4 +1,9 @@
-//! Z3 backend of the encoding: lowers [`Term`]s into the z3 crate's thread-local context.
+//! Z3 backend of the encoding: the one lowering of [`Term`]s into the z3 crate's thread-local
+//! context, shared by decisions ([`crate::Checker`]) and analysis ([`crate::analyze`]).
+//!
+//! A term whose sort does not fit its position (an `Int` where a `Bool` is needed, an `Eq` of
+//! two sorts) is an [`IllSorted`] error, never silently replaced by `false` or `0`: an encoder
+//! bug must not turn into a decision (`spec/decision-semantics.md` §4.3, §5).
 //!
 //! z3 0.22 uses an implicit thread-local `Context`; every object here is `!Send` and must be
 //! created and used on one thread ([`crate::pool`] keeps one set per worker thread).
@@ -10,7 +15,7 @@ use z3::ast::{Bool, Dynamic, Int};
 use z3::{Model, Solver};
 
 use crate::ast::{Policy, VarType, APPROVALS};
-use crate::encode::{violation_name, Encoding, Sink, Sort, Term};
+use crate::encode::{Encoding, IllSorted, Sink, Sort, Term};
 
 /// Z3 terms of a policy encoding, for decisions ([`crate::Checker`]) and analysis tools.
 #[derive(Debug)]
@@ -31,36 +36,98 @@ pub struct Z3Encoding {
 struct Z3Sink<'a>(&'a mut Z3Encoding);
 
 impl Sink for Z3Sink<'_> {
-    fn declare(&mut self, name: &str, sort: Sort) {
+    fn declare(&mut self, name: &str, sort: Sort) -> Result<(), IllSorted> {
         let d = match sort {
             Sort::Bool => Dynamic::from_ast(&Bool::new_const(name)),
             Sort::Int => Dynamic::from_ast(&Int::new_const(name)),
         };
         self.0.consts.insert(name.to_owned(), d);
+        Ok(())
     }
-    fn assert(&mut self, term: &Term) {
-        let b = self.0.lower_bool(term);
+    fn assert(&mut self, term: &Term) -> Result<(), IllSorted> {
+        let b = lower_bool(term)?;
         self.0.domain.push(b);
+        Ok(())
     }
-    fn define_bool(&mut self, name: &str, term: &Term) {
+    fn define_bool(&mut self, name: &str, term: &Term) -> Result<(), IllSorted> {
         let lit = Bool::new_const(name);
-        let body = self.0.lower_bool(term);
+        let body = lower_bool(term)?;
         self.0.definitions.push(lit.eq(&body));
         self.0.violated.push(lit);
         self.0.violated_terms.push(body);
+        Ok(())
     }
 }
 
-fn sort_of(t: &Term) -> Sort {
-    match t {
-        Term::Int(_) | Term::Const(_, Sort::Int) => Sort::Int,
-        _ => Sort::Bool,
+/// A lowered term of either sort.
+enum Lowered {
+    Bool(Bool),
+    Int(Int),
+}
+
+/// Lower a Boolean term into the thread-local Z3 context. Constants are Z3 constants of the
+/// same name and sort, so terms lowered separately share their variables.
+///
+/// # Errors
+/// [`IllSorted`] when the term, or a sub-term, has the wrong sort for its position.
+pub fn lower_bool(t: &Term) -> Result<Bool, IllSorted> {
+    match lower(t)? {
+        Lowered::Bool(b) => Ok(b),
+        Lowered::Int(_) => Err(IllSorted {
+            expected: Sort::Bool,
+        }),
     }
+}
+
+/// Lower an integer term (see [`lower_bool`]).
+///
+/// # Errors
+/// [`IllSorted`].
+pub fn lower_int(t: &Term) -> Result<Int, IllSorted> {
+    match lower(t)? {
+        Lowered::Int(i) => Ok(i),
+        Lowered::Bool(_) => Err(IllSorted {
+            expected: Sort::Int,
+        }),
+    }
+}
+
+fn lower(t: &Term) -> Result<Lowered, IllSorted> {
+    let bools = |ts: &[Term]| ts.iter().map(lower_bool).collect::<Result<Vec<_>, _>>();
+    Ok(match t {
+        Term::Bool(b) => Lowered::Bool(Bool::from_bool(*b)),
+        Term::Int(n) => Lowered::Int(Int::from_i64(*n)),
+        Term::Const(name, Sort::Bool) => Lowered::Bool(Bool::new_const(name.as_str())),
+        Term::Const(name, Sort::Int) => Lowered::Int(Int::new_const(name.as_str())),
+        Term::Not(a) => Lowered::Bool(lower_bool(a)?.not()),
+        Term::And(ts) => Lowered::Bool(Bool::and(&bools(ts)?)),
+        Term::Or(ts) => Lowered::Bool(Bool::or(&bools(ts)?)),
+        Term::Implies(a, b) => Lowered::Bool(lower_bool(a)?.implies(lower_bool(b)?)),
+        Term::Eq(a, b) => match (lower(a)?, lower(b)?) {
+            (Lowered::Bool(x), Lowered::Bool(y)) => Lowered::Bool(x.eq(y)),
+            (Lowered::Int(x), Lowered::Int(y)) => Lowered::Bool(x.eq(y)),
+            (Lowered::Bool(_), Lowered::Int(_)) => {
+                return Err(IllSorted {
+                    expected: Sort::Bool,
+                })
+            }
+            (Lowered::Int(_), Lowered::Bool(_)) => {
+                return Err(IllSorted {
+                    expected: Sort::Int,
+                })
+            }
+        },
+        Term::Lt(a, b) => Lowered::Bool(lower_int(a)?.lt(lower_int(b)?)),
+        Term::Le(a, b) => Lowered::Bool(lower_int(a)?.le(lower_int(b)?)),
+    })
 }
 
 impl Z3Encoding {
     /// Lower a policy encoding on the current thread.
-    pub fn new(policy: &Policy, encoding: &Encoding) -> Self {
+    ///
+    /// # Errors
+    /// [`IllSorted`] when a term of the encoding is ill-sorted (an encoder bug).
+    pub fn new(policy: &Policy, encoding: &Encoding) -> Result<Self, IllSorted> {
         let mut z = Self {
             consts: BTreeMap::new(),
             domain: Vec::new(),
@@ -74,14 +141,8 @@ impl Z3Encoding {
                 .map(|v| (v.name.clone(), v.ty.clone()))
                 .collect(),
         };
-        encoding.emit(&mut Z3Sink(&mut z));
-        debug_assert_eq!(
-            z.violated.len(),
-            policy.rules.len(),
-            "{}",
-            violation_name(0)
-        );
-        z
+        encoding.emit(&mut Z3Sink(&mut z))?;
+        Ok(z)
     }
 
     /// The solver-independent encoding.
@@ -97,8 +158,11 @@ impl Z3Encoding {
     }
 
     /// Presence literal of a variable (`true` for `approvals`).
-    pub fn presence(&self, name: &str) -> Bool {
-        self.lower_bool(&self.encoding.presence(name))
+    ///
+    /// # Errors
+    /// [`IllSorted`] (never for a well-formed encoding).
+    pub fn presence(&self, name: &str) -> Result<Bool, IllSorted> {
+        lower_bool(&self.encoding.presence(name))
     }
 
     /// Value term of a variable (`None` for tokens and unknown names).
@@ -106,48 +170,6 @@ impl Z3Encoding {
         let sym = self.encoding.variables().get(name)?;
         let (n, _) = sym.value.as_ref()?;
         self.consts.get(n).cloned()
-    }
-
-    /// Lower a boolean term.
-    pub fn lower_bool(&self, t: &Term) -> Bool {
-        match t {
-            Term::Bool(b) => Bool::from_bool(*b),
-            Term::Const(n, Sort::Bool) => self
-                .consts
-                .get(n)
-                .and_then(Dynamic::as_bool)
-                .unwrap_or_else(|| Bool::new_const(n.as_str())),
-            Term::Int(_) | Term::Const(_, Sort::Int) => Bool::from_bool(false),
-            Term::Not(x) => self.lower_bool(x).not(),
-            Term::And(xs) => {
-                let v: Vec<Bool> = xs.iter().map(|x| self.lower_bool(x)).collect();
-                Bool::and(&v)
-            }
-            Term::Or(xs) => {
-                let v: Vec<Bool> = xs.iter().map(|x| self.lower_bool(x)).collect();
-                Bool::or(&v)
-            }
-            Term::Implies(a, b) => self.lower_bool(a).implies(self.lower_bool(b)),
-            Term::Eq(a, b) => match sort_of(a) {
-                Sort::Bool => self.lower_bool(a).eq(self.lower_bool(b)),
-                Sort::Int => self.lower_int(a).eq(self.lower_int(b)),
-            },
-            Term::Lt(a, b) => self.lower_int(a).lt(self.lower_int(b)),
-            Term::Le(a, b) => self.lower_int(a).le(self.lower_int(b)),
-        }
-    }
-
-    /// Lower an integer term.
-    pub fn lower_int(&self, t: &Term) -> Int {
-        match t {
-            Term::Int(n) => Int::from_i64(*n),
-            Term::Const(n, Sort::Int) => self
-                .consts
-                .get(n)
-                .and_then(Dynamic::as_int)
-                .unwrap_or_else(|| Int::new_const(n.as_str())),
-            _ => Int::from_i64(0),
-        }
     }
 
     /// The value of `approvals` in a model.
@@ -163,8 +185,10 @@ impl Z3Encoding {
         let universe = self.encoding.universe();
         let mut obj = serde_json::Map::new();
         for (name, ty) in &self.types {
-            let present = model
-                .eval(&self.presence(name), true)
+            let present = self
+                .presence(name)
+                .ok()
+                .and_then(|p| model.eval(&p, true))
                 .and_then(|b| b.as_bool())
                 .unwrap_or(false);
             if !present {

@@ -14,7 +14,9 @@
 //! violated = []                          # optional: violated rule ids, compared as a set
 //! undetermined = ["authorization_token"] # optional: undetermined variables, compared as a set
 //! ```
-//! The runner checks each case twice when it carries approvals: once without, to learn the
+//! Each case is screened first, as the server does (`spec/decision-semantics.md` §6): an action
+//! that binds no policy variable is `not-applicable`. The runner checks each case twice when it
+//! carries approvals: once without, to learn the
 //! action commitment under the case's fixed salt and request id, then with approvals signed
 //! over it (`spec/decision-semantics.md` §7), exactly as an escalated action is resubmitted.
 
@@ -82,27 +84,33 @@ pub enum Expect {
     Deny,
     /// Decision escalate.
     Escalate,
+    /// The action is out of scope: screening matched no policy variable
+    /// (`spec/decision-semantics.md` §6).
+    #[serde(rename = "not-applicable")]
+    NotApplicable,
     /// The action (or an approval) is rejected with an error; no decision.
     Error,
 }
 
 impl Expect {
     /// The expectation matching a decision.
-    pub fn of(decision: Decision) -> Option<Self> {
+    pub fn of(decision: Decision) -> Self {
         match decision {
-            Decision::Allow => Some(Expect::Allow),
-            Decision::Deny => Some(Expect::Deny),
-            Decision::Escalate => Some(Expect::Escalate),
-            Decision::NotApplicable => None,
+            Decision::Allow => Expect::Allow,
+            Decision::Deny => Expect::Deny,
+            Decision::Escalate => Expect::Escalate,
+            Decision::NotApplicable => Expect::NotApplicable,
         }
     }
 
-    /// Lowercase name.
+    /// Lowercase name, as in suites and every output: a decision's name
+    /// ([`Decision::as_str`], `not-applicable` with a hyphen) or `error`.
     pub fn name(self) -> &'static str {
         match self {
-            Expect::Allow => "allow",
-            Expect::Deny => "deny",
-            Expect::Escalate => "escalate",
+            Expect::Allow => Decision::Allow.as_str(),
+            Expect::Deny => Decision::Deny.as_str(),
+            Expect::Escalate => Decision::Escalate.as_str(),
+            Expect::NotApplicable => Decision::NotApplicable.as_str(),
             Expect::Error => "error",
         }
     }
@@ -296,14 +304,14 @@ fn run_case(
         salt: Some(case_salt(&case.name)),
         approvals: Vec::new(),
     };
-    let mut outcome = checker.check(&req);
+    let mut outcome = checker.screen_and_check(&req);
     if !signers.is_empty() {
         if let Ok(first) = &outcome {
             req.approvals = signers
                 .iter()
                 .map(|s| Approval::sign(s, &first.action_commitment, &request_id))
                 .collect();
-            outcome = checker.check(&req);
+            outcome = checker.screen_and_check(&req);
         }
     }
     compare(policy, case, outcome)
@@ -327,7 +335,7 @@ fn compare(
     match outcome {
         Err(e) => result.error = Some(e.to_string()),
         Ok(o) => {
-            result.actual = Expect::of(o.decision).unwrap_or(Expect::Error);
+            result.actual = Expect::of(o.decision);
             result.violated = rule_ids(policy, &o.violated);
             result.undetermined = o.undetermined.clone();
             result.fail_closed = o.fail_closed;
@@ -404,13 +412,6 @@ fn read_bounded(path: &Path, limit: usize) -> Result<String, Bounded> {
 }
 
 #[cfg(test)]
-#[allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing,
-    reason = "tests"
-)]
 mod tests {
     use super::*;
 

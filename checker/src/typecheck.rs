@@ -112,6 +112,7 @@ pub(crate) fn check_policy(source: &str, raw: RawPolicy) -> Result<Policy, Polic
         variables.push(Variable {
             name: vname.clone(),
             ty,
+            optional: spanned.get_ref().optional,
         });
     }
 

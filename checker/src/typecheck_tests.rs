@@ -1,12 +1,4 @@
 //! Unit tests of [`crate::typecheck`]: located type and document errors.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing,
-    reason = "tests"
-)]
-
 use verdict_core::receipt::Salt;
 
 use crate::compile;

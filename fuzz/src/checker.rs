@@ -179,7 +179,10 @@ pub fn expr(data: &[u8]) {
                     "compiled {slot} differs from parse_expr's tree"
                 );
                 // The whole-policy properties are the `policy` target's; here only the encoder.
-                let _ = Encoding::new(p.ast()).to_smtlib();
+                // A type-checked policy never encodes to an ill-sorted term.
+                if let Err(e) = Encoding::new(p.ast()).to_smtlib() {
+                    panic!("compiled policy has an ill-sorted encoding: {e}");
+                }
             }
             (Ok(_), Err(e)) => {
                 assert!(
@@ -201,7 +204,7 @@ pub fn expr(data: &[u8]) {
 /// Action JSON against every example policy, and the size bound.
 pub fn action(data: &[u8]) {
     for (i, policy) in examples().iter().enumerate() {
-        match Action::from_json(policy.ast(), data) {
+        match Action::from_json_bytes(policy.ast(), data) {
             Ok(action) => {
                 check_action(policy, data, &action);
                 if i == 0 {
@@ -216,7 +219,7 @@ pub fn action(data: &[u8]) {
         let mut over = data.to_vec();
         over.resize(MAX_ACTION_BYTES + 1, b' ');
         assert_eq!(
-            Action::from_json(first.ast(), &over),
+            Action::from_json_bytes(first.ast(), &over),
             Err(CheckError::TooLarge {
                 limit: MAX_ACTION_BYTES
             })
@@ -230,7 +233,7 @@ fn check_whitespace_to_bound(ast: &Policy, data: &[u8], action: &Action) {
         let mut padded = data.to_vec();
         padded.resize(MAX_ACTION_BYTES, b' ');
         assert_eq!(
-            Action::from_json(ast, &padded).as_ref(),
+            Action::from_json_bytes(ast, &padded).as_ref(),
             Ok(action),
             "trailing whitespace up to the size bound changed the action"
         );
@@ -239,12 +242,19 @@ fn check_whitespace_to_bound(ast: &Policy, data: &[u8], action: &Action) {
 
 fn check_action(policy: &CompiledPolicy, data: &[u8], action: &Action) {
     let ast = policy.ast();
-    let value: Value = serde_json::from_slice(data)
-        .unwrap_or_else(|e| panic!("from_json accepted JSON that serde_json rejects: {e}"));
+    let value: Value = verdict_checker::action::parse_json(data)
+        .unwrap_or_else(|e| panic!("from_json_bytes accepted JSON that parse_json rejects: {e}"));
+    // Strict parsing agrees with serde_json wherever serde_json reads the same value (it reads
+    // `-0` as a float, and keeps the last of repeated keys, which parse_json rejects).
+    if let Ok(loose) = serde_json::from_slice::<Value>(data) {
+        if !data.windows(2).any(|w| w == b"-0") {
+            assert_eq!(loose, value, "parse_json and serde_json read different values");
+        }
+    }
     assert_eq!(
         Action::from_value(ast, &value).as_ref(),
         Ok(action),
-        "from_json and from_value disagree"
+        "from_json_bytes and from_value disagree"
     );
     let screened = screen(policy, &value)
         .unwrap_or_else(|e| panic!("screen rejects an action that binds: {e}"));
@@ -277,7 +287,7 @@ fn check_action(policy: &CompiledPolicy, data: &[u8], action: &Action) {
         }
     }
     let rebuilt = serde_json::to_vec(&back).unwrap_or_default();
-    let again = Action::from_json(ast, &rebuilt)
+    let again = Action::from_json_bytes(ast, &rebuilt)
         .unwrap_or_else(|e| panic!("canonical action does not parse back: {e}"));
     assert_eq!(
         &again, action,
@@ -348,7 +358,9 @@ fn check_compiled(p: &CompiledPolicy) {
         "printing is not a fixed point"
     );
 
-    let _ = Encoding::new(p.ast()).to_smtlib();
+    if let Err(e) = Encoding::new(p.ast()).to_smtlib() {
+        panic!("compiled policy has an ill-sorted encoding: {e}");
+    }
 }
 
 /// A compile error is located inside the source and renders.
@@ -432,7 +444,12 @@ pub fn print_policy(p: &Policy) -> String {
                 None => "type = \"string\"".to_owned(),
             },
         };
-        let _ = writeln!(out, "{} = {{ {ty} }}", toml_string(&v.name));
+        let optional = if v.optional { ", optional = true" } else { "" };
+        let _ = writeln!(
+            out,
+            "{} = {{ {ty}{optional} }}",
+            toml_string(&v.name)
+        );
     }
     for a in &p.approvers {
         out.push_str("[[approvers]]\n");

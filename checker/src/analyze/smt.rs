@@ -2,7 +2,7 @@
 //! [`Term`]s into Z3, entailment checks and reading models back as actions (with a blocking clause
 //! so enumerations never repeat a model).
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value};
 use z3::ast::{Bool, Int};
@@ -12,22 +12,30 @@ use super::AnalyzeError;
 use crate::ast::{Policy, VarType, APPROVALS};
 use crate::encode::{Encoding, Sort, Term};
 
-/// A Z3 solver over one or more encodings on the current thread.
+/// A Z3 solver over one or more encodings on the current thread, with one deadline for all its
+/// queries: each check gets the time left as its Z3 timeout (Z3's timer interrupts the search
+/// at the deadline), and no check starts after it ([`AnalyzeError::Deadline`]).
 pub struct Smt {
     solver: Solver,
+    deadline: Instant,
+    budget: Duration,
 }
 
 impl Smt {
-    /// A fresh solver with `timeout`.
-    pub fn new(timeout: Duration) -> Self {
+    /// A fresh solver whose queries together must finish within `budget` from now.
+    pub fn new(budget: Duration) -> Self {
         let solver = Solver::new();
-        let mut params = Params::new();
-        params.set_u32(
-            "timeout",
-            u32::try_from(timeout.as_millis()).unwrap_or(u32::MAX),
-        );
-        solver.set_params(&params);
-        Self { solver }
+        Self {
+            solver,
+            deadline: Instant::now() + budget,
+            budget,
+        }
+    }
+
+    fn deadline_error(&self) -> AnalyzeError {
+        AnalyzeError::Deadline {
+            limit_ms: u64::try_from(self.budget.as_millis()).unwrap_or(u64::MAX),
+        }
     }
 
     /// Assert a term.
@@ -44,14 +52,26 @@ impl Smt {
         self.solver.assert(b);
     }
 
-    /// Check under assumptions; `Some(true)` = sat, `Some(false)` = unsat.
+    /// Check under assumptions; `true` = sat, `false` = unsat.
     ///
     /// # Errors
-    /// [`AnalyzeError::Unknown`] naming `query`.
+    /// [`AnalyzeError::Unknown`] naming `query`; [`AnalyzeError::Deadline`] once the budget is
+    /// spent.
     pub fn check(&self, assumptions: &[Bool], query: &str) -> Result<bool, AnalyzeError> {
+        let left = self.deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(self.deadline_error());
+        }
+        let mut params = Params::new();
+        params.set_u32(
+            "timeout",
+            u32::try_from(left.as_millis()).unwrap_or(u32::MAX).max(1),
+        );
+        self.solver.set_params(&params);
         match self.solver.check_assumptions(assumptions) {
             SatResult::Sat => Ok(true),
             SatResult::Unsat => Ok(false),
+            SatResult::Unknown if Instant::now() >= self.deadline => Err(self.deadline_error()),
             SatResult::Unknown => Err(AnalyzeError::Unknown {
                 query: query.to_owned(),
                 reason: self.solver.get_reason_unknown().unwrap_or_default(),
@@ -185,47 +205,10 @@ fn int_value(n: i64, ty: Option<&VarType>, universe: &[String], _policy: &Policy
     }
 }
 
-/// A Z3 term of either sort.
-enum Z {
-    B(Bool),
-    I(Int),
-}
-
-/// Translate a Boolean term.
+/// Translate a Boolean term through the one lowering of [`crate::solver`].
 ///
 /// # Errors
 /// [`AnalyzeError::IllSorted`].
 pub fn bool_of(t: &Term) -> Result<Bool, AnalyzeError> {
-    match z_of(t)? {
-        Z::B(b) => Ok(b),
-        Z::I(_) => Err(AnalyzeError::IllSorted),
-    }
-}
-
-fn int_of(t: &Term) -> Result<Int, AnalyzeError> {
-    match z_of(t)? {
-        Z::I(i) => Ok(i),
-        Z::B(_) => Err(AnalyzeError::IllSorted),
-    }
-}
-
-fn z_of(t: &Term) -> Result<Z, AnalyzeError> {
-    let bools = |ts: &[Term]| ts.iter().map(bool_of).collect::<Result<Vec<_>, _>>();
-    Ok(match t {
-        Term::Bool(b) => Z::B(Bool::from_bool(*b)),
-        Term::Int(n) => Z::I(Int::from_i64(*n)),
-        Term::Const(name, Sort::Bool) => Z::B(Bool::new_const(name.as_str())),
-        Term::Const(name, Sort::Int) => Z::I(Int::new_const(name.as_str())),
-        Term::Not(a) => Z::B(bool_of(a)?.not()),
-        Term::And(ts) => Z::B(Bool::and(&bools(ts)?)),
-        Term::Or(ts) => Z::B(Bool::or(&bools(ts)?)),
-        Term::Implies(a, b) => Z::B(bool_of(a)?.implies(bool_of(b)?)),
-        Term::Eq(a, b) => match (z_of(a)?, z_of(b)?) {
-            (Z::B(x), Z::B(y)) => Z::B(x.eq(y)),
-            (Z::I(x), Z::I(y)) => Z::B(x.eq(y)),
-            _ => return Err(AnalyzeError::IllSorted),
-        },
-        Term::Lt(a, b) => Z::B(int_of(a)?.lt(int_of(b)?)),
-        Term::Le(a, b) => Z::B(int_of(a)?.le(int_of(b)?)),
-    })
+    crate::solver::lower_bool(t).map_err(|_| AnalyzeError::IllSorted)
 }

@@ -124,13 +124,109 @@ fn decide_rejects_bad_actions_with_exit_2() {
         "not json",
         "[1,2]",
         r#"{"record_count":"x"}"#,
-        r#"{"nope":1}"#,
+        // A key that is not a variable is an error once screening matched a variable (an action
+        // with no variable at all is `not-applicable`: see `decide_screens_first`).
+        r#"{"nope":1,"record_count":1}"#,
         "@/nonexistent",
     ] {
         let o = run(&["decide", &policy, "--action", action]);
         assert_no_panic(&o);
         assert_eq!(o.status.code(), Some(2), "{action}: {}", stdout(&o));
     }
+}
+
+/// `decide` screens first, as the server does (decision-semantics §6): `{}` and an action with
+/// no policy variable are `not-applicable`, spelled with a hyphen in text and JSON.
+#[test]
+fn decide_screens_first() {
+    let policy = p("customer-data-egress.toml");
+    let salt = "00".repeat(32);
+    for action in ["{}", r#"{"nope":1}"#] {
+        let o = run(&[
+            "decide",
+            &policy,
+            "--action",
+            action,
+            "--action-salt",
+            &salt,
+            "--json",
+        ]);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        let v = json(&o);
+        assert_eq!(v["decision"], "not-applicable", "{action}");
+        if action == "{}" {
+            insta::assert_json_snapshot!("decide_not_applicable", v);
+        }
+    }
+    let o = run(&["decide", &policy, "--action", "{}", "--action-salt", &salt]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    insta::assert_snapshot!("decide_not_applicable_text", stdout(&o));
+}
+
+/// The input cases of issue 13's "measured" section, through the CLI: each is rejected with
+/// exit 2 and a one-line message (or, for `-0`, accepted as 0).
+#[test]
+fn decide_rejects_the_measured_bad_inputs() {
+    let vendors = p("approved-vendors.toml");
+    let egress = p("customer-data-egress.toml");
+    let long = "y".repeat(4097);
+    let padded = format!(r#"{{"record_count":5{}}}"#, " ".repeat(65_537));
+    let cases: Vec<(&str, String, &str)> = vec![
+        // `null` no longer means "absent" for a variable that is not optional.
+        (&vendors, r#"{"call_type":null}"#.into(), "not optional"),
+        (
+            &vendors,
+            r#"{"call_type":null,"vendor":"evilcorp","sends_personal_data":true}"#.into(),
+            "not optional",
+        ),
+        (
+            &egress,
+            r#"{"destination":null,"classification":"public","record_count":1,"transfers_in_session":0,"is_privileged":false}"#.into(),
+            "not optional",
+        ),
+        // Repeated keys, in both orders.
+        (&egress, r#"{"record_count":5,"record_count":50000}"#.into(), "duplicate key"),
+        (&egress, r#"{"record_count":50000,"record_count":5}"#.into(), "duplicate key"),
+        // The size bound is on the raw text.
+        (&egress, padded, "exceeds 65536 bytes"),
+        // Every string, tokens included, is bounded.
+        (&egress, format!(r#"{{"authorization_token":"{long}"}}"#), "too long"),
+    ];
+    for (policy, action, message) in &cases {
+        let o = run(&["decide", policy, "--action", action]);
+        assert_no_panic(&o);
+        assert_eq!(o.status.code(), Some(2), "{}: {}", &action[..action.len().min(80)], stdout(&o));
+        let err = stderr(&o);
+        assert!(err.contains(message), "{}: {err}", &action[..action.len().min(80)]);
+        assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    }
+    // A token of 32,758 bytes is "too long", not "action too large".
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("a.json");
+    std::fs::write(&f, format!(r#"{{"authorization_token":"{}"}}"#, "z".repeat(32_758))).unwrap();
+    let o = run(&["decide", &egress, "--action", &format!("@{}", f.display())]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("too long"), "{}", stderr(&o));
+    // `-0` is the integer 0.
+    let o = run(&[
+        "decide",
+        &egress,
+        "--action",
+        r#"{"destination":"internal","classification":"public","record_count":-0,"transfers_in_session":0,"is_privileged":false}"#,
+        "--json",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(json(&o)["decision"], "allow");
+    // A token may always be stated absent: here it makes the external transfer a deny.
+    let o = run(&[
+        "decide",
+        &egress,
+        "--action",
+        r#"{"destination":"external","authorization_token":null}"#,
+        "--json",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(json(&o)["decision"], "deny");
 }
 
 #[test]

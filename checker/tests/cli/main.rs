@@ -10,17 +10,12 @@
 //! - [`diffs`]: `diff` finds a counterexample for a one-rule change and proves
 //!   whitespace-different files equivalent;
 //! - [`commands`]: `lint`, `decide`, `scenarios` and usage errors, with insta snapshots of stable
-//!   `--json` outputs.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing,
-    reason = "tests"
-)]
-
+//!   `--json` outputs;
+//! - [`deadline`]: the per-decision deadline on the generated 1,000-variable chain policy, with
+//!   the process's CPU time, and the bound on analysis.
 mod analysis;
 mod commands;
+mod deadline;
 mod diffs;
 mod invalid;
 mod suites;

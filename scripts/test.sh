@@ -10,6 +10,26 @@ if [ ! -f /usr/include/z3.h ]; then
   exit 2
 fi
 
+# The gateway's end-to-end tests drive real MCP implementations this project did not write: the
+# reference filesystem server (npm) and the Python `mcp` SDK client (PyPI). Install them into
+# <target>/gateway-test-deps, where the tests look (they also install them when missing, and skip
+# with a loud notice only when that is impossible).
+GATEWAY_DEPS="${CARGO_TARGET_DIR:-target}/gateway-test-deps"
+if command -v npm >/dev/null; then
+  if [ ! -f "$GATEWAY_DEPS/npm/node_modules/@modelcontextprotocol/server-filesystem/dist/index.js" ]; then
+    npm install --no-audit --no-fund --prefix "$GATEWAY_DEPS/npm" @modelcontextprotocol/server-filesystem >/dev/null
+  fi
+else
+  echo "warning: npm is missing (sudo apt-get install -y nodejs npm); the gateway e2e tests will skip" >&2
+fi
+if command -v python3 >/dev/null; then
+  if ! "$GATEWAY_DEPS/venv/bin/python" -c "import mcp.client.streamable_http" 2>/dev/null; then
+    python3 -m venv "$GATEWAY_DEPS/venv" && "$GATEWAY_DEPS/venv/bin/python" -m pip install -q mcp
+  fi
+else
+  echo "warning: python3 is missing (sudo apt-get install -y python3-venv); the Python MCP client test will skip" >&2
+fi
+
 cargo test --workspace
 
 # Interop and format vectors: print how many cases each suite ran (cargo hides passing tests'

@@ -372,7 +372,6 @@ pub fn write_secret_file(path: &Path, content: &str) -> Result<(), KeyError> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
 mod tests {
     use super::*;
 

@@ -87,7 +87,7 @@ pub enum Screened {
     /// The action is in scope: nothing was logged, a check must follow.
     Applicable(ScreenResponse),
     /// The action is out of scope: a `not-applicable` receipt was logged.
-    Logged(Logged),
+    Logged(Box<Logged>),
 }
 
 /// Check an action: resolve the policy, reserve the request id, screen, decide in the checker
@@ -223,7 +223,7 @@ pub async fn screen(
         started,
     )
     .await?;
-    Ok(Screened::Logged(logged))
+    Ok(Screened::Logged(Box::new(logged)))
 }
 
 // ---------------------------------------------------------------------------------------------

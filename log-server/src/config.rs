@@ -94,6 +94,21 @@ pub struct Config {
     /// How many request ids are remembered for replay detection (409 on a different action).
     /// Default 100000.
     pub request_id_window: usize,
+    /// Format of the log lines on stderr: `text` (human-readable, the default) or `json` (one JSON
+    /// object per line, with the event's fields, for log collectors). The level filter is
+    /// `RUST_LOG` (default `info,tower_http=warn`).
+    pub log_format: LogFormat,
+}
+
+/// Format of the server's log lines ([`Config::log_format`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable text.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
 }
 
 impl Default for Config {
@@ -114,6 +129,7 @@ impl Default for Config {
             health_max_age_secs: 30,
             checkpoint_max_age_secs: 1,
             request_id_window: 100_000,
+            log_format: LogFormat::Text,
         }
     }
 }
@@ -295,6 +311,20 @@ mod tests {
         assert_eq!(c.max_pending, 20);
         assert_eq!(c.data_dir, PathBuf::from("/tmp/x"));
         assert_eq!(c.default_origin(), "example.com/log");
+    }
+
+    #[test]
+    fn log_format_from_file_or_env() {
+        assert_eq!(Config::default().log_format, LogFormat::Text);
+        let file = Config::from_toml_and_env("log_format = \"json\"", Vec::new()).unwrap();
+        assert_eq!(file.log_format, LogFormat::Json);
+        let env = Config::from_toml_and_env(
+            "log_format = \"json\"",
+            vec![("VERDICT_LOG_FORMAT".into(), "text".into())],
+        )
+        .unwrap();
+        assert_eq!(env.log_format, LogFormat::Text);
+        assert!(Config::from_toml_and_env("log_format = \"xml\"", Vec::new()).is_err());
     }
 
     #[test]

@@ -14,7 +14,7 @@ use verdict_core::bundle::ProofBundle;
 use verdict_core::receipt::{Decision, Kind, Receipt, Salt, Statement};
 use verdict_core::LeafIndex;
 
-use super::check::canonical_json;
+use super::action::canonical_json;
 use super::private::encode_record;
 use super::{log_error, Context, ServiceError};
 use crate::log::{Integrated, LogError};

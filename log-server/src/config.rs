@@ -3,13 +3,20 @@
 //! [`Config`] is the configuration reference: every field is documented with its default. A TOML
 //! file (`verdict-server serve --config FILE`) sets any subset of the fields; then each environment
 //! variable `VERDICT_<FIELD NAME IN UPPER CASE>` overrides its field (e.g. `VERDICT_LISTEN=0.0.0.0:80`,
-//! `VERDICT_MAX_PENDING=50000`). Environment values are read as TOML values when they parse as
-//! one (numbers, booleans) and as strings otherwise.
+//! `VERDICT_MAX_PENDING=50000`). Environment values are read as numbers or booleans when they
+//! parse as one and as strings otherwise. Other `VERDICT_*` variables (such as `VERDICT_CONFIG`)
+//! are not configuration fields and are ignored; unknown keys in the file are an error.
+//!
+//! The layers are merged by `figment` (defaults, then the TOML file, then the environment), and
+//! the set of field names comes from the [`Config`] struct itself, so it cannot drift from it.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use figment::providers::{Format as _, Serialized, Toml};
+use figment::value::Value;
+use figment::Figment;
 use serde::{Deserialize, Serialize};
 
 /// Errors of loading the configuration.
@@ -27,9 +34,9 @@ pub enum ConfigError {
     /// The file (with environment overrides applied) is not a valid configuration.
     #[error("invalid configuration: {source}")]
     Invalid {
-        /// The TOML error (names the field).
+        /// The error (names the field, and the file or variable it came from).
         #[source]
-        source: toml::de::Error,
+        source: Box<figment::Error>,
     },
     /// A value is out of its allowed range.
     #[error("invalid configuration field {field}: {reason}")]
@@ -87,6 +94,21 @@ pub struct Config {
     /// How many request ids are remembered for replay detection (409 on a different action).
     /// Default 100000.
     pub request_id_window: usize,
+    /// Format of the log lines on stderr: `text` (human-readable, the default) or `json` (one JSON
+    /// object per line, with the event's fields, for log collectors). The level filter is
+    /// `RUST_LOG` (default `info,tower_http=warn`).
+    pub log_format: LogFormat,
+}
+
+/// Format of the server's log lines ([`Config::log_format`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable text.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
 }
 
 impl Default for Config {
@@ -107,31 +129,10 @@ impl Default for Config {
             health_max_age_secs: 30,
             checkpoint_max_age_secs: 1,
             request_id_window: 100_000,
+            log_format: LogFormat::Text,
         }
     }
 }
-
-/// Names of the fields, for `VERDICT_*` overrides.
-const FIELDS: &[&str] = &[
-    "data_dir",
-    "listen",
-    "origin",
-    "policies_dir",
-    "max_body_bytes",
-    "request_timeout_ms",
-    "header_read_timeout_ms",
-    "batch_max_entries",
-    "batch_max_age_ms",
-    "max_pending",
-    "checker_threads",
-    "check_timeout_ms",
-    "health_max_age_secs",
-    "checkpoint_max_age_secs",
-    "request_id_window",
-];
-
-/// Fields whose values are always strings (never reinterpreted as TOML numbers).
-const STRING_FIELDS: &[&str] = &["data_dir", "listen", "origin", "policies_dir"];
 
 impl Config {
     /// Load from an optional TOML file, then apply `VERDICT_*` overrides from `env`.
@@ -160,29 +161,29 @@ impl Config {
         text: &str,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Self, ConfigError> {
-        let mut table: toml::Table =
-            toml::from_str(text).map_err(|source| ConfigError::Invalid { source })?;
+        let invalid = |source| ConfigError::Invalid {
+            source: Box::new(source),
+        };
+        let defaults = Value::serialize(Config::default()).map_err(invalid)?;
+        let fields: Vec<String> = defaults
+            .as_dict()
+            .map(|d| d.keys().cloned().collect())
+            .unwrap_or_default();
+        let mut figment = Figment::from(Serialized::defaults(defaults)).merge(Toml::string(text));
         for (key, value) in env {
             let Some(field) = key.strip_prefix("VERDICT_") else {
                 continue;
             };
             let field = field.to_ascii_lowercase();
-            if !FIELDS.contains(&field.as_str()) {
+            if !fields.contains(&field) {
                 continue;
             }
-            let parsed = if STRING_FIELDS.contains(&field.as_str()) {
-                toml::Value::String(value)
-            } else {
-                match toml::from_str::<toml::Table>(&format!("v = {value}")) {
-                    Ok(mut t) => t.remove("v").unwrap_or(toml::Value::String(value)),
-                    Err(_) => toml::Value::String(value),
-                }
-            };
-            table.insert(field, parsed);
+            let value = value
+                .parse::<Value>()
+                .unwrap_or_else(|never| match never {});
+            figment = figment.merge(Serialized::global(&field, value));
         }
-        let config: Config = toml::Value::Table(table)
-            .try_into()
-            .map_err(|source| ConfigError::Invalid { source })?;
+        let config: Config = figment.extract().map_err(invalid)?;
         config.validate()?;
         Ok(config)
     }
@@ -284,7 +285,6 @@ pub fn valid_origin(origin: &str) -> bool {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
 mod tests {
     use super::*;
 
@@ -311,6 +311,20 @@ mod tests {
         assert_eq!(c.max_pending, 20);
         assert_eq!(c.data_dir, PathBuf::from("/tmp/x"));
         assert_eq!(c.default_origin(), "example.com/log");
+    }
+
+    #[test]
+    fn log_format_from_file_or_env() {
+        assert_eq!(Config::default().log_format, LogFormat::Text);
+        let file = Config::from_toml_and_env("log_format = \"json\"", Vec::new()).unwrap();
+        assert_eq!(file.log_format, LogFormat::Json);
+        let env = Config::from_toml_and_env(
+            "log_format = \"json\"",
+            vec![("VERDICT_LOG_FORMAT".into(), "text".into())],
+        )
+        .unwrap();
+        assert_eq!(env.log_format, LogFormat::Text);
+        assert!(Config::from_toml_and_env("log_format = \"xml\"", Vec::new()).is_err());
     }
 
     #[test]

@@ -315,85 +315,14 @@ impl ApiToken {
 
 /// Unix seconds (decimal, at most 20 digits) or an RFC 3339 `date-time` (RFC 3339 §5.6:
 /// `YYYY-MM-DDTHH:MM:SS[.frac](Z|±HH:MM)`, `t`/`z`/space accepted as RFC 3339 §5.6 notes allow)
-/// as Unix seconds. Times before 1970 are rejected; a leap second (`:60`) counts as `:59`.
+/// as Unix seconds, parsed by `jiff` (which also accepts a few ISO 8601 variants of the same
+/// form). Times before 1970 are rejected; a leap second (`:60`) counts as `:59`.
 pub fn parse_time(text: &str) -> Option<u64> {
     if !text.is_empty() && text.len() <= 20 && text.bytes().all(|b| b.is_ascii_digit()) {
         return text.parse().ok();
     }
-    parse_rfc3339(text)
-}
-
-fn parse_rfc3339(text: &str) -> Option<u64> {
-    let b = text.as_bytes();
-    let num = |range: std::ops::Range<usize>| -> Option<u32> {
-        let digits = b.get(range)?;
-        if !digits.iter().all(u8::is_ascii_digit) {
-            return None;
-        }
-        std::str::from_utf8(digits).ok()?.parse().ok()
-    };
-    let sep = |i: usize, c: u8| b.get(i) == Some(&c);
-    if b.len() < 20 || !sep(4, b'-') || !sep(7, b'-') || !sep(13, b':') || !sep(16, b':') {
-        return None;
-    }
-    if !matches!(b.get(10), Some(b'T' | b't' | b' ')) {
-        return None;
-    }
-    let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    let mut rest = 19;
-    if sep(19, b'.') {
-        rest = 20;
-        while b.get(rest).is_some_and(u8::is_ascii_digit) {
-            rest += 1;
-        }
-        if rest == 20 {
-            return None;
-        }
-    }
-    let offset_secs: i64 = match b.get(rest..)? {
-        [b'Z' | b'z'] => 0,
-        [sign @ (b'+' | b'-'), _, _, b':', _, _] => {
-            let (h, m) = (num(rest + 1..rest + 3)?, num(rest + 4..rest + 6)?);
-            if h > 23 || m > 59 {
-                return None;
-            }
-            let o = i64::from(h * 3600 + m * 60);
-            if *sign == b'+' {
-                o
-            } else {
-                -o
-            }
-        }
-        _ => return None,
-    };
-    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
-    let days_in_month = match month {
-        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
-        4 | 6 | 9 | 11 => 30,
-        2 if leap => 29,
-        2 => 28,
-        _ => return None,
-    };
-    if day == 0 || day > days_in_month || hour > 23 || minute > 59 || second > 60 {
-        return None;
-    }
-    let days = days_from_civil(i64::from(year), i64::from(month), i64::from(day));
-    let secs =
-        days * 86_400 + i64::from(hour) * 3600 + i64::from(minute) * 60 + i64::from(second.min(59))
-            - offset_secs;
-    u64::try_from(secs).ok()
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's `days_from_civil`).
-fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (month + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
+    let timestamp: jiff::Timestamp = text.parse().ok()?;
+    u64::try_from(timestamp.as_second()).ok()
 }
 
 fn load_or_create_token(path: &Path, created: &mut bool) -> Result<ApiToken, KeyError> {
@@ -443,7 +372,6 @@ pub fn write_secret_file(path: &Path, content: &str) -> Result<(), KeyError> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
 mod tests {
     use super::*;
 

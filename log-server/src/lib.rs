@@ -243,6 +243,16 @@ pub async fn start(config: &Config) -> Result<Started, StartError> {
         request_ids,
         config: config.clone(),
     });
+    let counting = state.clone();
+    let counted =
+        tokio::task::spawn_blocking(move || service::decision::count_logged(counting.service()))
+            .await
+            .map_err(|e| StartError::Log(e.to_string()))?
+            .map_err(|e| StartError::Log(e.to_string()))?;
+    tracing::info!(
+        entries = counted,
+        "decision counters rebuilt from {counted} log entries"
+    );
     Ok(Started {
         state,
         keys,

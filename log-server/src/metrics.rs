@@ -1,13 +1,20 @@
-//! Prometheus text exposition (format 0.0.4), hand-written: counters of decisions by outcome,
-//! kind and policy, latency histograms of screening, checking (solver) and integration
-//! (submit → signed checkpoint), pushback and error counts. Gauges (tree size, pending) are
-//! passed in at render time from the log.
+//! Server metrics, encoded by `prometheus-client` in the text exposition format: counters of
+//! decisions by policy, decision and kind, latency histograms of screening, checking (solver) and
+//! integration (submit → signed checkpoint), pushback counts, and gauges of the log (tree size,
+//! pending entries, checkpoint age) set from the log at render time.
+//!
+//! `verdict_decisions_total` survives a restart: at start the server counts the decisions already
+//! in the log ([`crate::service::decision::count_logged`]) and adds them with
+//! [`Metrics::add_decisions`].
 
-use std::collections::BTreeMap;
-use std::fmt::Write as _;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
 
 /// Histogram bucket upper bounds in seconds.
 const BUCKETS: [f64; 15] = [
@@ -15,51 +22,36 @@ const BUCKETS: [f64; 15] = [
     10.0,
 ];
 
-/// A latency histogram with fixed buckets.
-#[derive(Debug, Default)]
-pub struct Histogram {
-    counts: [AtomicU64; BUCKETS.len()],
-    count: AtomicU64,
-    sum_micros: AtomicU64,
+/// Labels of `verdict_decisions_total`, in this order on the wire.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DecisionLabels {
+    policy: String,
+    decision: &'static str,
+    kind: &'static str,
 }
 
+/// A latency histogram with fixed buckets, in seconds.
+#[derive(Clone, Debug)]
+pub struct Histogram(prometheus_client::metrics::histogram::Histogram);
+
 impl Histogram {
-    /// Record one observation.
-    pub fn observe(&self, d: Duration) {
-        let secs = d.as_secs_f64();
-        for (bound, count) in BUCKETS.iter().zip(&self.counts) {
-            if secs <= *bound {
-                count.fetch_add(1, Ordering::Relaxed);
-            }
-        }
-        self.count.fetch_add(1, Ordering::Relaxed);
-        let micros = u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
-        self.sum_micros.fetch_add(micros, Ordering::Relaxed);
+    fn new() -> Self {
+        Self(prometheus_client::metrics::histogram::Histogram::new(
+            BUCKETS,
+        ))
     }
 
-    fn render(&self, out: &mut String, name: &str, help: &str) {
-        let _ = writeln!(out, "# HELP {name} {help}");
-        let _ = writeln!(out, "# TYPE {name} histogram");
-        for (bound, count) in BUCKETS.iter().zip(&self.counts) {
-            let _ = writeln!(
-                out,
-                "{name}_bucket{{le=\"{bound}\"}} {}",
-                count.load(Ordering::Relaxed)
-            );
-        }
-        let count = self.count.load(Ordering::Relaxed);
-        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {count}");
-        #[expect(clippy::cast_precision_loss, reason = "metrics are approximate")]
-        let sum = self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
-        let _ = writeln!(out, "{name}_sum {sum}");
-        let _ = writeln!(out, "{name}_count {count}");
+    /// Record one observation.
+    pub fn observe(&self, d: Duration) {
+        self.0.observe(d.as_secs_f64());
     }
 }
 
 /// All server metrics.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Metrics {
-    decisions: Mutex<BTreeMap<(String, &'static str, &'static str), u64>>,
+    registry: Registry,
+    decisions: Family<DecisionLabels, Counter>,
     /// Screening latency.
     pub screen: Histogram,
     /// Checking latency (checker pool round trip, solver included).
@@ -68,7 +60,10 @@ pub struct Metrics {
     pub integration: Histogram,
     /// Whole check request latency up to the proof bundle.
     pub check_to_proof: Histogram,
-    pushback: AtomicU64,
+    pushback: Counter,
+    tree_size: Gauge,
+    pending: Gauge,
+    checkpoint_age: Gauge<f64, AtomicU64>,
 }
 
 /// Values read from the log at render time.
@@ -82,90 +77,109 @@ pub struct LogGauges {
     pub checkpoint_age_secs: f64,
 }
 
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::default();
+        let decisions = Family::<DecisionLabels, Counter>::default();
+        registry.register(
+            "verdict_decisions",
+            "Logged decisions by policy, decision and kind",
+            decisions.clone(),
+        );
+        let histogram = |registry: &mut Registry, name: &str, help: &str| {
+            let h = Histogram::new();
+            registry.register(name, help, h.0.clone());
+            h
+        };
+        let screen = histogram(&mut registry, "verdict_screen_seconds", "Screening latency");
+        let check = histogram(
+            &mut registry,
+            "verdict_check_seconds",
+            "Decision latency in the checker pool",
+        );
+        let integration = histogram(
+            &mut registry,
+            "verdict_integration_seconds",
+            "Latency from submit to a signed checkpoint including the entry",
+        );
+        let check_to_proof = histogram(
+            &mut registry,
+            "verdict_check_to_proof_seconds",
+            "Latency of a check request up to its proof bundle",
+        );
+        let pushback = Counter::default();
+        registry.register(
+            "verdict_pushback",
+            "Requests answered 503 with Retry-After because of backpressure",
+            pushback.clone(),
+        );
+        let tree_size = Gauge::default();
+        registry.register(
+            "verdict_tree_size",
+            "Size of the latest signed checkpoint",
+            tree_size.clone(),
+        );
+        let pending = Gauge::default();
+        registry.register(
+            "verdict_pending_entries",
+            "Entries sequenced but not yet integrated",
+            pending.clone(),
+        );
+        let checkpoint_age = Gauge::<f64, AtomicU64>::default();
+        registry.register(
+            "verdict_checkpoint_age_seconds",
+            "Seconds since the latest checkpoint was signed",
+            checkpoint_age.clone(),
+        );
+        Self {
+            registry,
+            decisions,
+            screen,
+            check,
+            integration,
+            check_to_proof,
+            pushback,
+            tree_size,
+            pending,
+            checkpoint_age,
+        }
+    }
+}
+
 impl Metrics {
     /// Count one logged decision.
     pub fn decision(&self, policy: &str, decision: &'static str, kind: &'static str) {
-        if let Ok(mut m) = self.decisions.lock() {
-            *m.entry((policy.to_owned(), decision, kind)).or_default() += 1;
-        }
+        self.add_decisions(policy, decision, kind, 1);
+    }
+
+    /// Count `n` logged decisions (used at start, for the decisions already in the log).
+    pub fn add_decisions(&self, policy: &str, decision: &'static str, kind: &'static str, n: u64) {
+        self.decisions
+            .get_or_create(&DecisionLabels {
+                policy: policy.to_owned(),
+                decision,
+                kind,
+            })
+            .inc_by(n);
     }
 
     /// Count one request pushed back (503 with Retry-After).
     pub fn pushback(&self) {
-        self.pushback.fetch_add(1, Ordering::Relaxed);
+        self.pushback.inc();
     }
 
-    /// Render the exposition text.
+    /// Render the exposition text, with the log gauges set to `gauges`.
     pub fn render(&self, gauges: LogGauges) -> String {
+        self.tree_size
+            .set(i64::try_from(gauges.tree_size).unwrap_or(i64::MAX));
+        self.pending
+            .set(i64::try_from(gauges.pending).unwrap_or(i64::MAX));
+        self.checkpoint_age.set(gauges.checkpoint_age_secs);
         let mut out = String::with_capacity(4096);
-        out.push_str(
-            "# HELP verdict_decisions_total Logged decisions by policy, decision and kind.\n",
-        );
-        out.push_str("# TYPE verdict_decisions_total counter\n");
-        if let Ok(m) = self.decisions.lock() {
-            for ((policy, decision, kind), n) in m.iter() {
-                let _ = writeln!(
-                    out,
-                    "verdict_decisions_total{{policy=\"{}\",decision=\"{decision}\",kind=\"{kind}\"}} {n}",
-                    escape_label(policy)
-                );
-            }
-        }
-        self.screen
-            .render(&mut out, "verdict_screen_seconds", "Screening latency.");
-        self.check.render(
-            &mut out,
-            "verdict_check_seconds",
-            "Decision latency in the checker pool.",
-        );
-        self.integration.render(
-            &mut out,
-            "verdict_integration_seconds",
-            "Latency from submit to a signed checkpoint including the entry.",
-        );
-        self.check_to_proof.render(
-            &mut out,
-            "verdict_check_to_proof_seconds",
-            "Latency of a check request up to its proof bundle.",
-        );
-        let _ = writeln!(out, "# HELP verdict_pushback_total Requests answered 503 with Retry-After because of backpressure.");
-        let _ = writeln!(out, "# TYPE verdict_pushback_total counter");
-        let _ = writeln!(
-            out,
-            "verdict_pushback_total {}",
-            self.pushback.load(Ordering::Relaxed)
-        );
-        let _ = writeln!(
-            out,
-            "# HELP verdict_tree_size Size of the latest signed checkpoint."
-        );
-        let _ = writeln!(out, "# TYPE verdict_tree_size gauge");
-        let _ = writeln!(out, "verdict_tree_size {}", gauges.tree_size);
-        let _ = writeln!(
-            out,
-            "# HELP verdict_pending_entries Entries sequenced but not yet integrated."
-        );
-        let _ = writeln!(out, "# TYPE verdict_pending_entries gauge");
-        let _ = writeln!(out, "verdict_pending_entries {}", gauges.pending);
-        let _ = writeln!(
-            out,
-            "# HELP verdict_checkpoint_age_seconds Seconds since the latest checkpoint was signed."
-        );
-        let _ = writeln!(out, "# TYPE verdict_checkpoint_age_seconds gauge");
-        let _ = writeln!(
-            out,
-            "verdict_checkpoint_age_seconds {}",
-            gauges.checkpoint_age_secs
-        );
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
     }
-}
-
-fn escape_label(value: &str) -> String {
-    value
-        .replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
 }
 
 #[cfg(test)]
@@ -192,5 +206,19 @@ mod tests {
         assert!(text.contains("verdict_check_seconds_count 1"));
         assert!(text.contains("verdict_pushback_total 1"));
         assert!(text.contains("verdict_tree_size 7"));
+    }
+
+    #[test]
+    fn restored_decisions_add_to_live_ones() {
+        let m = Metrics::default();
+        m.add_decisions("p", "deny", "check", 41);
+        m.decision("p", "deny", "check");
+        let text = m.render(LogGauges::default());
+        assert!(
+            text.contains(
+                "verdict_decisions_total{policy=\"p\",decision=\"deny\",kind=\"check\"} 42"
+            ),
+            "{text}"
+        );
     }
 }

@@ -103,12 +103,6 @@ impl HashSource for BatchHashes {
 }
 
 #[cfg(test)]
-#[allow(
-    clippy::unwrap_used,
-    clippy::indexing_slicing,
-    clippy::panic,
-    reason = "tests"
-)]
 mod tests {
     use super::*;
     use verdict_core::merkle::root_of;

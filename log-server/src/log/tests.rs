@@ -1,13 +1,6 @@
 //! Unit tests of the log: submission, proofs (from the batch and from tiles), pushback,
 //! recovery and re-signing, on the in-memory store.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    reason = "tests"
-)]
-
 use super::*;
 use crate::storage::mem::MemStorage;
 use crate::storage::StagedEntry;

@@ -264,12 +264,6 @@ impl TileReader for CachedTiles<'_> {
 }
 
 #[cfg(test)]
-#[allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    reason = "tests"
-)]
 mod tests {
     use super::*;
     use crate::storage::mem::MemStorage;

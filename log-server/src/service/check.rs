@@ -23,10 +23,10 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest as _, Sha256};
 use verdict_checker::{CheckError, CheckRequest, CompiledPolicy, Outcome};
 use verdict_core::receipt::{Decision, Kind, Salt};
 
+use super::action::{canonical_json, fingerprint_of};
 use super::decision::{log_decision, replay, Logged};
 use super::request_ids::Reservation;
 use super::{log_error, Context, ServiceError};
@@ -87,7 +87,7 @@ pub enum Screened {
     /// The action is in scope: nothing was logged, a check must follow.
     Applicable(ScreenResponse),
     /// The action is out of scope: a `not-applicable` receipt was logged.
-    Logged(Logged),
+    Logged(Box<Logged>),
 }
 
 /// Check an action: resolve the policy, reserve the request id, screen, decide in the checker
@@ -223,7 +223,7 @@ pub async fn screen(
         started,
     )
     .await?;
-    Ok(Screened::Logged(logged))
+    Ok(Screened::Logged(Box::new(logged)))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -257,39 +257,6 @@ fn request_id(given: Option<String>) -> Result<String, ServiceError> {
 /// SHA-256 of the policy commitment and the action in canonical JSON (sorted keys).
 fn fingerprint(policy: &CompiledPolicy, action: &serde_json::Value) -> [u8; 32] {
     fingerprint_of(&policy.commitment().0, action)
-}
-
-/// SHA-256 of the policy commitment and the canonical JSON of the raw action: what a replayed
-/// request id must match (also recomputed from private records at start, see
-/// [`super::request_ids::RequestIds::restore`]).
-pub(crate) fn fingerprint_of(commitment: &[u8], action: &serde_json::Value) -> [u8; 32] {
-    let mut h = Sha256::new();
-    h.update(commitment);
-    h.update(canonical_json(action).as_bytes());
-    h.finalize().into()
-}
-
-/// Canonical JSON: object keys sorted, no whitespace (independent of serde_json features).
-pub fn canonical_json(value: &serde_json::Value) -> String {
-    match value {
-        serde_json::Value::Object(map) => {
-            let mut keys: Vec<&String> = map.keys().collect();
-            keys.sort();
-            let parts: Vec<String> = keys
-                .into_iter()
-                .map(|k| {
-                    let v = map.get(k).map_or_else(|| "null".to_owned(), canonical_json);
-                    format!("{}:{v}", serde_json::Value::String(k.clone()))
-                })
-                .collect();
-            format!("{{{}}}", parts.join(","))
-        }
-        serde_json::Value::Array(items) => {
-            let parts: Vec<String> = items.iter().map(canonical_json).collect();
-            format!("[{}]", parts.join(","))
-        }
-        other => other.to_string(),
-    }
 }
 
 fn check_error(e: CheckError) -> ServiceError {
@@ -335,17 +302,6 @@ fn not_applicable(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn canonical_json_sorts_keys_recursively_without_whitespace() {
-        let v: serde_json::Value =
-            serde_json::from_str(r#"{ "b": [ {"z": 1, "a": "x\"y"} ], "a": true, "c": null }"#)
-                .unwrap();
-        assert_eq!(
-            canonical_json(&v),
-            r#"{"a":true,"b":[{"a":"x\"y","z":1}],"c":null}"#
-        );
-    }
 
     #[test]
     fn request_ids_are_validated() {

@@ -4,6 +4,7 @@
 //! The answer carries the decision, the receipt, and once integrated the proof bundle (C2SP
 //! tlog-proof, `spec/proof-bundle.md`): receipt, index, inclusion proof and checkpoint.
 
+use std::collections::HashMap;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
@@ -13,10 +14,10 @@ use verdict_core::bundle::ProofBundle;
 use verdict_core::receipt::{Decision, Kind, Receipt, Salt, Statement};
 use verdict_core::LeafIndex;
 
-use super::check::canonical_json;
+use super::action::canonical_json;
 use super::private::encode_record;
 use super::{log_error, Context, ServiceError};
-use crate::log::Integrated;
+use crate::log::{Integrated, LogError};
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 
@@ -322,6 +323,49 @@ fn decision_body(
         integrated: proof.is_some(),
         proof,
     }
+}
+
+/// Count the decisions already in the log into the metrics, so that `verdict_decisions_total`
+/// survives a restart: one pass over the entries of the published tree at start (by policy name,
+/// decision and kind, as [`log_decision`] counts them). Entries that are not receipts are skipped.
+/// A policy commitment that no registered policy has is counted under its hex commitment.
+/// Returns the number of entries read.
+///
+/// # Errors
+/// Storage errors reading the entries.
+pub fn count_logged(ctx: Context<'_>) -> Result<u64, LogError> {
+    let size = ctx.log.stats().tree_size;
+    let mut names: HashMap<String, String> = HashMap::new();
+    let mut counts: HashMap<(String, &'static str, &'static str), u64> = HashMap::new();
+    for index in 0..size {
+        let Some(entry) = ctx.log.entry(LeafIndex(index))? else {
+            continue;
+        };
+        let Ok(receipt) = Receipt::decode(&entry) else {
+            continue;
+        };
+        let statement = receipt.statement;
+        let commitment = statement.policy_commitment.to_hex();
+        let name = names
+            .entry(commitment)
+            .or_insert_with_key(|commitment| {
+                ctx.policies
+                    .resolve(commitment)
+                    .map_or_else(|| commitment.clone(), |p| p.name().to_owned())
+            })
+            .clone();
+        *counts
+            .entry((
+                name,
+                decision_name(statement.decision),
+                kind_name(statement.kind),
+            ))
+            .or_default() += 1;
+    }
+    for ((policy, decision, kind), n) in counts {
+        ctx.metrics.add_decisions(&policy, decision, kind, n);
+    }
+    Ok(size)
 }
 
 /// Wire name of a decision.

@@ -1,4 +1,5 @@
-//! The use cases of the server, without HTTP: screen and check ([`check`]), logging and replaying
+//! The use cases of the server, without HTTP: screen and check ([`check`], with the canonical
+//! action and request fingerprint in [`action`]), logging and replaying
 //! a decision ([`decision`]), the request-id window ([`request_ids`]), private records
 //! ([`private`]) and the policy registry ([`policies`]).
 //!
@@ -6,6 +7,7 @@
 //! this module with a [`Context`], and map its [`ServiceError`] to the HTTP error boundary. The
 //! use cases sit on top of the log ([`crate::log`]), the checker pool and the metrics.
 
+pub mod action;
 pub mod check;
 pub mod decision;
 pub mod policies;

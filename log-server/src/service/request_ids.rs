@@ -152,7 +152,7 @@ impl RequestIds {
             if !seen_ids.insert(id.clone()) {
                 continue;
             }
-            let fingerprint = super::check::fingerprint_of(&commitment, &action);
+            let fingerprint = super::action::fingerprint_of(&commitment, &action);
             newest_first.push((
                 id,
                 Seen {

@@ -374,12 +374,6 @@ pub(crate) fn decode_tile(bytes: &[u8]) -> Result<StoredTile, StorageError> {
 }
 
 #[cfg(test)]
-#[allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    reason = "tests"
-)]
 mod tests {
     use super::*;
 

@@ -1,12 +1,5 @@
 //! Tests of [`crate::storage::sled`]: sled records, full tile files, crash leftovers, damage.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    reason = "tests"
-)]
-
 use super::*;
 use crate::storage::files::FullTile;
 use verdict_core::merkle::RightEdge;

@@ -182,6 +182,39 @@ async fn escalate_then_approve_and_request_id_rules() {
     );
 }
 
+/// `verdict_decisions_total` is rebuilt from the log at start: a restart keeps the counts, and
+/// new decisions add to them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn decision_counters_survive_a_restart() {
+    let s = TestServer::start().await;
+    let deny = json!({"policy": "customer-data-egress", "action": {"destination": "external", "vendor": "evil-corp", "authorization_token": "t0k"}});
+    for _ in 0..2 {
+        assert_eq!(s.check(deny.clone()).await.json()["decision"], "deny");
+    }
+    let allow = s
+        .check(json!({"policy": "customer-data-egress", "action": {"destination": "internal", "record_count": 10}}))
+        .await
+        .json();
+    assert_eq!(allow["decision"], "allow");
+    let deny_line =
+        "verdict_decisions_total{policy=\"customer-data-egress\",decision=\"deny\",kind=\"check\"}";
+    let allow_line = "verdict_decisions_total{policy=\"customer-data-egress\",decision=\"allow\",kind=\"check\"}";
+    let before = metrics_text(&s).await;
+    assert!(before.contains(&format!("{deny_line} 2")), "{before}");
+
+    let s = s.restart().await;
+    let after = metrics_text(&s).await;
+    assert!(after.contains(&format!("{deny_line} 2")), "{after}");
+    assert!(after.contains(&format!("{allow_line} 1")), "{after}");
+    assert_eq!(s.check(deny).await.json()["decision"], "deny");
+    let later = metrics_text(&s).await;
+    assert!(later.contains(&format!("{deny_line} 3")), "{later}");
+}
+
+async fn metrics_text(s: &TestServer) -> String {
+    String::from_utf8(s.get("/metrics").await.body.to_vec()).unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn request_ids_survive_a_restart() {
     let s = TestServer::start().await;

@@ -12,7 +12,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use verdict_log_server::config::Config;
+use verdict_log_server::config::{Config, LogFormat};
 use verdict_log_server::storage::Storage as _;
 
 /// A failed command: its one-line message, printed with exit code 1. Any displayable error
@@ -92,13 +92,6 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,tower_http=warn")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     let config = match load_config(&cli) {
         Ok(c) => c,
         Err(e) => {
@@ -106,6 +99,16 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,tower_http=warn")),
+        )
+        .with_writer(std::io::stderr);
+    match config.log_format {
+        LogFormat::Text => logs.init(),
+        LogFormat::Json => logs.json().init(),
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -6,6 +6,8 @@
 //!   (RFC 9162 §2.1.3, §2.1.4); spec `spec/merkle.md`;
 //! - [`note`]: C2SP signed-note with Ed25519 keys; spec `spec/note-and-checkpoint.md`;
 //! - [`checkpoint`]: C2SP tlog-checkpoint; spec `spec/note-and-checkpoint.md`;
+//! - [`cosignature`]: C2SP tlog-cosignature (`cosignature/v1` witness cosignatures); spec
+//!   `spec/witness.md`;
 //! - [`tile`]: C2SP tlog-tiles coordinates, paths and entry bundles; spec `spec/tiles.md`;
 //! - [`bundle`]: C2SP tlog-proof offline proof files; spec `spec/proof-bundle.md`;
 //! - [`receipt`]: COSE_Sign1 decision receipts and salted commitments; spec `spec/receipt.md`.
@@ -14,6 +16,7 @@
 pub mod bundle;
 mod cbor;
 pub mod checkpoint;
+pub mod cosignature;
 pub mod merkle;
 pub mod note;
 mod note_key;

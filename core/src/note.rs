@@ -71,6 +71,29 @@ pub struct NoteSignature {
     pub signature: Vec<u8>,
 }
 
+impl NoteSignature {
+    /// Parse one signature line `— <name> base64(key id ‖ signature)`, with or without its
+    /// final newline (spec §3). Used for the signature lines a witness returns.
+    ///
+    /// # Errors
+    /// [`NoteError::Malformed`].
+    pub fn parse_line(line: &str) -> Result<Self, NoteError> {
+        parse_signature_line(line.strip_suffix('\n').unwrap_or(line))
+    }
+
+    /// The signature line `— <name> base64(key id ‖ signature)` with its final newline.
+    pub fn to_line(&self) -> String {
+        let mut blob = Vec::with_capacity(4 + self.signature.len());
+        blob.extend_from_slice(&self.key_id.0);
+        blob.extend_from_slice(&self.signature);
+        format!(
+            "{SIG_PREFIX}{} {}\n",
+            self.name,
+            base64::engine::general_purpose::STANDARD.encode(blob)
+        )
+    }
+}
+
 /// A parsed, *unverified* note.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Note {
@@ -234,14 +257,7 @@ impl Note {
         out.push_str(&self.text);
         out.push('\n');
         for sig in &self.signatures {
-            let mut blob = Vec::with_capacity(4 + sig.signature.len());
-            blob.extend_from_slice(&sig.key_id.0);
-            blob.extend_from_slice(&sig.signature);
-            out.push_str(SIG_PREFIX);
-            out.push_str(&sig.name);
-            out.push(' ');
-            out.push_str(&base64::engine::general_purpose::STANDARD.encode(blob));
-            out.push('\n');
+            out.push_str(&sig.to_line());
         }
         out.into_bytes()
     }
@@ -298,7 +314,6 @@ pub fn open(bytes: &[u8], verifiers: &[Verifier]) -> Result<VerifiedNote, NoteEr
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::indexing_slicing, reason = "tests")]
 mod tests {
     use super::*;
 

@@ -30,28 +30,42 @@ pub struct ConsistencyReport {
     pub new_size: u64,
     /// Number of proof hashes checked.
     pub proof_hashes: usize,
+    /// The witness quorum both checkpoints met, when a policy file was given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub witnesses: Option<String>,
 }
 
 impl ConsistencyReport {
     /// The one-line human summary.
     pub fn human(&self) -> String {
-        format!(
+        let mut out = format!(
             "OK: checkpoint {} size {} extends size {} ({} proof hashes; both signed by log key {})",
             self.origin, self.new_size, self.old_size, self.proof_hashes, self.log_key
-        )
+        );
+        if let Some(w) = &self.witnesses {
+            out.push_str("; ");
+            out.push_str(w);
+        }
+        out
     }
 }
 
-/// Open a signed checkpoint note with the matching trusted log key.
+/// Open a signed checkpoint note with the matching trusted log key, and enforce the policy's
+/// witness quorum on it ([`Trust::check_quorum`], spec `witness.md` §8). `verify`,
+/// `consistency` and `audit` accept checkpoints only through here (or, for bundles, the same two
+/// checks in [`crate::verify::verify_bundle`]).
 ///
 /// # Errors
-/// [`CliError::Failed`] (`checkpoint_signature`); [`CliError::Usage`] without a log key.
+/// [`CliError::Failed`] (`checkpoint_signature`, `cosignature`, `witness_quorum`);
+/// [`CliError::Usage`] without a log key.
 pub fn open_checkpoint(note: &[u8], trust: &Trust) -> Result<VerifiedCheckpoint, CliError> {
     trust.require_log_key()?;
     let key = trust
         .log_key_for(note)
         .ok_or_else(|| CliError::usage("no trusted log key"))?;
-    Checkpoint::open(note, key, &[]).map_err(checkpoint_failure)
+    let verified = Checkpoint::open(note, key, &[]).map_err(checkpoint_failure)?;
+    trust.check_quorum(note)?;
+    Ok(verified)
 }
 
 /// Check the cheap relations between two verified checkpoints: same origin, no rollback, no
@@ -166,7 +180,6 @@ pub fn parse_proof(what: &str, bytes: &[u8]) -> Result<Vec<Hash>, CliError> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, reason = "tests")]
 mod tests {
     use super::*;
 

@@ -43,6 +43,10 @@ pub enum Check {
     Fork,
     /// A tile or entry bundle served by the log is malformed or does not match the root.
     Tiles,
+    /// A cosignature by a witness the policy lists is invalid or malformed.
+    Cosignature,
+    /// The checkpoint lacks the witness cosignatures the policy's quorum requires.
+    WitnessQuorum,
 }
 
 impl Check {
@@ -59,6 +63,8 @@ impl Check {
             Check::Rollback => "rollback",
             Check::Fork => "fork",
             Check::Tiles => "tiles",
+            Check::Cosignature => "cosignature",
+            Check::WitnessQuorum => "witness_quorum",
         }
     }
 }

@@ -41,7 +41,8 @@ struct KeyArgs {
     #[arg(long = "log-key", value_name = "VKEY")]
     log_keys: Vec<String>,
     /// C2SP tlog-policy file (`log`, `witness`, `group`, `quorum` lines; Verdict extension
-    /// `checker <vkey>`). Witness cosignatures are not checked yet.
+    /// `checker <vkey>`). Its witness quorum is enforced: every checkpoint must carry valid
+    /// cosignatures (C2SP tlog-cosignature) from enough listed witnesses, or the check fails.
     #[arg(long, value_name = "FILE")]
     policy: Option<PathBuf>,
 }
@@ -259,6 +260,9 @@ async fn run(command: Command) -> Result<Output, CliError> {
                 old_size: o.size.0,
                 new_size: n.size.0,
                 proof_hashes: hashes,
+                witnesses: trust
+                    .check_quorum(&read_limited(&new, MAX_TEXT_FILE)?)?
+                    .map(|q| q.human()),
             };
             let human = report.human();
             Output::valid(&report, human)

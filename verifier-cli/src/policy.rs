@@ -13,13 +13,17 @@
 //! Verdict extension (not part of C2SP tlog-policy): `checker <vkey>` names a trusted receipt
 //! (checker) key in the same signed-note key format.
 //!
-//! Witness cosignature checking is not implemented yet: witnesses, groups and the quorum are
-//! parsed, validated and reported, but a checkpoint is accepted on the log signature alone, and
-//! every report says so.
+//! Witness keys are C2SP tlog-cosignature `cosignature/v1` vkeys (signature type 0x04).
+//! [`Policy::check_quorum`] verifies a checkpoint note's cosignatures and evaluates the quorum:
+//! a listed witness whose cosignature fails rejects the checkpoint, and a quorum that is not met
+//! rejects it too, naming the witnesses that did sign. There is no "not checked" path: a policy
+//! that lists witnesses or groups must have a `quorum` line, and a policy without witnesses and
+//! without a `quorum` line means `quorum none`. Spec: `spec/witness.md` §8.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
-use verdict_core::note::Verifier;
+use verdict_core::cosignature::{verify_note, CosignatureError, CosignerKey};
+use verdict_core::note::{Note, Verifier};
 
 /// Maximum number of lines of a policy file.
 pub const MAX_POLICY_LINES: usize = 10_000;
@@ -34,6 +38,57 @@ pub struct PolicyError {
     pub reason: String,
 }
 
+/// A met quorum: its name and the witnesses (policy names) whose cosignatures verified.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct QuorumReport {
+    /// The quorum name, `none` when no cosignature is required.
+    pub quorum: String,
+    /// Witnesses with a valid cosignature, sorted.
+    pub signed: Vec<String>,
+}
+
+impl QuorumReport {
+    /// One line for reports.
+    pub fn human(&self) -> String {
+        let who = if self.signed.is_empty() {
+            "no witness".to_owned()
+        } else {
+            self.signed.join(", ")
+        };
+        if self.quorum == "none" {
+            format!("witness quorum none (no cosignature required); cosigned by {who}")
+        } else {
+            format!("witness quorum {} met: cosigned by {who}", self.quorum)
+        }
+    }
+}
+
+/// A checkpoint that does not satisfy the policy's witnesses.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum QuorumError {
+    /// A listed witness's cosignature is invalid or malformed.
+    #[error("witness cosignature rejected: {0}")]
+    Cosignature(#[from] CosignatureError),
+    /// Not enough valid cosignatures.
+    #[error("witness quorum {quorum} not met: valid cosignatures from {} ({} of {listed} listed witnesses)", signed_list(signed), signed.len())]
+    NotMet {
+        /// The quorum name.
+        quorum: String,
+        /// The witnesses that did sign (policy names).
+        signed: Vec<String>,
+        /// How many witnesses the policy lists.
+        listed: usize,
+    },
+}
+
+fn signed_list(signed: &[String]) -> String {
+    if signed.is_empty() {
+        "no witness".to_owned()
+    } else {
+        signed.join(", ")
+    }
+}
+
 /// A trusted log.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LogEntry {
@@ -43,57 +98,11 @@ pub struct LogEntry {
     pub url: Option<String>,
 }
 
-/// A witness's verifier key, checked for shape only: witnesses sign timestamped cosignatures
-/// (C2SP tlog-cosignature, key type 0x04) that this version does not verify yet.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct WitnessKey {
-    /// Key name.
-    pub name: String,
-    /// Key id (8 hex digits).
-    pub key_id: String,
-    /// Signature type byte (0x01 Ed25519 note signatures, 0x04 cosignature/v1).
-    pub key_type: u8,
-    /// The verifier key string as given.
-    pub vkey: String,
-}
-
-impl WitnessKey {
-    /// Parse `<name>+<8 hex>+<base64(type ‖ key)>`.
-    ///
-    /// # Errors
-    /// A reason when the shape is wrong.
-    pub fn parse(vkey: &str) -> Result<Self, String> {
-        use base64::Engine as _;
-        let mut parts = vkey.splitn(3, '+');
-        let (Some(name), Some(id), Some(key)) = (parts.next(), parts.next(), parts.next()) else {
-            return Err("witness key needs three '+'-separated fields".into());
-        };
-        if name.is_empty() || id.len() != 8 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err("malformed witness key name or key id".into());
-        }
-        let raw = base64::engine::general_purpose::STANDARD
-            .decode(key)
-            .map_err(|_| "witness key is not base64".to_owned())?;
-        let (&key_type, rest) = raw
-            .split_first()
-            .ok_or_else(|| "empty witness key".to_owned())?;
-        if rest.len() != 32 {
-            return Err("witness public key is not 32 bytes".into());
-        }
-        Ok(WitnessKey {
-            name: name.to_owned(),
-            key_id: id.to_ascii_lowercase(),
-            key_type,
-            vkey: vkey.to_owned(),
-        })
-    }
-}
-
 /// A witness.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Witness {
-    /// The witness's verifier key.
-    pub key: WitnessKey,
+    /// The witness's `cosignature/v1` verifier key.
+    pub key: CosignerKey,
     /// Where to reach it, if given.
     pub url: Option<String>,
 }
@@ -150,21 +159,30 @@ impl Policy {
             let words: Vec<&str> = content.split_whitespace().collect();
             match words.as_slice() {
                 [] => {}
-                ["log", vkey] => policy.logs.push(LogEntry {
-                    key: key(line, vkey)?,
-                    url: None,
-                }),
-                ["log", vkey, url] => policy.logs.push(LogEntry {
-                    key: key(line, vkey)?,
-                    url: Some((*url).to_owned()),
-                }),
+                ["log", vkey, rest @ ..] if rest.len() <= 1 => {
+                    let entry = LogEntry {
+                        key: key(line, vkey)?,
+                        url: rest.first().map(|u| (*u).to_owned()),
+                    };
+                    if policy.logs.iter().any(|l| l.key.key() == entry.key.key()) {
+                        return Err(err(line, "duplicate log key"));
+                    }
+                    policy.logs.push(entry);
+                }
                 ["log", ..] => return Err(err(line, "expected: log <vkey> [url]")),
                 ["witness", name, vkey, rest @ ..] if rest.len() <= 1 => {
                     policy.define(line, name)?;
                     let witness = Witness {
-                        key: WitnessKey::parse(vkey).map_err(|e| err(line, e))?,
+                        key: CosignerKey::parse(vkey).map_err(|e| err(line, e))?,
                         url: rest.first().map(|u| (*u).to_owned()),
                     };
+                    if policy
+                        .witnesses
+                        .values()
+                        .any(|w| w.key.key() == witness.key.key())
+                    {
+                        return Err(err(line, "duplicate witness key"));
+                    }
                     policy.witnesses.insert((*name).to_owned(), witness);
                 }
                 ["witness", ..] => return Err(err(line, "expected: witness <name> <vkey> [url]")),
@@ -214,7 +232,68 @@ impl Policy {
                 [other, ..] => return Err(err(line, format!("unknown directive {other:?}"))),
             }
         }
+        if policy.quorum.is_none() && !(policy.witnesses.is_empty() && policy.groups.is_empty()) {
+            return Err(err(
+                text.lines().count(),
+                "witnesses are listed but there is no quorum line",
+            ));
+        }
         Ok(policy)
+    }
+
+    /// Verify the cosignatures of the listed witnesses on a checkpoint note and evaluate the
+    /// quorum (spec `witness.md` §8). Lines by keys the policy does not list are ignored.
+    ///
+    /// # Errors
+    /// [`QuorumError::Cosignature`] when a listed witness's cosignature fails (or it signed
+    /// twice); [`QuorumError::NotMet`] naming the witnesses that did sign.
+    pub fn check_quorum(&self, note: &Note) -> Result<QuorumReport, QuorumError> {
+        let keys: Vec<CosignerKey> = self.witnesses.values().map(|w| w.key.clone()).collect();
+        let verified = verify_note(note, &keys)?;
+        let mut signed = BTreeSet::new();
+        for v in &verified {
+            for (name, w) in &self.witnesses {
+                if w.key.key_id() == v.key_id() && w.key.name() == v.name() {
+                    signed.insert(name.clone());
+                }
+            }
+        }
+        let quorum = self.quorum.clone().unwrap_or_else(|| "none".to_owned());
+        let met = quorum == "none" || self.satisfied(&quorum, &signed, 0);
+        let signed: Vec<String> = signed.into_iter().collect();
+        if !met {
+            return Err(QuorumError::NotMet {
+                quorum,
+                signed,
+                listed: self.witnesses.len(),
+            });
+        }
+        Ok(QuorumReport { quorum, signed })
+    }
+
+    /// Whether witness or group `name` witnessed, given the witnesses that signed. Groups only
+    /// name earlier definitions, so the recursion ends; `depth` bounds it anyway.
+    fn satisfied(&self, name: &str, signed: &BTreeSet<String>, depth: usize) -> bool {
+        if self.witnesses.contains_key(name) {
+            return signed.contains(name);
+        }
+        let Some(group) = self.groups.get(name) else {
+            return false;
+        };
+        if depth > MAX_POLICY_LINES {
+            return false;
+        }
+        let count = group
+            .members
+            .iter()
+            .filter(|m| self.satisfied(m, signed, depth + 1))
+            .count();
+        let need = match group.threshold {
+            Threshold::All => group.members.len(),
+            Threshold::Any => 1,
+            Threshold::AtLeast(k) => k,
+        };
+        count >= need
     }
 
     /// Whether the policy requires witness cosignatures (a quorum other than `none`).
@@ -246,18 +325,44 @@ fn err(line: usize, reason: impl std::fmt::Display) -> PolicyError {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::indexing_slicing, reason = "tests")]
 mod tests {
     use super::*;
+    use verdict_core::cosignature::Cosigner;
 
     const LOG: &str =
         "example.com/log/testdata+33d7b496+AeHTu4Q3hEIMHNqc6fASMsq3rKNx280NI+oO5xCFkkSx";
+    const BODY: &str =
+        "example.com/log/testdata\n3\n47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=\n";
+
+    fn witness(i: u8) -> Cosigner {
+        Cosigner::new(
+            &format!("witness.example/w{i}"),
+            ed25519_dalek::SigningKey::from_bytes(&[i; 32]),
+        )
+        .unwrap()
+    }
+
+    fn vkey(i: u8) -> String {
+        witness(i).verifier().to_string()
+    }
+
+    /// A note cosigned by the witnesses `by` (no log signature: only cosignatures matter here).
+    fn cosigned(by: &[u8]) -> Note {
+        let mut note = Note::new(BODY).unwrap();
+        for &i in by {
+            note.signatures
+                .push(witness(i).cosign(BODY, 1_700_000_000).unwrap());
+        }
+        note
+    }
 
     #[test]
     fn parses_full_policy() {
         let text = format!(
-            "# comment\n\nlog {LOG} https://log.example\nwitness w1 {LOG}\nwitness w2 {LOG} https://w2\n\
-             group g 1 w1 w2 # trailing\ngroup top all g\nquorum top\nchecker {LOG}\n"
+            "# comment\n\nlog {LOG} https://log.example\nwitness w1 {}\nwitness w2 {} https://w2\n\
+             group g 1 w1 w2 # trailing\ngroup top all g\nquorum top\nchecker {LOG}\n",
+            vkey(1),
+            vkey(2)
         );
         let p = Policy::parse(&text).unwrap();
         assert_eq!(p.logs.len(), 1);
@@ -272,15 +377,22 @@ mod tests {
 
     #[test]
     fn rejects_bad_lines() {
+        let w = vkey(1);
         let bad = [
             "log".to_owned(),
             "log notakey".to_owned(),
             format!("log {LOG} url extra"),
-            format!("witness w {LOG}\nwitness w {LOG}"),
+            format!("log {LOG}\nlog {LOG}"),
+            format!("witness w {w}\nwitness w {}\nquorum w", vkey(2)),
+            format!("witness w {w}\nwitness v {w}\nquorum w"),
+            // A signed-note (0x01) key is not a witness key.
+            format!("witness w {LOG}\nquorum w"),
             "group g any missing".to_owned(),
-            format!("witness w {LOG}\ngroup g 2 w"),
-            format!("witness w {LOG}\ngroup g 0 w"),
-            format!("witness w {LOG}\ngroup g many w"),
+            format!("witness w {w}\ngroup g 2 w\nquorum g"),
+            format!("witness w {w}\ngroup g 0 w\nquorum g"),
+            format!("witness w {w}\ngroup g many w\nquorum g"),
+            // Witnesses without a quorum line: no silent "none".
+            format!("witness w {w}\n"),
             "quorum nobody".to_owned(),
             "quorum none\nquorum none".to_owned(),
             "frobnicate x".to_owned(),
@@ -293,17 +405,50 @@ mod tests {
     }
 
     #[test]
-    fn witness_keys_of_cosignature_type() {
-        // A cosignature/v1 (type 0x04) witness key is accepted for reporting.
-        let w = "witness.example+01234567+BDuN3bNfQZl/KCjlPROiMrQmimWMFxf7fgxTRV3pPgdA";
-        let p = Policy::parse(&format!("witness w {w}\nquorum w\n")).unwrap();
-        assert_eq!(p.witnesses["w"].key.key_type, 4);
-        assert!(Policy::parse("witness w nope+zz+AA\n").is_err());
-    }
-
-    #[test]
     fn quorum_none_requires_nothing() {
         let p = Policy::parse("quorum none\n").unwrap();
         assert!(!p.requires_witnesses());
+        assert_eq!(p.check_quorum(&cosigned(&[])).unwrap().quorum, "none");
+        // No quorum line and no witnesses: none.
+        let p = Policy::parse(&format!("log {LOG}\n")).unwrap();
+        assert!(p.check_quorum(&cosigned(&[])).is_ok());
+    }
+
+    #[test]
+    fn quorum_evaluation() {
+        let text = format!(
+            "witness x1 {}\nwitness x2 {}\nwitness x3 {}\ngroup X 2 x1 x2 x3\n\
+             witness y1 {}\ngroup Y any y1\ngroup XY all X Y\nquorum XY\n",
+            vkey(1),
+            vkey(2),
+            vkey(3),
+            vkey(4)
+        );
+        let p = Policy::parse(&text).unwrap();
+        let ok = p.check_quorum(&cosigned(&[1, 3, 4])).unwrap();
+        assert_eq!(ok.signed, vec!["x1", "x3", "y1"]);
+        assert_eq!(ok.human(), "witness quorum XY met: cosigned by x1, x3, y1");
+        for by in [&[][..], &[1, 2], &[1, 4], &[4], &[1, 2, 3]] {
+            let e = p.check_quorum(&cosigned(by)).unwrap_err();
+            assert!(matches!(e, QuorumError::NotMet { .. }), "{by:?}");
+        }
+        let e = p.check_quorum(&cosigned(&[1])).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "witness quorum XY not met: valid cosignatures from x1 (1 of 4 listed witnesses)"
+        );
+        // Unknown witnesses do not count.
+        assert!(p.check_quorum(&cosigned(&[1, 4, 9])).is_err());
+        // A listed witness's bad cosignature rejects, even when the quorum would be met.
+        let mut note = cosigned(&[1, 2, 4]);
+        note.signatures[1].signature[20] ^= 1;
+        assert!(matches!(
+            p.check_quorum(&note),
+            Err(QuorumError::Cosignature(_))
+        ));
+        // A cosignature over another checkpoint does not count.
+        let mut note = cosigned(&[1, 2, 4]);
+        note.text = BODY.replace("\n3\n", "\n4\n");
+        assert!(p.check_quorum(&note).is_err());
     }
 }

@@ -6,9 +6,9 @@ use std::path::Path;
 
 use verdict_core::note::{Note, Verifier};
 
-use crate::error::CliError;
+use crate::error::{Check, CliError};
 use crate::files::{read_limited, MAX_TEXT_FILE};
-use crate::policy::Policy;
+use crate::policy::{Policy, QuorumError, QuorumReport};
 
 /// The keys a command trusts.
 #[derive(Clone, Debug, Default)]
@@ -17,7 +17,8 @@ pub struct Trust {
     pub log_keys: Vec<Verifier>,
     /// Trusted checker keys (flags first, then `checker` lines of the policy).
     pub checker_keys: Vec<Verifier>,
-    /// The policy file, if one was given (for reporting its witnesses).
+    /// The policy file, if one was given: its witnesses and quorum are enforced by
+    /// [`Trust::check_quorum`].
     pub policy: Option<Policy>,
 }
 
@@ -95,17 +96,39 @@ impl Trust {
             .or_else(|| self.log_keys.first())
     }
 
-    /// One line about witnesses for reports, or `None` when the policy lists none.
+    /// Enforce the policy's witness quorum on a signed checkpoint note (spec `witness.md` §8):
+    /// every cosignature by a listed witness must verify, and the quorum must be met. Without a
+    /// policy file no cosignature is required and `Ok(None)` is returned. Call it on every
+    /// checkpoint a command accepts; [`crate::consistency::open_checkpoint`] does.
+    ///
+    /// # Errors
+    /// [`CliError::Failed`] with [`Check::WitnessQuorum`] (naming the witnesses that did sign),
+    /// [`Check::Cosignature`] for a failing cosignature, or [`Check::CheckpointSignature`] when
+    /// the note does not parse.
+    pub fn check_quorum(&self, checkpoint_note: &[u8]) -> Result<Option<QuorumReport>, CliError> {
+        let Some(policy) = &self.policy else {
+            return Ok(None);
+        };
+        let note = Note::parse(checkpoint_note)
+            .map_err(|e| CliError::failed(Check::CheckpointSignature, e))?;
+        policy.check_quorum(&note).map(Some).map_err(|e| match e {
+            QuorumError::Cosignature(_) => CliError::failed(Check::Cosignature, e),
+            QuorumError::NotMet { .. } => CliError::failed(Check::WitnessQuorum, e),
+        })
+    }
+
+    /// One line about witnesses for reports, or `None` when the policy lists none. Every
+    /// checkpoint accepted under a policy has passed [`Trust::check_quorum`].
     pub fn witness_note(&self) -> Option<String> {
         let policy = self.policy.as_ref()?;
         if policy.witnesses.is_empty() && !policy.requires_witnesses() {
             return None;
         }
         Some(format!(
-            "policy lists {} witness(es), quorum {}; witness cosignatures are NOT checked yet \
-             (trust rests on the log key alone)",
+            "witness quorum {} enforced: the policy lists {} witness(es) and every checkpoint \
+             accepted carried the required valid cosignatures",
+            policy.quorum.as_deref().unwrap_or("none"),
             policy.witnesses.len(),
-            policy.quorum.as_deref().unwrap_or("unset"),
         ))
     }
 }

@@ -2,6 +2,7 @@
 //! - `merkle_vectors`: the transparency-dev RFC 6962/9162 inclusion and consistency vectors;
 //! - `tessera`: a complete C2SP tlog-tiles log from Tessera (checkpoints, tiles, entry bundles);
 //! - `note_vectors`: C2SP signed-note known answers;
+//! - `cosignature_vectors`: C2SP tlog-cosignature vectors and known answers;
 //! - `props`: property tests against a naive model and `rs_merkle`;
 //! - `sigstore_oracle`: our proof verifier against sigstore's RFC 6962 verification;
 //! - `receipts`: receipt and bundle vectors in `testdata/`.
@@ -14,6 +15,7 @@
     reason = "tests"
 )]
 
+mod cosignature_vectors;
 mod merkle_vectors;
 mod note_vectors;
 mod props;

@@ -204,10 +204,18 @@ fn verify_with_policy_file_and_inspect() {
     let (log_key, checker_key) = keys();
     let tmp = tempfile::tempdir().unwrap();
     let policy = tmp.path().join("policy");
+    // A witness quorum the bundle's checkpoint does not meet (it carries no cosignature).
+    // Before issue 14 this exited 0 with "witness cosignatures are NOT checked yet".
+    let witness = verdict_core::cosignature::Cosigner::new(
+        "witness.test/w1",
+        ed25519_dalek::SigningKey::from_bytes(&[1; 32]),
+    )
+    .unwrap()
+    .verifier();
     std::fs::write(
         &policy,
         format!(
-            "# test policy\nlog {log_key}\nwitness w1 {checker_key} https://w1.example\n\
+            "# test policy\nlog {log_key}\nwitness w1 {witness} https://w1.example\n\
              group g any w1\nquorum g\nchecker {checker_key}\n"
         ),
     )
@@ -220,12 +228,24 @@ fn verify_with_policy_file_and_inspect() {
         policy.to_str().unwrap(),
     ])
     .unwrap();
-    assert_eq!(run.code, Some(0), "{run:?}");
+    assert_eq!(run.code, Some(1), "{run:?}");
     assert!(
-        run.stdout
-            .contains("witness cosignatures are NOT checked yet"),
+        run.stdout.contains("check witness_quorum failed")
+            && run.stdout.contains("from no witness"),
         "{run:?}"
     );
+    // The same policy with `quorum none` verifies, on the log signature alone.
+    let text = std::fs::read_to_string(&policy).unwrap();
+    std::fs::write(&policy, text.replace("quorum g", "quorum none")).unwrap();
+    let run = verdict([
+        "verify",
+        valid.to_str().unwrap(),
+        "--policy",
+        policy.to_str().unwrap(),
+    ])
+    .unwrap();
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert!(run.stdout.contains("witness quorum none"), "{run:?}");
 
     let run = verdict(["inspect", valid.to_str().unwrap()]).unwrap();
     assert_eq!(run.code, Some(0), "{run:?}");

@@ -436,8 +436,8 @@ mod tests {
         std::fs::write(dir.path().join("egress.toml"), POLICY).unwrap();
         std::fs::write(dir.path().join("agent.token"), "# agent\nabc123\n").unwrap();
         let text = format!(
-            "[verdict]\nurl = \"http://127.0.0.1:1\"\ntoken_file = \"agent.token\"\n\n\
-             policies = [\"egress.toml\"]\n\n[[upstreams]]\nname = \"fs\"\ncommand = \"true\"\n\n{tools}"
+            "policies = [\"egress.toml\"]\n\n[verdict]\nurl = \"http://127.0.0.1:1\"\n\
+             token_file = \"agent.token\"\n\n[[upstreams]]\nname = \"fs\"\ncommand = \"true\"\n\n{tools}"
         );
         let path = dir.path().join("gateway.toml");
         (dir, path, text)

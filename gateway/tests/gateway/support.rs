@@ -150,6 +150,7 @@ impl Setup {
 /// `docs/gateway-guide.md`, with the paths filled in).
 pub fn config_text(server: &str, root: &Path, fs: &(String, PathBuf), unmapped: &str) -> String {
     let policy = workspace_root().join("testdata/policies/customer-data-egress.toml");
+    let policy = policy.display();
     let root = root.display();
     let unmapped = if unmapped == "deny" {
         "[unmapped]\nmode = \"deny\"\n".to_owned()

@@ -151,11 +151,14 @@ async fn gateway_checks_every_call_end_to_end() -> Result<()> {
     // 8. Operations: metrics count what happened.
     let metrics = reqwest::get(format!("{}/metrics", gw.base)).await?.text().await?;
     for needle in [
-        "verdict_gateway_calls_total{outcome=\"allow\"}",
-        "verdict_gateway_calls_total{outcome=\"deny\"}",
+        // rmcp: 3 allowed, 1 denied; Python: 1 allowed, 1 denied (stdio ran its own gateway).
+        "verdict_gateway_calls_total{outcome=\"allow\"} 4",
+        "verdict_gateway_calls_total{outcome=\"deny\"} 2",
         "verdict_gateway_calls_total{outcome=\"escalate\"} 1",
         "verdict_gateway_calls_total{outcome=\"unmapped-denied\"} 1",
-        "verdict_gateway_calls_total{outcome=\"invalid\"} 5",
+        // 5 bad calls from rmcp, the unknown tool from Python.
+        "verdict_gateway_calls_total{outcome=\"invalid\"} 6",
+        "verdict_gateway_forwarded_total 4",
     ] {
         assert!(metrics.contains(needle), "{needle} not in\n{metrics}");
     }

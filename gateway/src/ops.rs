@@ -5,17 +5,17 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::State;
-use axum::http::{header, StatusCode};
 use axum::body::Body;
 use axum::extract::Request;
+use axum::extract::State;
+use axum::http::{header, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use serde_json::Value;
 use axum::routing::get;
 use axum::Router;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use crate::proxy::GatewayHandler;
@@ -66,7 +66,10 @@ pub struct Metrics {
 impl Metrics {
     /// Count one call with its outcome.
     pub fn call(&self, outcome: Outcome) {
-        let i = OUTCOMES.iter().position(|(o, _)| *o == outcome).unwrap_or(0);
+        let i = OUTCOMES
+            .iter()
+            .position(|(o, _)| *o == outcome)
+            .unwrap_or(0);
         if let Some(c) = self.calls.get(i) {
             c.fetch_add(1, Ordering::Relaxed);
         }
@@ -131,7 +134,9 @@ pub fn app(handler: GatewayHandler, ct: CancellationToken) -> Router {
         .nest_service("/mcp", mcp)
         .route("/health", get(health))
         .route("/metrics", get(metrics))
-        .layer(tower_http::limit::RequestBodyLimitLayer::new(MAX_BODY_BYTES))
+        .layer(tower_http::limit::RequestBodyLimitLayer::new(
+            MAX_BODY_BYTES,
+        ))
         .with_state(handler)
 }
 
@@ -146,16 +151,30 @@ async fn json_rpc_errors(request: Request, next: Next) -> Response {
     let (parts, body) = request.into_parts();
     let bytes = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
         Ok(b) => b,
-        Err(_) => return rpc_error(StatusCode::PAYLOAD_TOO_LARGE, Value::Null, -32600, "request body too large"),
+        Err(_) => {
+            return rpc_error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                Value::Null,
+                -32600,
+                "request body too large",
+            )
+        }
     };
     let parsed: Result<Value, _> = serde_json::from_slice(&bytes);
     let id = match &parsed {
         Ok(v) => v.get("id").cloned().unwrap_or(Value::Null),
         Err(e) => {
-            return rpc_error(StatusCode::BAD_REQUEST, Value::Null, -32700, &format!("parse error: {e}"));
+            return rpc_error(
+                StatusCode::BAD_REQUEST,
+                Value::Null,
+                -32700,
+                &format!("parse error: {e}"),
+            );
         }
     };
-    let response = next.run(Request::from_parts(parts, Body::from(bytes))).await;
+    let response = next
+        .run(Request::from_parts(parts, Body::from(bytes)))
+        .await;
     let is_json = response
         .headers()
         .get(header::CONTENT_TYPE)
@@ -165,9 +184,16 @@ async fn json_rpc_errors(request: Request, next: Next) -> Response {
         return response;
     }
     let status = response.status();
-    let text = axum::body::to_bytes(response.into_body(), 4096).await.unwrap_or_default();
+    let text = axum::body::to_bytes(response.into_body(), 4096)
+        .await
+        .unwrap_or_default();
     let message = String::from_utf8_lossy(&text).replace('\n', " ");
-    rpc_error(status, id, -32600, &format!("invalid request: {}", message.trim()))
+    rpc_error(
+        status,
+        id,
+        -32600,
+        &format!("invalid request: {}", message.trim()),
+    )
 }
 
 fn rpc_error(status: StatusCode, id: Value, code: i64, message: &str) -> Response {

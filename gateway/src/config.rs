@@ -212,7 +212,10 @@ impl Config {
         let verdict_span = raw.verdict.span().start;
         let rv = raw.verdict.into_inner();
         if !(rv.url.starts_with("http://") || rv.url.starts_with("https://")) {
-            return Err(at(verdict_span, "verdict.url must be an http(s) URL".to_owned()));
+            return Err(at(
+                verdict_span,
+                "verdict.url must be an http(s) URL".to_owned(),
+            ));
         }
         let token = read_token(&dir.join(&rv.token_file))?;
         let verdict = VerdictConfig {
@@ -225,7 +228,13 @@ impl Config {
         let listen = match raw.listen {
             None => None,
             Some(l) => Some(l.get_ref().parse::<SocketAddr>().map_err(|_| {
-                at(l.span().start, format!("listen `{}` is not an address like 127.0.0.1:8090", l.get_ref()))
+                at(
+                    l.span().start,
+                    format!(
+                        "listen `{}` is not an address like 127.0.0.1:8090",
+                        l.get_ref()
+                    ),
+                )
             })?),
         };
 
@@ -241,7 +250,10 @@ impl Config {
             })?;
             let ast = compiled.ast().clone();
             if policies.insert(ast.name.clone(), ast).is_some() {
-                return Err(at(p.span().start, "two policy files define the same policy name".to_owned()));
+                return Err(at(
+                    p.span().start,
+                    "two policy files define the same policy name".to_owned(),
+                ));
             }
         }
 
@@ -254,18 +266,34 @@ impl Config {
                     ("deny", None) => Unmapped::Deny,
                     ("not-applicable", Some(policy)) => {
                         if !policies.contains_key(&policy) {
-                            return Err(at(span, format!("unmapped.policy `{policy}` is not one of the policy files")));
+                            return Err(at(
+                                span,
+                                format!(
+                                    "unmapped.policy `{policy}` is not one of the policy files"
+                                ),
+                            ));
                         }
                         Unmapped::NotApplicable { policy }
                     }
                     ("not-applicable", None) => {
-                        return Err(at(span, "unmapped mode \"not-applicable\" needs a `policy`".to_owned()))
+                        return Err(at(
+                            span,
+                            "unmapped mode \"not-applicable\" needs a `policy`".to_owned(),
+                        ))
                     }
                     ("deny", Some(_)) => {
-                        return Err(at(span, "unmapped mode \"deny\" takes no `policy`".to_owned()))
+                        return Err(at(
+                            span,
+                            "unmapped mode \"deny\" takes no `policy`".to_owned(),
+                        ))
                     }
                     (other, _) => {
-                        return Err(at(span, format!("unmapped.mode `{other}` must be \"deny\" or \"not-applicable\"")))
+                        return Err(at(
+                            span,
+                            format!(
+                                "unmapped.mode `{other}` must be \"deny\" or \"not-applicable\""
+                            ),
+                        ))
                     }
                 }
             }
@@ -275,23 +303,49 @@ impl Config {
         for u in raw.upstreams {
             let span = u.span().start;
             let u = u.into_inner();
-            if u.name.is_empty() || !u.name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
-                return Err(at(span, format!("upstream name `{}` must be letters, digits, - or _", u.name)));
+            if u.name.is_empty()
+                || !u
+                    .name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            {
+                return Err(at(
+                    span,
+                    format!("upstream name `{}` must be letters, digits, - or _", u.name),
+                ));
             }
             if upstreams.iter().any(|x: &UpstreamConfig| x.name == u.name) {
                 return Err(at(span, format!("two upstreams are called `{}`", u.name)));
             }
             let transport = match (u.command, u.url) {
-                (Some(command), None) => UpstreamTransport::Command { command, args: u.args, env: u.env },
-                (None, Some(url)) if u.args.is_empty() && u.env.is_empty() => UpstreamTransport::Url(url),
+                (Some(command), None) => UpstreamTransport::Command {
+                    command,
+                    args: u.args,
+                    env: u.env,
+                },
+                (None, Some(url)) if u.args.is_empty() && u.env.is_empty() => {
+                    UpstreamTransport::Url(url)
+                }
                 _ => {
-                    return Err(at(span, format!("upstream `{}` needs either `command` (with optional args, env) or `url`", u.name)))
+                    return Err(at(
+                        span,
+                        format!(
+                        "upstream `{}` needs either `command` (with optional args, env) or `url`",
+                        u.name
+                    ),
+                    ))
                 }
             };
-            upstreams.push(UpstreamConfig { name: u.name, transport });
+            upstreams.push(UpstreamConfig {
+                name: u.name,
+                transport,
+            });
         }
         if upstreams.is_empty() {
-            return Err(at(0, "at least one [[upstreams]] entry is needed".to_owned()));
+            return Err(at(
+                0,
+                "at least one [[upstreams]] entry is needed".to_owned(),
+            ));
         }
 
         let mut tools = BTreeMap::new();
@@ -302,17 +356,29 @@ impl Config {
             let policy = policies.get(policy_name).ok_or_else(|| {
                 at(
                     tool.policy.span().start,
-                    format!("tool `{name}`: policy `{policy_name}` is not one of the policy files ({})", names(policies.keys())),
+                    format!(
+                        "tool `{name}`: policy `{policy_name}` is not one of the policy files ({})",
+                        names(policies.keys())
+                    ),
                 )
             })?;
             let mut variables = Vec::new();
             for (var, source) in tool.variables {
                 let offset = source.span().start;
-                let source = validate_source(policy, &var, source.into_inner())
-                    .map_err(|message| at(offset, format!("tool `{name}`, variable `{var}`: {message}")))?;
+                let source =
+                    validate_source(policy, &var, source.into_inner()).map_err(|message| {
+                        at(
+                            offset,
+                            format!("tool `{name}`, variable `{var}`: {message}"),
+                        )
+                    })?;
                 variables.push((var, source));
             }
-            let mapping = ToolMapping { policy: policy_name.clone(), variables, line };
+            let mapping = ToolMapping {
+                policy: policy_name.clone(),
+                variables,
+                line,
+            };
             tools.insert(name, mapping);
         }
 
@@ -327,7 +393,6 @@ impl Config {
             tools,
         })
     }
-
 }
 
 /// Check one `[tools.<name>.variables]` entry against the policy.
@@ -422,7 +487,9 @@ fn read_token(path: &Path) -> Result<String, GatewayError> {
         .map(str::trim)
         .find(|l| !l.is_empty() && !l.starts_with('#'))
         .map(str::to_owned)
-        .ok_or_else(|| GatewayError::EmptyToken { path: path.to_path_buf() })
+        .ok_or_else(|| GatewayError::EmptyToken {
+            path: path.to_path_buf(),
+        })
 }
 
 #[cfg(test)]
@@ -436,8 +503,8 @@ mod tests {
         std::fs::write(dir.path().join("egress.toml"), POLICY).unwrap();
         std::fs::write(dir.path().join("agent.token"), "# agent\nabc123\n").unwrap();
         let text = format!(
-            "[verdict]\nurl = \"http://127.0.0.1:1\"\ntoken_file = \"agent.token\"\n\n\
-             policies = [\"egress.toml\"]\n\n[[upstreams]]\nname = \"fs\"\ncommand = \"true\"\n\n{tools}"
+            "policies = [\"egress.toml\"]\n\n[verdict]\nurl = \"http://127.0.0.1:1\"\n\
+             token_file = \"agent.token\"\n\n[[upstreams]]\nname = \"fs\"\ncommand = \"true\"\n\n{tools}"
         );
         let path = dir.path().join("gateway.toml");
         (dir, path, text)
@@ -464,8 +531,15 @@ mod tests {
              destination = { value = \"external\" }\nrecipient = { pointer = \"/to\" }\n",
         );
         let err = Config::parse(&path, &text).unwrap_err().to_string();
-        let line = text.lines().position(|l| l.starts_with("recipient")).unwrap() + 1;
-        assert!(err.starts_with(&format!("{}:{line}: ", path.display())), "{err}");
+        let line = text
+            .lines()
+            .position(|l| l.starts_with("recipient"))
+            .unwrap()
+            + 1;
+        assert!(
+            err.starts_with(&format!("{}:{line}: ", path.display())),
+            "{err}"
+        );
         assert!(err.contains("has no variable `recipient`"), "{err}");
     }
 
@@ -474,15 +548,24 @@ mod tests {
         for (entry, needle) in [
             ("record_count = { value = \"many\" }", "int variable"),
             ("destination = { value = \"moon\" }", "enum variable"),
-            ("is_privileged = { pointer = \"/p\", map = { yes = 1 } }", "bool variable"),
-            ("record_count = { pointer = \"/n\", default = true }", "int variable"),
+            (
+                "is_privileged = { pointer = \"/p\", map = { yes = 1 } }",
+                "bool variable",
+            ),
+            (
+                "record_count = { pointer = \"/n\", default = true }",
+                "int variable",
+            ),
         ] {
             let (_d, path, text) = setup(&format!(
                 "[tools.t]\npolicy = \"customer-data-egress\"\n[tools.t.variables]\n{entry}\n"
             ));
             let err = Config::parse(&path, &text).unwrap_err().to_string();
             let line = text.lines().position(|l| l == entry).unwrap() + 1;
-            assert!(err.starts_with(&format!("{}:{line}: ", path.display())), "{err}");
+            assert!(
+                err.starts_with(&format!("{}:{line}: ", path.display())),
+                "{err}"
+            );
             assert!(err.contains(needle), "{entry}: {err}");
         }
     }

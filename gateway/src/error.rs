@@ -62,7 +62,10 @@ impl GatewayError {
     /// the listener.
     pub fn exit_code(&self) -> i32 {
         match self {
-            Self::Read { .. } | Self::Config { .. } | Self::Policy { .. } | Self::EmptyToken { .. } => 2,
+            Self::Read { .. }
+            | Self::Config { .. }
+            | Self::Policy { .. }
+            | Self::EmptyToken { .. } => 2,
             Self::Upstream { .. } => 3,
             Self::Listen { .. } => 4,
         }

@@ -45,7 +45,9 @@ fn main() {
         Ok(rt) => match rt.block_on(run(cli)) {
             Ok(()) => 0,
             Err(e) => {
-                let code = e.downcast_ref::<GatewayError>().map_or(1, GatewayError::exit_code);
+                let code = e
+                    .downcast_ref::<GatewayError>()
+                    .map_or(1, GatewayError::exit_code);
                 eprintln!("verdict-gateway: {e:#}");
                 code
             }
@@ -80,7 +82,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Some(addr) => {
             let listener = tokio::net::TcpListener::bind(addr)
                 .await
-                .map_err(|source| GatewayError::Listen { addr: addr.to_string(), source })?;
+                .map_err(|source| GatewayError::Listen {
+                    addr: addr.to_string(),
+                    source,
+                })?;
             let bound = listener.local_addr()?;
             tracing::info!("verdict-gateway serving MCP at http://{bound}/mcp");
             let app = ops::app(handler.clone(), ct.child_token());

@@ -149,7 +149,10 @@ fn value_of(source: &Source, arguments: &Value) -> Result<Option<Value>, Mapping
 ///
 /// # Errors
 /// A one-line message naming the first offending argument.
-pub fn check_schema(schema: &Map<String, Value>, arguments: &Map<String, Value>) -> Result<(), String> {
+pub fn check_schema(
+    schema: &Map<String, Value>,
+    arguments: &Map<String, Value>,
+) -> Result<(), String> {
     if let Some(required) = schema.get("required").and_then(Value::as_array) {
         for r in required.iter().filter_map(Value::as_str) {
             if !arguments.contains_key(r) {
@@ -166,7 +169,10 @@ pub fn check_schema(schema: &Map<String, Value>, arguments: &Map<String, Value>)
         };
         let ok = match ty {
             Value::String(t) => has_type(t, value),
-            Value::Array(ts) => ts.iter().filter_map(Value::as_str).any(|t| has_type(t, value)),
+            Value::Array(ts) => ts
+                .iter()
+                .filter_map(Value::as_str)
+                .any(|t| has_type(t, value)),
             _ => true,
         };
         if !ok {
@@ -231,7 +237,10 @@ mod tests {
                     "classification".into(),
                     Source::Argument {
                         pointer: "/label".into(),
-                        transform: Transform::Map(BTreeMap::from([("pii".into(), json!("restricted"))])),
+                        transform: Transform::Map(BTreeMap::from([(
+                            "pii".into(),
+                            json!("restricted"),
+                        )])),
                         default: None,
                     },
                 ),
@@ -244,14 +253,24 @@ mod tests {
     fn arguments_become_the_action() {
         let p = policy();
         let m = mapping();
-        let a = m.action(&p, &json!({"path": "/data/outbox/x.csv", "rows": 7, "label": "pii"})).unwrap();
+        let a = m
+            .action(
+                &p,
+                &json!({"path": "/data/outbox/x.csv", "rows": 7, "label": "pii"}),
+            )
+            .unwrap();
         assert_eq!(
             a,
             json!({"destination": "external", "record_count": 7, "classification": "restricted", "authorization_token": null})
         );
         // Longest prefix wins; missing argument takes the default; unmatched map value is unbound.
-        let a = m.action(&p, &json!({"path": "/data/notes.txt", "label": "other"})).unwrap();
-        assert_eq!(a, json!({"destination": "internal", "record_count": 1, "authorization_token": null}));
+        let a = m
+            .action(&p, &json!({"path": "/data/notes.txt", "label": "other"}))
+            .unwrap();
+        assert_eq!(
+            a,
+            json!({"destination": "internal", "record_count": 1, "authorization_token": null})
+        );
         // No prefix matches: unbound.
         let a = m.action(&p, &json!({"path": "/etc/passwd"})).unwrap();
         assert_eq!(a, json!({"record_count": 1, "authorization_token": null}));
@@ -265,10 +284,17 @@ mod tests {
             m.action(&p, &json!({"path": "/data/internal/../outbox/x"})),
             Err(MappingError::DotSegments { .. })
         ));
-        assert!(matches!(m.action(&p, &json!({"path": 5})), Err(MappingError::NotAString { .. })));
-        let e = m.action(&p, &json!({"path": "/data/a", "rows": "many"})).unwrap_err();
+        assert!(matches!(
+            m.action(&p, &json!({"path": 5})),
+            Err(MappingError::NotAString { .. })
+        ));
+        let e = m
+            .action(&p, &json!({"path": "/data/a", "rows": "many"}))
+            .unwrap_err();
         assert!(e.to_string().contains("record_count"), "{e}");
-        let e = m.action(&p, &json!({"path": "/data/a", "rows": -1})).unwrap_err();
+        let e = m
+            .action(&p, &json!({"path": "/data/a", "rows": -1}))
+            .unwrap_err();
         assert!(matches!(e, MappingError::Ill { .. }), "{e}");
     }
 
@@ -279,8 +305,14 @@ mod tests {
         let args = |v: Value| v.as_object().unwrap().clone();
         assert!(check_schema(schema, &args(json!({"path": "a", "n": 3}))).is_ok());
         assert!(check_schema(schema, &args(json!({"path": "a", "n": null}))).is_ok());
-        assert!(check_schema(schema, &args(json!({"path": 1}))).unwrap_err().contains("`path`"));
-        assert!(check_schema(schema, &args(json!({"path": "a", "n": 1.5}))).unwrap_err().contains("`n`"));
-        assert!(check_schema(schema, &args(json!({}))).unwrap_err().contains("missing required"));
+        assert!(check_schema(schema, &args(json!({"path": 1})))
+            .unwrap_err()
+            .contains("`path`"));
+        assert!(check_schema(schema, &args(json!({"path": "a", "n": 1.5})))
+            .unwrap_err()
+            .contains("`n`"));
+        assert!(check_schema(schema, &args(json!({})))
+            .unwrap_err()
+            .contains("missing required"));
     }
 }

@@ -5,13 +5,17 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::body::Body;
+use axum::extract::Request;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
-use axum::response::IntoResponse;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use crate::proxy::GatewayHandler;
@@ -62,7 +66,10 @@ pub struct Metrics {
 impl Metrics {
     /// Count one call with its outcome.
     pub fn call(&self, outcome: Outcome) {
-        let i = OUTCOMES.iter().position(|(o, _)| *o == outcome).unwrap_or(0);
+        let i = OUTCOMES
+            .iter()
+            .position(|(o, _)| *o == outcome)
+            .unwrap_or(0);
         if let Some(c) = self.calls.get(i) {
             c.fetch_add(1, Ordering::Relaxed);
         }
@@ -122,12 +129,76 @@ pub fn app(handler: GatewayHandler, ct: CancellationToken) -> Router {
         Arc::new(LocalSessionManager::default()),
         StreamableHttpServerConfig::default().with_cancellation_token(ct),
     );
+    let mcp = tower::Layer::layer(&axum::middleware::from_fn(json_rpc_errors), mcp);
     Router::new()
         .nest_service("/mcp", mcp)
         .route("/health", get(health))
         .route("/metrics", get(metrics))
-        .layer(tower_http::limit::RequestBodyLimitLayer::new(MAX_BODY_BYTES))
+        .layer(tower_http::limit::RequestBodyLimitLayer::new(
+            MAX_BODY_BYTES,
+        ))
         .with_state(handler)
+}
+
+/// Bad JSON-RPC at the HTTP layer gets a JSON-RPC error object: a POST body that is not JSON is
+/// a parse error (-32700); any other 4xx the SDK answers with plain text becomes an
+/// invalid-request error (-32600) with the SDK's message, keeping the status and the request id
+/// when the body has one.
+async fn json_rpc_errors(request: Request, next: Next) -> Response {
+    if request.method() != axum::http::Method::POST {
+        return next.run(request).await;
+    }
+    let (parts, body) = request.into_parts();
+    let bytes = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
+        Ok(b) => b,
+        Err(_) => {
+            return rpc_error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                Value::Null,
+                -32600,
+                "request body too large",
+            )
+        }
+    };
+    let parsed: Result<Value, _> = serde_json::from_slice(&bytes);
+    let id = match &parsed {
+        Ok(v) => v.get("id").cloned().unwrap_or(Value::Null),
+        Err(e) => {
+            return rpc_error(
+                StatusCode::BAD_REQUEST,
+                Value::Null,
+                -32700,
+                &format!("parse error: {e}"),
+            );
+        }
+    };
+    let response = next
+        .run(Request::from_parts(parts, Body::from(bytes)))
+        .await;
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json") || v.starts_with("text/event-stream"));
+    if !response.status().is_client_error() || is_json {
+        return response;
+    }
+    let status = response.status();
+    let text = axum::body::to_bytes(response.into_body(), 4096)
+        .await
+        .unwrap_or_default();
+    let message = String::from_utf8_lossy(&text).replace('\n', " ");
+    rpc_error(
+        status,
+        id,
+        -32600,
+        &format!("invalid request: {}", message.trim()),
+    )
+}
+
+fn rpc_error(status: StatusCode, id: Value, code: i64, message: &str) -> Response {
+    let body = serde_json::json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": message}});
+    (status, axum::Json(body)).into_response()
 }
 
 async fn health(State(h): State<GatewayHandler>) -> impl IntoResponse {

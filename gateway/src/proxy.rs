@@ -175,7 +175,9 @@ impl Gateway {
             Ok(d) => d,
             Err(failure) => return Ok(self.refused(&name, &failure)),
         };
-        let index = decision.index.map_or_else(|| "none".to_owned(), |i| i.to_string());
+        let index = decision
+            .index
+            .map_or_else(|| "none".to_owned(), |i| i.to_string());
         let forward = decision.allows()
             || (decision.decision == "not-applicable" && !self.mappings.contains_key(&name));
         tracing::info!(
@@ -195,9 +197,10 @@ impl Gateway {
         } else {
             Outcome::NotApplicable
         });
-        let upstream = self.upstreams.get(exposed.upstream).ok_or_else(|| {
-            McpError::internal_error("upstream missing", None)
-        })?;
+        let upstream = self
+            .upstreams
+            .get(exposed.upstream)
+            .ok_or_else(|| McpError::internal_error("upstream missing", None))?;
         let mut params = CallToolRequestParams::new(exposed.original.clone());
         params.arguments = request.arguments;
         let mut result = match upstream.peer.call_tool(params).await {
@@ -273,7 +276,12 @@ impl Gateway {
     }
 
     fn owner_of_resource(&self, uri: &str) -> Option<usize> {
-        if let Some(i) = self.resource_owner.lock().ok().and_then(|m| m.get(uri).copied()) {
+        if let Some(i) = self
+            .resource_owner
+            .lock()
+            .ok()
+            .and_then(|m| m.get(uri).copied())
+        {
             return Some(i);
         }
         let with: Vec<usize> = (0..self.upstreams.len())
@@ -356,8 +364,18 @@ impl ServerHandler for GatewayHandler {
         _context: RequestContext<RoleServer>,
     ) -> Result<ListResourcesResult, McpError> {
         let mut all = Vec::new();
-        for (i, u) in self.0.upstreams.iter().enumerate().filter(|(_, u)| u.resources) {
-            let list = u.peer.list_all_resources().await.map_err(|e| upstream_error("resources/list", e))?;
+        for (i, u) in self
+            .0
+            .upstreams
+            .iter()
+            .enumerate()
+            .filter(|(_, u)| u.resources)
+        {
+            let list = u
+                .peer
+                .list_all_resources()
+                .await
+                .map_err(|e| upstream_error("resources/list", e))?;
             if let Ok(mut owners) = self.0.resource_owner.lock() {
                 for r in &list {
                     owners.entry(r.uri.clone()).or_insert(i);
@@ -399,7 +417,11 @@ impl ServerHandler for GatewayHandler {
             let Some(u) = self.0.upstreams.get(i).filter(|u| u.resources) else {
                 continue;
             };
-            match u.peer.read_resource(ReadResourceRequestParams::new(request.uri.clone())).await {
+            match u
+                .peer
+                .read_resource(ReadResourceRequestParams::new(request.uri.clone()))
+                .await
+            {
                 Ok(r) => return Ok(ReadResourceResponse::from(r)),
                 Err(e) => last = Some(e),
             }
@@ -417,7 +439,12 @@ impl ServerHandler for GatewayHandler {
     ) -> Result<ListPromptsResult, McpError> {
         let mut all = Vec::new();
         for u in self.0.upstreams.iter().filter(|u| u.prompts) {
-            all.extend(u.peer.list_all_prompts().await.map_err(|e| upstream_error("prompts/list", e))?);
+            all.extend(
+                u.peer
+                    .list_all_prompts()
+                    .await
+                    .map_err(|e| upstream_error("prompts/list", e))?,
+            );
         }
         Ok(ListPromptsResult::with_all_items(all))
     }
@@ -428,14 +455,25 @@ impl ServerHandler for GatewayHandler {
         _context: RequestContext<RoleServer>,
     ) -> Result<GetPromptResponse, McpError> {
         for u in self.0.upstreams.iter().filter(|u| u.prompts) {
-            let listed = u.peer.list_all_prompts().await.map_err(|e| upstream_error("prompts/list", e))?;
+            let listed = u
+                .peer
+                .list_all_prompts()
+                .await
+                .map_err(|e| upstream_error("prompts/list", e))?;
             if listed.iter().any(|p| p.name == request.name) {
                 let mut params = GetPromptRequestParams::new(request.name.clone());
                 params.arguments = request.arguments.clone();
-                let r = u.peer.get_prompt(params).await.map_err(|e| upstream_error("prompts/get", e))?;
+                let r = u
+                    .peer
+                    .get_prompt(params)
+                    .await
+                    .map_err(|e| upstream_error("prompts/get", e))?;
                 return Ok(GetPromptResponse::from(r));
             }
         }
-        Err(McpError::invalid_params(format!("unknown prompt `{}`", request.name), None))
+        Err(McpError::invalid_params(
+            format!("unknown prompt `{}`", request.name),
+            None,
+        ))
     }
 }

@@ -32,7 +32,9 @@ pub struct Upstream {
 
 impl std::fmt::Debug for Upstream {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Upstream").field("name", &self.name).finish_non_exhaustive()
+        f.debug_struct("Upstream")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
     }
 }
 
@@ -77,7 +79,10 @@ pub async fn connect(config: &UpstreamConfig) -> Result<Upstream, GatewayError> 
         }
     };
     let info = service.peer_info();
-    let caps = info.as_ref().map(|i| i.capabilities.clone()).unwrap_or_default();
+    let caps = info
+        .as_ref()
+        .map(|i| i.capabilities.clone())
+        .unwrap_or_default();
     Ok(Upstream {
         name: config.name.clone(),
         peer: service.peer().clone(),
@@ -91,13 +96,19 @@ pub async fn connect(config: &UpstreamConfig) -> Result<Upstream, GatewayError> 
 ///
 /// # Errors
 /// [`GatewayError::Upstream`] when an upstream does not list its tools.
-pub async fn catalogue(upstreams: &[Upstream]) -> Result<BTreeMap<String, ExposedTool>, GatewayError> {
+pub async fn catalogue(
+    upstreams: &[Upstream],
+) -> Result<BTreeMap<String, ExposedTool>, GatewayError> {
     let mut all: Vec<(usize, Tool)> = Vec::new();
     for (i, u) in upstreams.iter().enumerate() {
-        let tools = u.peer.list_all_tools().await.map_err(|e| GatewayError::Upstream {
-            name: u.name.clone(),
-            message: format!("tools/list failed: {e}"),
-        })?;
+        let tools = u
+            .peer
+            .list_all_tools()
+            .await
+            .map_err(|e| GatewayError::Upstream {
+                name: u.name.clone(),
+                message: format!("tools/list failed: {e}"),
+            })?;
         all.extend(tools.into_iter().map(|t| (i, t)));
     }
     let mut count: BTreeMap<String, usize> = BTreeMap::new();

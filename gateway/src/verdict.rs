@@ -181,13 +181,21 @@ impl VerdictClient {
                     let value: Value = r.json().await.map_err(|e| CheckFailure::BadAnswer {
                         detail: e.to_string(),
                     })?;
-                    if value.get("decision").and_then(Value::as_str).is_some_and(|d| d != "escalate") {
+                    if value
+                        .get("decision")
+                        .and_then(Value::as_str)
+                        .is_some_and(|d| d != "escalate")
+                    {
                         return parse(value);
                     }
                 }
                 Ok(r) => return Err(status_failure(r).await),
                 Err(e) if e.is_timeout() => {}
-                Err(e) => return Err(CheckFailure::Unreachable { detail: e.to_string() }),
+                Err(e) => {
+                    return Err(CheckFailure::Unreachable {
+                        detail: e.to_string(),
+                    })
+                }
             }
             tokio::time::sleep(Duration::from_millis(200).min(left)).await;
         }
@@ -255,11 +263,19 @@ fn parse(value: Value) -> Result<Decision, CheckFailure> {
         value
             .get(key)
             .and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_owned)
+                    .collect()
+            })
             .unwrap_or_default()
     };
     Ok(Decision {
-        fail_closed: value.get("fail_closed").and_then(Value::as_bool).unwrap_or(false),
+        fail_closed: value
+            .get("fail_closed")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
         policy: value
             .pointer("/policy/name")
             .and_then(Value::as_str)

@@ -61,30 +61,54 @@ async fn gateway_checks_every_call_end_to_end() -> Result<()> {
     let root = setup.root.clone();
     let mut gw = setup.gateway().await?;
     let client = ()
-        .serve(StreamableHttpClientTransport::from_uri(format!("{}/mcp", gw.base)))
+        .serve(StreamableHttpClientTransport::from_uri(format!(
+            "{}/mcp",
+            gw.base
+        )))
         .await?;
 
     // The upstream's tools are offered as the gateway's own.
     let tools = client.list_all_tools().await?;
     let names: Vec<String> = tools.iter().map(|t| t.name.to_string()).collect();
-    for t in ["write_file", "create_directory", "read_text_file", "list_directory"] {
+    for t in [
+        "write_file",
+        "create_directory",
+        "read_text_file",
+        "list_directory",
+    ] {
         assert!(names.iter().any(|n| n == t), "{t} missing from {names:?}");
     }
 
     // 1. Allowed: reaches the upstream, the file is written, the bundle verifies.
     let allowed = root.join("internal/report.txt");
-    let r = call(&client, "write_file", json!({"path": allowed, "content": "quarterly numbers"})).await?;
+    let r = call(
+        &client,
+        "write_file",
+        json!({"path": allowed, "content": "quarterly numbers"}),
+    )
+    .await?;
     assert_ne!(r.is_error, Some(true), "allowed call failed: {}", text(&r));
     assert_eq!(std::fs::read_to_string(&allowed)?, "quarterly numbers");
     let m = meta(&r);
     assert_eq!(m["decision"], "allow", "{m}");
     let bundle = m["bundle"].as_str().context("no bundle in _meta")?;
     let run = setup.verify(bundle, "allow")?;
-    assert_eq!(run.code, Some(0), "verify allow: {} {}", run.stdout, run.stderr);
+    assert_eq!(
+        run.code,
+        Some(0),
+        "verify allow: {} {}",
+        run.stdout,
+        run.stderr
+    );
 
     // 2. Denied: not forwarded, the file is absent, the error names the rule and the log index.
     let denied = root.join("outbox/customers.csv");
-    let r = call(&client, "write_file", json!({"path": denied, "content": "id,email"})).await?;
+    let r = call(
+        &client,
+        "write_file",
+        json!({"path": denied, "content": "id,email"}),
+    )
+    .await?;
     assert_eq!(r.is_error, Some(true));
     let t = text(&r);
     let m = meta(&r);
@@ -94,21 +118,41 @@ async fn gateway_checks_every_call_end_to_end() -> Result<()> {
     assert!(!denied.exists(), "a denied write reached the filesystem");
     assert_eq!(m["decision"], "deny");
     let run = setup.verify(m["bundle"].as_str().context("no bundle")?, "deny")?;
-    assert_eq!(run.code, Some(0), "verify deny: {} {}", run.stdout, run.stderr);
+    assert_eq!(
+        run.code,
+        Some(0),
+        "verify deny: {} {}",
+        run.stdout,
+        run.stderr
+    );
 
     // 3. Escalated: not forwarded; the error names the undetermined variable.
     let dir = root.join("outbox/export-2026");
     let r = call(&client, "create_directory", json!({"path": dir})).await?;
     assert_eq!(r.is_error, Some(true));
     let t = text(&r);
-    assert!(t.contains("escalated") && t.contains("authorization_token"), "{t}");
+    assert!(
+        t.contains("escalated") && t.contains("authorization_token"),
+        "{t}"
+    );
     assert!(!dir.exists(), "an escalated call reached the filesystem");
     let m = meta(&r);
     assert_eq!(m["decision"], "escalate");
     let run = setup.verify(m["bundle"].as_str().context("no bundle")?, "escalate")?;
-    assert_eq!(run.code, Some(0), "verify escalate: {} {}", run.stdout, run.stderr);
+    assert_eq!(
+        run.code,
+        Some(0),
+        "verify escalate: {} {}",
+        run.stdout,
+        run.stderr
+    );
     // The same tool to an internal path is allowed.
-    let r = call(&client, "create_directory", json!({"path": root.join("internal/sub")})).await?;
+    let r = call(
+        &client,
+        "create_directory",
+        json!({"path": root.join("internal/sub")}),
+    )
+    .await?;
     assert_ne!(r.is_error, Some(true), "{}", text(&r));
     assert!(root.join("internal/sub").is_dir());
 
@@ -120,22 +164,41 @@ async fn gateway_checks_every_call_end_to_end() -> Result<()> {
     // 5. Bad input: JSON-RPC errors, and the gateway keeps serving.
     let e = call(&client, "no_such_tool", json!({})).await.unwrap_err();
     assert!(invalid_params(&e), "unknown tool: {e:?}");
-    let e = call(&client, "write_file", json!({"path": 5, "content": "x"})).await.unwrap_err();
-    assert!(invalid_params(&e), "wrong type: {e:?}");
-    let e = call(&client, "write_file", json!({"content": "x"})).await.unwrap_err();
-    assert!(invalid_params(&e), "missing argument: {e:?}");
-    let big = "x".repeat(100 * 1024);
-    let e = call(&client, "write_file", json!({"path": root.join("internal/big"), "content": big})).await.unwrap_err();
-    assert!(invalid_params(&e), "oversized: {e:?}");
-    assert!(!root.join("internal/big").exists());
-    let e = call(&client, "write_file", json!({"path": format!("{}/internal/../outbox/x", root.display()), "content": "x"}))
+    let e = call(&client, "write_file", json!({"path": 5, "content": "x"}))
         .await
         .unwrap_err();
+    assert!(invalid_params(&e), "wrong type: {e:?}");
+    let e = call(&client, "write_file", json!({"content": "x"}))
+        .await
+        .unwrap_err();
+    assert!(invalid_params(&e), "missing argument: {e:?}");
+    let big = "x".repeat(100 * 1024);
+    let e = call(
+        &client,
+        "write_file",
+        json!({"path": root.join("internal/big"), "content": big}),
+    )
+    .await
+    .unwrap_err();
+    assert!(invalid_params(&e), "oversized: {e:?}");
+    assert!(!root.join("internal/big").exists());
+    let e = call(
+        &client,
+        "write_file",
+        json!({"path": format!("{}/internal/../outbox/x", root.display()), "content": "x"}),
+    )
+    .await
+    .unwrap_err();
     assert!(invalid_params(&e), "dot segments: {e:?}");
     assert!(!root.join("outbox/x").exists());
     malformed_json_rpc(&gw.base).await?;
     let again = root.join("internal/after-bad-input.txt");
-    let r = call(&client, "write_file", json!({"path": again, "content": "still serving"})).await?;
+    let r = call(
+        &client,
+        "write_file",
+        json!({"path": again, "content": "still serving"}),
+    )
+    .await?;
     assert_ne!(r.is_error, Some(true), "{}", text(&r));
     assert!(again.exists());
 
@@ -149,18 +212,27 @@ async fn gateway_checks_every_call_end_to_end() -> Result<()> {
     stdio_transport(&setup).await?;
 
     // 8. Operations: metrics count what happened.
-    let metrics = reqwest::get(format!("{}/metrics", gw.base)).await?.text().await?;
+    let metrics = reqwest::get(format!("{}/metrics", gw.base))
+        .await?
+        .text()
+        .await?;
     for needle in [
-        "verdict_gateway_calls_total{outcome=\"allow\"}",
-        "verdict_gateway_calls_total{outcome=\"deny\"}",
+        // rmcp: 3 allowed, 1 denied; Python: 1 allowed, 1 denied (stdio ran its own gateway).
+        "verdict_gateway_calls_total{outcome=\"allow\"} 4",
+        "verdict_gateway_calls_total{outcome=\"deny\"} 2",
         "verdict_gateway_calls_total{outcome=\"escalate\"} 1",
         "verdict_gateway_calls_total{outcome=\"unmapped-denied\"} 1",
-        "verdict_gateway_calls_total{outcome=\"invalid\"} 5",
+        // 5 bad calls from rmcp, the unknown tool from Python.
+        "verdict_gateway_calls_total{outcome=\"invalid\"} 6",
+        "verdict_gateway_forwarded_total 4",
     ] {
         assert!(metrics.contains(needle), "{needle} not in\n{metrics}");
     }
     let log = gw.output();
-    assert!(log.contains(&format!("tool call write_file: deny (log index {index})")), "{log}");
+    assert!(
+        log.contains(&format!("tool call write_file: deny (log index {index})")),
+        "{log}"
+    );
 
     // 9. verdict-server down: calls are refused and nothing is forwarded.
     setup.server.stop()?;
@@ -209,7 +281,8 @@ async fn malformed_json_rpc(base: &str) -> Result<()> {
 }
 
 async fn python_client(setup: &Setup, base: &str, python: &std::path::Path) -> Result<()> {
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/gateway/mcp_client.py");
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/gateway/mcp_client.py");
     let out = tokio::process::Command::new(python)
         .arg(script)
         .arg(format!("{base}/mcp"))
@@ -217,20 +290,42 @@ async fn python_client(setup: &Setup, base: &str, python: &std::path::Path) -> R
         .output()
         .await?;
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "python client: {stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    let steps: Vec<Value> = stdout.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
-    let step = |name: &str| steps.iter().find(|s| s["step"] == name).cloned().unwrap_or(Value::Null);
-    assert!(step("tools")["names"].as_array().is_some_and(|a| a.iter().any(|n| n == "write_file")));
+    assert!(
+        out.status.success(),
+        "python client: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let steps: Vec<Value> = stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let step = |name: &str| {
+        steps
+            .iter()
+            .find(|s| s["step"] == name)
+            .cloned()
+            .unwrap_or(Value::Null)
+    };
+    assert!(step("tools")["names"]
+        .as_array()
+        .is_some_and(|a| a.iter().any(|n| n == "write_file")));
     let allow = step("allow");
     assert_eq!(allow["is_error"], false, "{allow}");
     assert!(setup.root.join("internal/py-allowed.txt").exists());
-    let bundle = allow["meta"][META_KEY]["bundle"].as_str().context("python: no bundle")?;
+    let bundle = allow["meta"][META_KEY]["bundle"]
+        .as_str()
+        .context("python: no bundle")?;
     assert_eq!(setup.verify(bundle, "py-allow")?.code, Some(0));
     let deny = step("deny");
     assert_eq!(deny["is_error"], true, "{deny}");
-    assert!(deny["text"].as_str().unwrap_or("").contains("external-needs-authorization"));
+    assert!(deny["text"]
+        .as_str()
+        .unwrap_or("")
+        .contains("external-needs-authorization"));
     assert!(!setup.root.join("outbox/py-denied.txt").exists());
-    let bundle = deny["meta"][META_KEY]["bundle"].as_str().context("python: no deny bundle")?;
+    let bundle = deny["meta"][META_KEY]["bundle"]
+        .as_str()
+        .context("python: no deny bundle")?;
     assert_eq!(setup.verify(bundle, "py-deny")?.code, Some(0));
     let unknown = step("unknown");
     assert!(
@@ -242,19 +337,35 @@ async fn python_client(setup: &Setup, base: &str, python: &std::path::Path) -> R
 
 async fn stdio_transport(setup: &Setup) -> Result<()> {
     let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_verdict-gateway"));
-    cmd.arg("--config").arg(&setup.config).arg("--stdio").env("RUST_LOG", "warn");
+    cmd.arg("--config")
+        .arg(&setup.config)
+        .arg("--stdio")
+        .env("RUST_LOG", "warn");
     let (transport, _) = TokioChildProcess::builder(cmd)
         .stderr(std::process::Stdio::null())
         .spawn()?;
     let client = ().serve(transport).await?;
     let path = setup.root.join("internal/via-stdio.txt");
-    let r = call(&client, "write_file", json!({"path": path, "content": "stdio"})).await?;
+    let r = call(
+        &client,
+        "write_file",
+        json!({"path": path, "content": "stdio"}),
+    )
+    .await?;
     assert_ne!(r.is_error, Some(true), "{}", text(&r));
     assert_eq!(std::fs::read_to_string(&path)?, "stdio");
-    let bundle = meta(&r)["bundle"].as_str().map(str::to_owned).context("stdio: no bundle")?;
+    let bundle = meta(&r)["bundle"]
+        .as_str()
+        .map(str::to_owned)
+        .context("stdio: no bundle")?;
     assert_eq!(setup.verify(&bundle, "stdio")?.code, Some(0));
     let denied = setup.root.join("outbox/via-stdio.txt");
-    let r = call(&client, "write_file", json!({"path": denied, "content": "stdio"})).await?;
+    let r = call(
+        &client,
+        "write_file",
+        json!({"path": denied, "content": "stdio"}),
+    )
+    .await?;
     assert_eq!(r.is_error, Some(true));
     assert!(!denied.exists());
     client.cancel().await?;
@@ -271,21 +382,39 @@ async fn unmapped_tools_can_be_screened_as_not_applicable() -> Result<()> {
         }
     };
     let setup = Setup::new(fs).await?;
-    let text_cfg = crate::support::config_text(&setup.server.base, &setup.root, &setup.fs_server, "not-applicable");
+    let text_cfg = crate::support::config_text(
+        &setup.server.base,
+        &setup.root,
+        &setup.fs_server,
+        "not-applicable",
+    );
     std::fs::write(&setup.config, text_cfg)?;
     let gw = setup.gateway().await?;
     let client = ()
-        .serve(StreamableHttpClientTransport::from_uri(format!("{}/mcp", gw.base)))
+        .serve(StreamableHttpClientTransport::from_uri(format!(
+            "{}/mcp",
+            gw.base
+        )))
         .await?;
     std::fs::write(setup.root.join("internal/readme.txt"), "hello")?;
-    let r = call(&client, "read_text_file", json!({"path": setup.root.join("internal/readme.txt")})).await?;
+    let r = call(
+        &client,
+        "read_text_file",
+        json!({"path": setup.root.join("internal/readme.txt")}),
+    )
+    .await?;
     assert_ne!(r.is_error, Some(true), "{}", text(&r));
     assert!(text(&r).contains("hello"));
     let m = meta(&r);
     assert_eq!(m["decision"], "not-applicable", "{m}");
     let run = setup.verify(m["bundle"].as_str().context("no bundle")?, "na")?;
     assert_eq!(run.code, Some(0), "{} {}", run.stdout, run.stderr);
-    assert!(gw.output().contains("tool call read_text_file: not-applicable"), "{}", gw.output());
+    assert!(
+        gw.output()
+            .contains("tool call read_text_file: not-applicable"),
+        "{}",
+        gw.output()
+    );
     client.cancel().await?;
     Ok(())
 }
@@ -293,7 +422,8 @@ async fn unmapped_tools_can_be_screened_as_not_applicable() -> Result<()> {
 #[tokio::test]
 async fn a_bad_mapping_stops_the_gateway_with_file_and_line() -> Result<()> {
     let dir = tempfile::tempdir()?;
-    let policy = verdict_tests::bins::workspace_root().join("testdata/policies/customer-data-egress.toml");
+    let policy =
+        verdict_tests::bins::workspace_root().join("testdata/policies/customer-data-egress.toml");
     std::fs::write(dir.path().join("t.token"), "abc\n")?;
     let config = dir.path().join("gw.toml");
     std::fs::write(
@@ -312,7 +442,13 @@ async fn a_bad_mapping_stops_the_gateway_with_file_and_line() -> Result<()> {
         .output()?;
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains(&format!("{}:11: tool `send_email`, variable `record_count`", config.display())), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "{}:11: tool `send_email`, variable `record_count`",
+            config.display()
+        )),
+        "{stderr}"
+    );
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
     Ok(())
 }

@@ -9,6 +9,12 @@
 //! Node/npm and Python are installed into `<target>/gateway-test-deps` if missing; a test skips
 //! with a loud notice only when that is impossible.
 
+// clippy.toml exempts #[test] functions; the helpers they call index serde_json values the same way.
+#![allow(
+    clippy::indexing_slicing,
+    reason = "test helpers index JSON answers, a miss is a test failure"
+)]
+
 mod flow;
 mod overhead;
 mod support;

@@ -14,8 +14,11 @@ from mcp.client.streamable_http import streamable_http_client
 
 def dump(step, result):
     text = " ".join(getattr(c, "text", "") for c in result.content)
-    meta = result.meta if getattr(result, "meta", None) is not None else None
-    print(json.dumps({"step": step, "is_error": bool(result.isError), "text": text, "meta": meta}), flush=True)
+    is_error = getattr(result, "is_error", None)
+    if is_error is None:
+        is_error = getattr(result, "isError", False)
+    meta = getattr(result, "meta", None)
+    print(json.dumps({"step": step, "is_error": bool(is_error), "text": text, "meta": meta}, default=str), flush=True)
 
 
 async def main(url, root):

@@ -18,14 +18,20 @@ pub fn deps_dir() -> Result<PathBuf> {
         return Ok(PathBuf::from(d));
     }
     let profile = profile_dir()?;
-    Ok(profile.parent().unwrap_or(&profile).join("gateway-test-deps"))
+    Ok(profile
+        .parent()
+        .unwrap_or(&profile)
+        .join("gateway-test-deps"))
 }
 
 /// `node` and the entry point of `@modelcontextprotocol/server-filesystem`, installed with npm
 /// if missing. `Err` (with the reason) only when they truly cannot be had.
 pub fn filesystem_server() -> Result<(String, PathBuf)> {
     let node = std::env::var("NODE").unwrap_or_else(|_| "node".to_owned());
-    Command::new(&node).arg("--version").output().context("node is not installed")?;
+    Command::new(&node)
+        .arg("--version")
+        .output()
+        .context("node is not installed")?;
     let prefix = deps_dir()?.join("npm");
     let entry = prefix.join("node_modules/@modelcontextprotocol/server-filesystem/dist/index.js");
     if !entry.exists() {
@@ -79,10 +85,14 @@ pub fn python_with_mcp() -> Result<PathBuf> {
 
 /// Print a loud skip notice (a dependency that truly cannot be installed).
 pub fn skip(what: &str, why: &anyhow::Error) {
-    eprintln!("\n!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!");
+    eprintln!(
+        "\n!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!"
+    );
     eprintln!("!!! SKIPPED: {what}: {why:#}");
     eprintln!("!!! install node/npm and python3-venv (scripts/test.sh does) to run it");
-    eprintln!("!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n");
+    eprintln!(
+        "!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n"
+    );
 }
 
 /// The test setup: a server, a directory tree the filesystem server may write, and a gateway
@@ -111,9 +121,15 @@ impl Setup {
         std::fs::create_dir_all(root.join("internal"))?;
         std::fs::create_dir_all(root.join("outbox"))?;
         let server = Server::start(&dir.path().join("server"), None).await?;
-        std::fs::write(dir.path().join("agent.token"), format!("{}\n", server.token))?;
+        std::fs::write(
+            dir.path().join("agent.token"),
+            format!("{}\n", server.token),
+        )?;
         let config = dir.path().join("gateway.toml");
-        std::fs::write(&config, config_text(&server.base, &root, &fs_server, "deny"))?;
+        std::fs::write(
+            &config,
+            config_text(&server.base, &root, &fs_server, "deny"),
+        )?;
         Ok(Self {
             dir,
             root,
@@ -150,6 +166,7 @@ impl Setup {
 /// `docs/gateway-guide.md`, with the paths filled in).
 pub fn config_text(server: &str, root: &Path, fs: &(String, PathBuf), unmapped: &str) -> String {
     let policy = workspace_root().join("testdata/policies/customer-data-egress.toml");
+    let policy = policy.display();
     let root = root.display();
     let unmapped = if unmapped == "deny" {
         "[unmapped]\nmode = \"deny\"\n".to_owned()

@@ -298,7 +298,6 @@ pub fn open(bytes: &[u8], verifiers: &[Verifier]) -> Result<VerifiedNote, NoteEr
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::indexing_slicing, reason = "tests")]
 mod tests {
     use super::*;
 

@@ -246,7 +246,6 @@ fn err(line: usize, reason: impl std::fmt::Display) -> PolicyError {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::indexing_slicing, reason = "tests")]
 mod tests {
     use super::*;
 

@@ -46,7 +46,7 @@ pub struct VerifyReport {
     pub checker_key_id: String,
     /// Name of that checker key.
     pub checker_key: String,
-    /// Decision: `allow`, `deny`, `escalate` or `not_applicable`.
+    /// Decision: `allow`, `deny`, `escalate` or `not-applicable`.
     pub decision: &'static str,
     /// `screen` or `check`.
     pub kind: &'static str,
@@ -196,7 +196,6 @@ fn check_action(statement: &Statement, claim: &ActionClaim) -> Result<(), CliErr
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::indexing_slicing, reason = "tests")]
 mod tests {
     use super::*;
 

@@ -114,8 +114,12 @@ impl Proxy {
         let st = Arc::clone(&stats);
         let task = tokio::spawn(async move {
             while let Ok((sock, _)) = listener.accept().await {
-                let (client, upstream, rule, st) =
-                    (client.clone(), upstream.clone(), Arc::clone(&rule), Arc::clone(&st));
+                let (client, upstream, rule, st) = (
+                    client.clone(),
+                    upstream.clone(),
+                    Arc::clone(&rule),
+                    Arc::clone(&st),
+                );
                 tokio::spawn(async move {
                     // A failed connection only affects that client request.
                     let _ = serve(sock, &client, &upstream, &rule, &st).await;
@@ -180,7 +184,10 @@ async fn serve(
             body = b"unavailable".to_vec();
             (503, "Service Unavailable")
         }
-        _ => (status.as_u16(), status.canonical_reason().unwrap_or("Unknown")),
+        _ => (
+            status.as_u16(),
+            status.canonical_reason().unwrap_or("Unknown"),
+        ),
     };
     let announced = body.len();
     match fault {

@@ -29,7 +29,8 @@ mod tests {
         ];
         for d in all {
             match d {
-                Decision::Allow | Decision::Deny | Decision::Escalate | Decision::NotApplicable => {}
+                Decision::Allow | Decision::Deny | Decision::Escalate | Decision::NotApplicable => {
+                }
             }
         }
         all.to_vec()

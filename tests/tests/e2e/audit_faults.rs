@@ -203,7 +203,9 @@ async fn seeded_faults(runs: u64, entries: u64, sample: &str) {
             }
         }
         let mode = if full { "full" } else { "sample" };
-        *counts.entry(format!("{mode} exit {code} {result}")).or_default() += 1;
+        *counts
+            .entry(format!("{mode} exit {code} {result}"))
+            .or_default() += 1;
     }
     println!("audit through the fault proxy, {runs} runs: {counts:?}; partial results {partial}; panics {panics}");
     assert_eq!(panics, 0);
@@ -274,7 +276,12 @@ async fn usage_errors_and_until() {
     bad[at] = if bad[at] == b'9' { b'8' } else { b'9' };
     std::fs::write(&forged, &bad).unwrap();
     let forged_s = forged.display().to_string();
-    let run = audit_via(&server.base, &server, &["--sample", "5", "--until", &forged_s]).await;
+    let run = audit_via(
+        &server.base,
+        &server,
+        &["--sample", "5", "--until", &forged_s],
+    )
+    .await;
     assert_eq!(run.code, Some(1), "{run:?}");
     assert_eq!(json(&run)["check"], "checkpoint_signature", "{run:?}");
 }

@@ -123,7 +123,14 @@ pub async fn run_samples(
                 let reason = format!("internal error: {e}");
                 let outcomes = group
                     .into_iter()
-                    .map(|i| (i, Outcome::Unchecked { reason: reason.clone() }))
+                    .map(|i| {
+                        (
+                            i,
+                            Outcome::Unchecked {
+                                reason: reason.clone(),
+                            },
+                        )
+                    })
                     .collect();
                 (e.id(), outcomes)
             }
@@ -174,9 +181,8 @@ async fn fetch_entries(
         ))
     })?;
     let bytes = tiles.fetch(tile).await?;
-    decode_entry_bundle_for(&tile, &bytes).map_err(|e| {
-        CliError::failed(Check::Tiles, format!("entry bundle {}: {e}", tile.path()))
-    })
+    decode_entry_bundle_for(&tile, &bytes)
+        .map_err(|e| CliError::failed(Check::Tiles, format!("entry bundle {}: {e}", tile.path())))
 }
 
 /// Verify entry `index` given its (already fetched and decoded) entry bundle: fetch the hash

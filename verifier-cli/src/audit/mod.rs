@@ -36,9 +36,7 @@ use crate::error::CliError;
 use crate::fetch::{Fetcher, HttpTiles, MAX_CHECKPOINT_BODY};
 use crate::trust::Trust;
 
-pub use report::{
-    AuditReport, AuditResult, Counts, SampleFailure, Unchecked, MAX_LISTED_FAILURES,
-};
+pub use report::{AuditReport, AuditResult, Counts, SampleFailure, Unchecked, MAX_LISTED_FAILURES};
 
 /// Entry bundles verified concurrently (each fetching its tiles).
 pub const PARALLEL: usize = 16;

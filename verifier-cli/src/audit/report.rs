@@ -178,7 +178,10 @@ impl AuditReport {
         let live = if self.live_size == self.tree_size {
             String::new()
         } else {
-            format!(" (pinned by --until; live size {} extends it)", self.live_size)
+            format!(
+                " (pinned by --until; live size {} extends it)",
+                self.live_size
+            )
         };
         let unchecked = if self.unchecked.is_empty() {
             String::new()

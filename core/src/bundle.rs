@@ -222,7 +222,6 @@ impl ProofBundle {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, reason = "tests")]
 mod tests {
     use super::*;
     use crate::note::Signer;

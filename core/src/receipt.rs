@@ -470,7 +470,6 @@ pub fn commit(tag: CommitmentTag, salt: &Salt, canonical: &[u8]) -> Hash {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, reason = "tests")]
 mod tests {
     use super::*;
 

@@ -309,11 +309,12 @@ impl<R: TileReader> HashSource for TileHashSource<'_, R> {
         let mut out = Vec::with_capacity(wanted.len());
         for &(level, index) in wanted {
             let (tile, offset, count) =
-                width::locate(level, index, self.size)
-                    .ok_or_else(|| TileSourceError::Malformed {
+                width::locate(level, index, self.size).ok_or_else(|| {
+                    TileSourceError::Malformed {
                         path: format!("level {level} index {index}"),
                         reason: "hash is not complete in this tree size",
-                    })?;
+                    }
+                })?;
             let bytes = match cache.entry(tile) {
                 Entry::Occupied(e) => e.into_mut(),
                 Entry::Vacant(v) => {

@@ -25,7 +25,7 @@ use verdict_core::checkpoint::{Checkpoint, VerifiedCheckpoint};
 use verdict_core::merkle::{empty_root, leaf_hash, node_hash, root_of};
 use verdict_core::note::Verifier;
 use verdict_core::proof::{inclusion_proof, verify_consistency, verify_inclusion, HashSource};
-use verdict_core::tile::{decode_entry_bundle, Tile, TileKind, TILE_WIDTH};
+use verdict_core::tile::{decode_entry_bundle_for, Tile, TileKind, TILE_WIDTH};
 use verdict_core::{Hash, LeafIndex, TreeSize};
 
 use crate::server::Server;
@@ -289,21 +289,12 @@ impl HashSource for Levels {
 
 /// The entries of a tree of `size`, from its entry bundles.
 async fn fetch_entries(server: &Server, size: u64) -> Result<Vec<Vec<u8>>> {
-    let w = u64::from(TILE_WIDTH);
     let mut entries = Vec::new();
-    for n in 0..size.div_ceil(w) {
-        let width = (size - n * w).min(w);
-        let tile = Tile {
-            kind: TileKind::Entries,
-            index: n,
-            width: u16::try_from(width)?,
-        };
+    for n in 0..size.div_ceil(u64::from(TILE_WIDTH)) {
+        let tile = Tile::in_tree(TileKind::Entries, n, TreeSize(size))
+            .ok_or_else(|| anyhow!("no entry bundle {n} at size {size}"))?;
         let bytes = server.get_bytes(&tile.path()).await?;
-        let got = decode_entry_bundle(&bytes).with_context(|| tile.path())?;
-        if got.len() as u64 != width {
-            bail!("{}: {} entries, want {width}", tile.path(), got.len());
-        }
-        entries.extend(got);
+        entries.extend(decode_entry_bundle_for(&tile, &bytes).with_context(|| tile.path())?);
     }
     Ok(entries)
 }

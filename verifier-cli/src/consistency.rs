@@ -4,11 +4,10 @@
 
 use verdict_core::checkpoint::{Checkpoint, VerifiedCheckpoint};
 use verdict_core::proof::{consistency_proof, verify_consistency};
-use verdict_core::tile::TileHashSource;
+use verdict_core::tile::{TileHashSource, TileReader};
 use verdict_core::Hash;
 
 use crate::error::{Check, CliError};
-use crate::fetch::HttpTiles;
 use crate::trust::Trust;
 use crate::verify::checkpoint_failure;
 
@@ -120,13 +119,13 @@ pub fn check_proof(old: &Checkpoint, new: &Checkpoint, proof: &[Hash]) -> Result
     })
 }
 
-/// Build the consistency proof from the log's tiles (which the proof check then authenticates).
-/// Blocking: call from a blocking thread.
+/// Build the consistency proof from the log's tiles (which the proof check then authenticates),
+/// fetched beforehand with [`crate::fetch::HttpTiles::for_consistency`].
 ///
 /// # Errors
 /// [`CliError::Network`] or [`CliError::Failed`] (`tiles`).
 pub fn proof_from_tiles(
-    tiles: &HttpTiles,
+    tiles: &impl TileReader<Error = CliError>,
     old: &Checkpoint,
     new: &Checkpoint,
 ) -> Result<Vec<Hash>, CliError> {

@@ -3,7 +3,7 @@
 //! | exit | meaning |
 //! |------|---------|
 //! | 0 | every check passed |
-//! | 1 | a verification check failed ([`CliError::Failed`]) |
+//! | 1 | a verification check failed ([`CliError::Failed`]); for `audit` also `incomplete`: some sampled entries could not be checked, and are listed ([`crate::audit::AuditResult::Incomplete`]) |
 //! | 2 | usage, input or network error: nothing was verified ([`CliError::Usage`], [`CliError::Input`], [`CliError::Network`]) |
 //!
 //! A malformed bundle, receipt or checkpoint is a *verification failure* (exit 1): the evidence

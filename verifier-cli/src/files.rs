@@ -52,7 +52,6 @@ pub fn read_limited(path: &Path, limit: usize) -> Result<Vec<u8>, CliError> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, reason = "tests")]
 mod tests {
     use super::*;
 

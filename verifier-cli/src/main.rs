@@ -1,6 +1,7 @@
 //! `verdict`: verify Verdict receipts, proof bundles, checkpoints and whole logs.
 //!
-//! Exit codes: 0 valid, 1 verification failed, 2 usage, input or network error.
+//! Exit codes: 0 valid, 1 verification failed (for `audit` also incomplete: some sampled entries
+//! could not be checked), 2 usage, input or network error.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -12,7 +13,7 @@ use verdict_verifier::audit::{self, AuditOptions};
 use verdict_verifier::consistency::{
     check_proof, open_checkpoint, parse_proof, precheck, proof_from_tiles, ConsistencyReport,
 };
-use verdict_verifier::error::{CliError, EXIT_FAILED, EXIT_VALID};
+use verdict_verifier::error::{CliError, EXIT_VALID};
 use verdict_verifier::fetch::{Fetcher, HttpTiles};
 use verdict_verifier::files::{
     read_bounded, read_limited, Bounded, MAX_ACTION_FILE, MAX_TEXT_FILE,
@@ -21,7 +22,7 @@ use verdict_verifier::inspect::{inspect, NOT_VERIFIED};
 use verdict_verifier::trust::Trust;
 use verdict_verifier::verify::{verify_bundle, ActionClaim};
 
-const EXIT_CODES: &str = "EXIT CODES:\n  0  valid: every check passed\n  1  verification failed: the output names the failed check\n  2  usage, input or network error: nothing was verified";
+const EXIT_CODES: &str = "EXIT CODES:\n  0  valid: every check passed\n  1  verification failed: the output names the failed check;\n     audit: also \"incomplete\", some sampled entries could not be checked (listed)\n  2  usage, input or network error: nothing was verified";
 
 /// Independent verification of Verdict decision receipts and transparency-log proofs.
 #[derive(Parser, Debug)]
@@ -105,7 +106,11 @@ enum Command {
         /// appended after it.
         #[arg(long, value_name = "CHECKPOINT")]
         since: Option<PathBuf>,
-        /// Number of entries to sample.
+        /// A signed checkpoint that pins the end of the audited period: entries are sampled
+        /// below its size and proven against its root; the live checkpoint must extend it.
+        #[arg(long, value_name = "CHECKPOINT")]
+        until: Option<PathBuf>,
+        /// Number of entries to sample (at least 1).
         #[arg(
             long,
             value_name = "N",
@@ -236,12 +241,10 @@ async fn run(command: Command) -> Result<Output, CliError> {
                         &read_limited(&path, 64 * 1024)?,
                     )?,
                     (None, Some(url)) => {
-                        let tiles =
-                            HttpTiles::new(Fetcher::new(&url)?, tokio::runtime::Handle::current());
-                        let (o2, n2) = (o.clone(), n.clone());
-                        tokio::task::spawn_blocking(move || proof_from_tiles(&tiles, &o2, &n2))
-                            .await
-                            .map_err(|e| CliError::input("proof task", e))??
+                        let tiles = HttpTiles::new(Fetcher::new(&url)?)
+                            .for_consistency(o.size, n.size)
+                            .await?;
+                        proof_from_tiles(&tiles, &o, &n)?
                     }
                     (None, None) => return Err(CliError::usage("give --proof FILE or --log URL")),
                 };
@@ -272,6 +275,7 @@ async fn run(command: Command) -> Result<Output, CliError> {
             keys,
             checker_keys,
             since,
+            until,
             sample,
             seed,
             state,
@@ -281,6 +285,7 @@ async fn run(command: Command) -> Result<Output, CliError> {
             let opts = AuditOptions {
                 log,
                 since,
+                until,
                 sample: sample.unwrap_or(0),
                 seed,
                 state,
@@ -291,11 +296,7 @@ async fn run(command: Command) -> Result<Output, CliError> {
             Ok(Output {
                 json: serde_json::to_value(&report).map_err(|e| CliError::input("report", e))?,
                 human: report.human(),
-                code: if report.failed() {
-                    EXIT_FAILED
-                } else {
-                    EXIT_VALID
-                },
+                code: report.exit_code(),
             })
         }
         Command::Inspect { file } => {

@@ -1,21 +1,72 @@
-//! Stable lowercase names of core enums, for output.
+//! Stable lowercase names of core enums, for output. The spelling is core's
+//! ([`Decision::as_str`], [`Kind::as_str`]), the same as the server prints, so that there is one
+//! name per decision everywhere (`spec/decision-semantics.md` "Decision names").
 
 use verdict_core::receipt::{Decision, Kind};
 
-/// `allow`, `deny`, `escalate` or `not_applicable`.
+/// `allow`, `deny`, `escalate` or `not-applicable`.
 pub fn decision_name(d: Decision) -> &'static str {
-    match d {
-        Decision::Allow => "allow",
-        Decision::Deny => "deny",
-        Decision::Escalate => "escalate",
-        Decision::NotApplicable => "not_applicable",
-    }
+    d.as_str()
 }
 
 /// `screen` or `check`.
 pub fn kind_name(k: Kind) -> &'static str {
-    match k {
-        Kind::Screen => "screen",
-        Kind::Check => "check",
+    k.as_str()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::Check;
+
+    /// Every decision, with a match that stops compiling when a variant is added.
+    fn decisions() -> Vec<Decision> {
+        let all = [
+            Decision::Allow,
+            Decision::Deny,
+            Decision::Escalate,
+            Decision::NotApplicable,
+        ];
+        for d in all {
+            match d {
+                Decision::Allow | Decision::Deny | Decision::Escalate | Decision::NotApplicable => {
+                }
+            }
+        }
+        all.to_vec()
+    }
+
+    /// The names the verifier prints (`verify`, `inspect`, `audit` counts and failed checks),
+    /// pinned: a change here is a change of the documented output.
+    #[test]
+    fn output_names() {
+        let kinds = [Kind::Screen, Kind::Check];
+        for k in kinds {
+            match k {
+                Kind::Screen | Kind::Check => {}
+            }
+        }
+        let checks = [
+            Check::BundleFormat,
+            Check::CheckpointSignature,
+            Check::Inclusion,
+            Check::ReceiptFormat,
+            Check::ReceiptSignature,
+            Check::ActionCommitment,
+            Check::Consistency,
+            Check::Rollback,
+            Check::Fork,
+            Check::Tiles,
+        ];
+        let names = serde_json::json!({
+            "decision": decisions().into_iter().map(decision_name).collect::<Vec<_>>(),
+            "kind": kinds.into_iter().map(kind_name).collect::<Vec<_>>(),
+            "check": checks.into_iter().map(Check::name).collect::<Vec<_>>(),
+        });
+        insta::assert_json_snapshot!("output_names", names);
+        // `--json` serialises a check with the same name.
+        for c in checks {
+            assert_eq!(serde_json::to_value(c).unwrap(), c.name());
+        }
     }
 }

@@ -50,7 +50,7 @@ pub struct VerifyReport {
     pub checker_key_id: String,
     /// Name of that checker key.
     pub checker_key: String,
-    /// Decision: `allow`, `deny`, `escalate` or `not_applicable`.
+    /// Decision: `allow`, `deny`, `escalate` or `not-applicable`.
     pub decision: &'static str,
     /// `screen` or `check`.
     pub kind: &'static str,

@@ -3,6 +3,9 @@
 
 use std::convert::Infallible;
 
+use rand::rngs::StdRng;
+use rand::{Rng as _, SeedableRng as _};
+
 use verdict_core::merkle::{leaf_hash, Hash, RightEdge};
 use verdict_core::proof::HashSource;
 
@@ -33,16 +36,8 @@ pub fn tree(n: u64, entry: impl Fn(u64) -> Vec<u8>) -> (Levels, RightEdge) {
     (Levels(levels), edge)
 }
 
-/// `n` deterministic indices below `below` (SplitMix64), so runs are comparable.
+/// `n` deterministic indices below `below` (a seeded `StdRng`), so runs are comparable.
 pub fn indices(n: usize, below: u64) -> Vec<u64> {
-    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
-    (0..n)
-        .map(|_| {
-            x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = x;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            (z ^ (z >> 31)) % below
-        })
-        .collect()
+    let mut rng = StdRng::seed_from_u64(0x9E37_79B9_7F4A_7C15);
+    (0..n).map(|_| rng.gen_range(0..below)).collect()
 }

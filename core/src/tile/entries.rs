@@ -53,8 +53,7 @@ impl<'a> Iterator for BundleEntries<'a> {
         if self.rest.is_empty() {
             return None;
         }
-        let split = split_entry(self.rest)
-            .and_then(|(len, tail)| tail.split_at_checked(len));
+        let split = split_entry(self.rest).and_then(|(len, tail)| tail.split_at_checked(len));
         match split {
             Some((entry, tail)) => {
                 self.rest = tail;

@@ -10,7 +10,7 @@ use verdict_tests::server::{copy_dir, Server};
 const POLICY: &str = "approved-vendors";
 
 /// Submit `n` checks with `?wait=false`, `parallel` at a time, then wait until integrated.
-async fn grow(server: &Arc<Server>, n: u64, parallel: u64) {
+pub(crate) async fn grow(server: &Arc<Server>, n: u64, parallel: u64) {
     let start = server.tree_size().await.unwrap();
     let mut set = tokio::task::JoinSet::new();
     for w in 0..parallel {
@@ -41,7 +41,7 @@ async fn grow(server: &Arc<Server>, n: u64, parallel: u64) {
     }
 }
 
-fn audit(server: &Server, extra: &[&str]) -> verdict_tests::bins::Run {
+pub(crate) fn audit(server: &Server, extra: &[&str]) -> verdict_tests::bins::Run {
     let mut args = vec![
         "--json".to_owned(),
         "audit".into(),

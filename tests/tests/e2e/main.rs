@@ -4,6 +4,8 @@
 //! - [`tamper`]: `testdata/bundles/` (fast, no server);
 //! - [`flow`]: allow/deny/escalate checks, bundles verified, consistency, forged checkpoint;
 //! - [`audit`]: `audit --sample` on a log of ≥ 10k entries, `--full`, and rollback detection.
+//! - [`audit_faults`]: `audit` through a proxy that withholds and bit-flips tiles: never a panic,
+//!   unchecked samples listed beside verified ones, usage errors, `--until`;
 //! - [`soak`]: the short crash soak (kill -9 and restart, nothing acknowledged lost);
 //! - [`secrets`]: no public endpoint returns a secret value, salt, policy text or token.
 #![allow(
@@ -15,6 +17,7 @@
 )]
 
 mod audit;
+mod audit_faults;
 mod flow;
 mod secrets;
 mod soak;

@@ -10,11 +10,12 @@ use verdict_core::checkpoint::Checkpoint;
 use verdict_core::merkle::{leaf_hash, RightEdge, StoredHash};
 use verdict_core::note::Verifier;
 use verdict_core::receipt::Receipt;
-use verdict_core::tile::{decode_entry_bundle, Tile, TileKind, TILE_HEIGHT};
+use verdict_core::tile::{decode_entry_bundle_for, Tile, TileKind, TILE_HEIGHT, TILE_WIDTH};
+use verdict_core::TreeSize;
 
 use super::{progress_bar, Counts, SampleFailure, PARALLEL};
 use crate::error::{Check, CliError};
-use crate::fetch::{tile_at, HttpTiles};
+use crate::fetch::HttpTiles;
 use crate::verify::receipt_failure;
 
 /// Result of a full audit.
@@ -30,7 +31,14 @@ pub struct FullOutcome {
     pub failures: Vec<SampleFailure>,
 }
 
-/// Run the full audit.
+/// The tile of `kind` at `index` in the tree of `size`.
+fn tile_in(kind: TileKind, index: u64, size: u64) -> Result<Tile, CliError> {
+    Tile::in_tree(kind, index, TreeSize(size))
+        .ok_or_else(|| CliError::usage("tile beyond the tree size"))
+}
+
+/// Run the full audit. It needs every tile: one that cannot be fetched ends it with
+/// [`CliError::Network`] (the root cannot be recomputed without it).
 ///
 /// # Errors
 /// [`CliError::Failed`] (`tiles`) when a tile disagrees with the entries or the root differs;
@@ -42,7 +50,7 @@ pub async fn run(
     progress: bool,
 ) -> Result<FullOutcome, CliError> {
     let size = cp.size.0;
-    let bundles = size.div_ceil(256);
+    let bundles = size.div_ceil(u64::from(TILE_WIDTH));
     let bar = progress_bar(progress, size);
     let mut out = FullOutcome::default();
     let mut edge = RightEdge::new();
@@ -54,10 +62,9 @@ pub async fn run(
         let mut set = tokio::task::JoinSet::new();
         for b in n..end {
             for kind in [TileKind::Entries, TileKind::Hashes { level: 0 }] {
-                let tile = tile_at(kind, b, size)
-                    .ok_or_else(|| CliError::usage("tile beyond the tree size"))?;
+                let tile = tile_in(kind, b, size)?;
                 let t = tiles.clone();
-                set.spawn_blocking(move || (tile, t.fetch(tile)));
+                set.spawn(async move { (tile, t.fetch(tile).await) });
             }
         }
         let mut fetched: HashMap<Tile, Arc<Vec<u8>>> = HashMap::new();
@@ -66,27 +73,15 @@ pub async fn run(
             fetched.insert(tile, bytes?);
         }
         for b in n..end {
-            let etile = tile_at(TileKind::Entries, b, size)
-                .ok_or_else(|| CliError::usage("tile beyond the tree size"))?;
-            let htile = tile_at(TileKind::Hashes { level: 0 }, b, size)
-                .ok_or_else(|| CliError::usage("tile beyond the tree size"))?;
+            let etile = tile_in(TileKind::Entries, b, size)?;
+            let htile = tile_in(TileKind::Hashes { level: 0 }, b, size)?;
             let ebytes = fetched.get(&etile).cloned().unwrap_or_default();
             let hbytes = fetched.get(&htile).cloned().unwrap_or_default();
-            let entries = decode_entry_bundle(&ebytes).map_err(|e| {
+            let entries = decode_entry_bundle_for(&etile, &ebytes).map_err(|e| {
                 CliError::failed(Check::Tiles, format!("entry bundle {}: {e}", etile.path()))
             })?;
-            if entries.len() != usize::from(etile.width) {
-                return Err(CliError::failed(
-                    Check::Tiles,
-                    format!(
-                        "entry bundle {} has {} entries",
-                        etile.path(),
-                        entries.len()
-                    ),
-                ));
-            }
             for (j, entry) in entries.iter().enumerate() {
-                let index = b * 256 + j as u64;
+                let index = b * u64::from(TILE_WIDTH) + j as u64;
                 let leaf = leaf_hash(entry);
                 let stored = hbytes.get(j * 32..j * 32 + 32);
                 if stored != Some(&leaf.0[..]) {
@@ -150,7 +145,8 @@ async fn check_upper(
         return Ok(());
     }
     let level = h.level / TILE_HEIGHT;
-    let Some(tile) = tile_at(TileKind::Hashes { level }, h.index / 256, size) else {
+    let w = u64::from(TILE_WIDTH);
+    let Some(tile) = Tile::in_tree(TileKind::Hashes { level }, h.index / w, TreeSize(size)) else {
         return Ok(());
     };
     let cached = upper
@@ -160,22 +156,19 @@ async fn check_upper(
     let bytes = match cached {
         Some(b) => b,
         None => {
-            let t = tiles.clone();
-            let b = tokio::task::spawn_blocking(move || t.fetch(tile))
-                .await
-                .map_err(|e| CliError::input("fetch task", e))??;
+            let b = tiles.fetch(tile).await?;
             upper.insert(level, (tile, Arc::clone(&b)));
             b
         }
     };
-    let pos = usize::try_from(h.index % 256).unwrap_or(0) * 32;
+    let pos = usize::try_from(h.index % w).unwrap_or(0) * 32;
     if bytes.get(pos..pos + 32) != Some(&h.hash.0[..]) {
         return Err(CliError::failed(
             Check::Tiles,
             format!(
                 "tile {} hash {} differs from the hash recomputed from the entries",
                 tile.path(),
-                h.index % 256
+                h.index % w
             ),
         ));
     }

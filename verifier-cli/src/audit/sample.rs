@@ -46,7 +46,6 @@ pub fn sample(seed: &str, start: u64, end: u64, n: u64) -> Vec<u64> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::indexing_slicing, reason = "tests")]
 mod tests {
     use super::*;
 

@@ -248,7 +248,10 @@ fn check_action(policy: &CompiledPolicy, data: &[u8], action: &Action) {
     // `-0` as a float, and keeps the last of repeated keys, which parse_json rejects).
     if let Ok(loose) = serde_json::from_slice::<Value>(data) {
         if !data.windows(2).any(|w| w == b"-0") {
-            assert_eq!(loose, value, "parse_json and serde_json read different values");
+            assert_eq!(
+                loose, value,
+                "parse_json and serde_json read different values"
+            );
         }
     }
     assert_eq!(
@@ -445,11 +448,7 @@ pub fn print_policy(p: &Policy) -> String {
             },
         };
         let optional = if v.optional { ", optional = true" } else { "" };
-        let _ = writeln!(
-            out,
-            "{} = {{ {ty}{optional} }}",
-            toml_string(&v.name)
-        );
+        let _ = writeln!(out, "{} = {{ {ty}{optional} }}", toml_string(&v.name));
     }
     for a in &p.approvers {
         out.push_str("[[approvers]]\n");

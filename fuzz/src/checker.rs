@@ -11,7 +11,7 @@
 //!   the same tree), then the same text as a rule's `require` and as its `when` in a fixed policy,
 //!   where compile must agree with [`parse_expr`].
 //! - `action`: action JSON (`spec/decision-semantics.md` §2) bound against every example policy
-//!   of `testdata/policies/`: `from_json` agrees with `from_value` and with screening, the
+//!   of `testdata/policies/`: `from_json_bytes` agrees with `from_value` and with screening, the
 //!   canonical action re-parsed gives the same canonical bytes, and the size bound holds
 //!   (trailing whitespace up to [`MAX_ACTION_BYTES`] changes nothing, one byte more is
 //!   [`CheckError::TooLarge`]).

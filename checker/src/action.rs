@@ -86,9 +86,7 @@ fn prescan(bytes: &[u8]) -> Result<Cow<'_, [u8]>, CheckError> {
             b'}' | b']' => depth = depth.saturating_sub(1),
             b'-' => {
                 let next = |k: usize| bytes.get(i + k).copied();
-                let ends = |c: Option<u8>| {
-                    !matches!(c, Some(b'0'..=b'9' | b'.' | b'e' | b'E'))
-                };
+                let ends = |c: Option<u8>| !matches!(c, Some(b'0'..=b'9' | b'.' | b'e' | b'E'));
                 if next(1) == Some(b'0') && ends(next(2)) {
                     neg_zero.push(i);
                 }
@@ -199,8 +197,7 @@ impl<'de> Visitor<'de> for StrictVisitor {
             let v = match map.next_value::<StrictValue>() {
                 Ok(StrictValue(v)) => v,
                 Err(e)
-                    if e.to_string().starts_with(LONG_STRING)
-                        && !e.to_string().contains(": `") =>
+                    if e.to_string().starts_with(LONG_STRING) && !e.to_string().contains(": `") =>
                 {
                     let shown: String = key.chars().take(64).collect();
                     return Err(de::Error::custom(format_args!("{LONG_STRING}: `{shown}`")));
@@ -431,7 +428,13 @@ mod tests {
                 ),
                 Variable {
                     optional: true,
-                    ..v("o", VarType::Int { min: None, max: None })
+                    ..v(
+                        "o",
+                        VarType::Int {
+                            min: None,
+                            max: None,
+                        },
+                    )
                 },
                 v("s", VarType::String { list: None }),
                 v("t", VarType::Token),

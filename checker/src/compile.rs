@@ -334,4 +334,29 @@ require = '(x >= 1)'
         let empty = compile("name = \"e\"\nversion = \"1\"\n", Salt([0; 32])).unwrap();
         assert_eq!(empty.rule_tree_root(), Hash(Sha256::digest(b"").into()));
     }
+
+    /// `optional = true` enters the canonical form (and the commitment) only when set, so
+    /// policies written before the field existed keep their bytes and commitments.
+    #[test]
+    fn optional_is_canonical_only_when_set() {
+        let plain = compile(A, Salt([0; 32])).unwrap();
+        let text = String::from_utf8(plain.canonical().to_vec()).unwrap();
+        assert!(!text.contains("optional"), "{text}");
+        let explicit_false = A.replace(
+            r#"x = { type = "int", min = 0 }"#,
+            r#"x = { type = "int", min = 0, optional = false }"#,
+        );
+        let same = compile(&explicit_false, Salt([0; 32])).unwrap();
+        assert_eq!(same.canonical(), plain.canonical());
+        let optional = A.replace(
+            r#"x = { type = "int", min = 0 }"#,
+            r#"x = { type = "int", min = 0, optional = true }"#,
+        );
+        let o = compile(&optional, Salt([0; 32])).unwrap();
+        let text = String::from_utf8(o.canonical().to_vec()).unwrap();
+        assert!(text.contains(r#""optional":true"#), "{text}");
+        assert_ne!(o.commitment(), plain.commitment());
+        assert!(o.ast().variable("x").unwrap().may_be_absent());
+        assert!(!o.ast().variable("d").unwrap().may_be_absent());
+    }
 }

@@ -539,7 +539,12 @@ fn example_suites_agree_with_the_solver_path() {
 #[test]
 fn null_for_a_required_variable_is_an_error() {
     let mut c = checker(EGRESS);
-    for var in ["destination", "record_count", "is_privileged", "classification"] {
+    for var in [
+        "destination",
+        "record_count",
+        "is_privileged",
+        "classification",
+    ] {
         let mut a = full();
         a[var] = Value::Null;
         assert_eq!(
@@ -552,7 +557,9 @@ fn null_for_a_required_variable_is_an_error() {
 fn chain(n: usize) -> String {
     let mut s = String::from("name = \"chain\"\nversion = \"1\"\n[variables]\n");
     for i in 0..n {
-        s.push_str(&format!("v{i} = {{ type = \"int\", min = 0, max = 1000000 }}\n"));
+        s.push_str(&format!(
+            "v{i} = {{ type = \"int\", min = 0, max = 1000000 }}\n"
+        ));
     }
     for i in 1..n {
         s.push_str(&format!(

@@ -231,7 +231,9 @@ effect = "deny"
     async fn timed_out_decision_fails_closed_and_frees_the_worker() {
         let mut src = String::from("name = \"chain\"\nversion = \"1\"\n[variables]\n");
         for i in 0..300 {
-            src.push_str(&format!("v{i} = {{ type = \"int\", min = 0, max = 1000000 }}\n"));
+            src.push_str(&format!(
+                "v{i} = {{ type = \"int\", min = 0, max = 1000000 }}\n"
+            ));
         }
         for i in 1..300 {
             src.push_str(&format!(

@@ -11,7 +11,7 @@
 //!   the same tree), then the same text as a rule's `require` and as its `when` in a fixed policy,
 //!   where compile must agree with [`parse_expr`].
 //! - `action`: action JSON (`spec/decision-semantics.md` §2) bound against every example policy
-//!   of `testdata/policies/`: `from_json` agrees with `from_value` and with screening, the
+//!   of `testdata/policies/`: `from_json_bytes` agrees with `from_value` and with screening, the
 //!   canonical action re-parsed gives the same canonical bytes, and the size bound holds
 //!   (trailing whitespace up to [`MAX_ACTION_BYTES`] changes nothing, one byte more is
 //!   [`CheckError::TooLarge`]).
@@ -248,7 +248,10 @@ fn check_action(policy: &CompiledPolicy, data: &[u8], action: &Action) {
     // `-0` as a float, and keeps the last of repeated keys, which parse_json rejects).
     if let Ok(loose) = serde_json::from_slice::<Value>(data) {
         if !data.windows(2).any(|w| w == b"-0") {
-            assert_eq!(loose, value, "parse_json and serde_json read different values");
+            assert_eq!(
+                loose, value,
+                "parse_json and serde_json read different values"
+            );
         }
     }
     assert_eq!(
@@ -445,11 +448,7 @@ pub fn print_policy(p: &Policy) -> String {
             },
         };
         let optional = if v.optional { ", optional = true" } else { "" };
-        let _ = writeln!(
-            out,
-            "{} = {{ {ty}{optional} }}",
-            toml_string(&v.name)
-        );
+        let _ = writeln!(out, "{} = {{ {ty}{optional} }}", toml_string(&v.name));
     }
     for a in &p.approvers {
         out.push_str("[[approvers]]\n");

@@ -195,15 +195,29 @@ fn decide_rejects_the_measured_bad_inputs() {
     for (policy, action, message) in &cases {
         let o = run(&["decide", policy, "--action", action]);
         assert_no_panic(&o);
-        assert_eq!(o.status.code(), Some(2), "{}: {}", &action[..action.len().min(80)], stdout(&o));
+        assert_eq!(
+            o.status.code(),
+            Some(2),
+            "{}: {}",
+            &action[..action.len().min(80)],
+            stdout(&o)
+        );
         let err = stderr(&o);
-        assert!(err.contains(message), "{}: {err}", &action[..action.len().min(80)]);
+        assert!(
+            err.contains(message),
+            "{}: {err}",
+            &action[..action.len().min(80)]
+        );
         assert_eq!(err.trim_end().lines().count(), 1, "{err}");
     }
     // A token of 32,758 bytes is "too long", not "action too large".
     let dir = tempfile::tempdir().unwrap();
     let f = dir.path().join("a.json");
-    std::fs::write(&f, format!(r#"{{"authorization_token":"{}"}}"#, "z".repeat(32_758))).unwrap();
+    std::fs::write(
+        &f,
+        format!(r#"{{"authorization_token":"{}"}}"#, "z".repeat(32_758)),
+    )
+    .unwrap();
     let o = run(&["decide", &egress, "--action", &format!("@{}", f.display())]);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("too long"), "{}", stderr(&o));

@@ -49,7 +49,10 @@ fn chain_fixture_is_up_to_date() {
         std::fs::write(fixture(), &want).unwrap();
     }
     let have = std::fs::read_to_string(fixture()).unwrap();
-    assert!(have == want, "fixture is stale: regenerate it (see its header)");
+    assert!(
+        have == want,
+        "fixture is stale: regenerate it (see its header)"
+    );
 }
 
 /// User + system CPU seconds from the second line of the shell's `times` builtin (the

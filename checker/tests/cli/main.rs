@@ -13,6 +13,16 @@
 //!   `--json` outputs;
 //! - [`deadline`]: the per-decision deadline on the generated 1,000-variable chain policy, with
 //!   the process's CPU time, and the bound on analysis.
+// clippy.toml's test allowances cover `#[test]` functions and `#[cfg(test)]` modules, not the
+// helper functions of an integration-test crate: this one crate-level opt-out stays.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "integration-test helpers"
+)]
+
 mod analysis;
 mod commands;
 mod deadline;

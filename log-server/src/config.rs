@@ -87,6 +87,12 @@ pub struct Config {
     /// How many request ids are remembered for replay detection (409 on a different action).
     /// Default 100000.
     pub request_id_window: usize,
+    /// The checkpoint lock: the last checkpoint the log signed, kept outside the store and
+    /// written durably before each checkpoint is published (spec `spec/checkpoint-lock.md`). At
+    /// start the store must equal or extend it, or the server refuses to start (exit 3). Put it
+    /// on another volume than the store (or a replicated mount) so that restoring or losing the
+    /// store cannot roll it back. Default `<data_dir>/checkpoint.lock`.
+    pub checkpoint_lock: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -107,6 +113,7 @@ impl Default for Config {
             health_max_age_secs: 30,
             checkpoint_max_age_secs: 1,
             request_id_window: 100_000,
+            checkpoint_lock: None,
         }
     }
 }
@@ -128,10 +135,17 @@ const FIELDS: &[&str] = &[
     "health_max_age_secs",
     "checkpoint_max_age_secs",
     "request_id_window",
+    "checkpoint_lock",
 ];
 
 /// Fields whose values are always strings (never reinterpreted as TOML numbers).
-const STRING_FIELDS: &[&str] = &["data_dir", "listen", "origin", "policies_dir"];
+const STRING_FIELDS: &[&str] = &[
+    "data_dir",
+    "listen",
+    "origin",
+    "policies_dir",
+    "checkpoint_lock",
+];
 
 impl Config {
     /// Load from an optional TOML file, then apply `VERDICT_*` overrides from `env`.
@@ -246,6 +260,13 @@ impl Config {
         self.origin
             .clone()
             .unwrap_or_else(|| format!("verdict.localhost/{}", self.listen))
+    }
+
+    /// Path of the checkpoint lock: `checkpoint_lock`, or `<data_dir>/checkpoint.lock`.
+    pub fn checkpoint_lock_path(&self) -> PathBuf {
+        self.checkpoint_lock
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("checkpoint.lock"))
     }
 
     /// Request timeout.

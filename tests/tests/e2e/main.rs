@@ -4,6 +4,8 @@
 //! - [`tamper`]: `testdata/bundles/` (fast, no server);
 //! - [`flow`]: allow/deny/escalate checks, bundles verified, consistency, forged checkpoint;
 //! - [`audit`]: `audit --sample` on a log of ≥ 10k entries, `--full`, and rollback detection.
+//! - [`integrity`]: a restored backup under a newer checkpoint lock is refused (exit 3); a
+//!   damaged store is refused (exit 1 or 3) or served consistently;
 //! - [`soak`]: the short crash soak (kill -9 and restart, nothing acknowledged lost);
 //! - [`secrets`]: no public endpoint returns a secret value, salt, policy text or token.
 #![allow(
@@ -16,6 +18,7 @@
 
 mod audit;
 mod flow;
+mod integrity;
 mod secrets;
 mod soak;
 mod tamper;

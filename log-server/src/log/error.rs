@@ -9,6 +9,32 @@ use verdict_core::tile::{TileSourceError, TileUpdateError};
 
 use crate::storage::StorageError;
 
+/// The store and the checkpoint lock disagree: both trees and why (see [`LogError::LockMismatch`]).
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the store (tree size {store_size}, root {store_root}, {staged_size} entries staged) does not \
+     extend the checkpoint lock {} (tree size {lock_size}, root {lock_root}): {reason}; start on \
+     a copy of the store at least as new as the lock (docs/operator-guide.md, \"Start-up \
+     refused\")",
+    lock_path.display()
+)]
+pub struct LockMismatch {
+    /// The lock file.
+    pub lock_path: std::path::PathBuf,
+    /// Tree size of the locked checkpoint.
+    pub lock_size: TreeSize,
+    /// Root of the locked checkpoint.
+    pub lock_root: Hash,
+    /// Tree size of the store's tree compared with the lock.
+    pub store_size: TreeSize,
+    /// Root of that tree.
+    pub store_root: Hash,
+    /// Entries staged in the store.
+    pub staged_size: u64,
+    /// What does not match.
+    pub reason: &'static str,
+}
+
 /// Errors of the log.
 #[derive(Debug, thiserror::Error)]
 pub enum LogError {
@@ -58,29 +84,8 @@ pub enum LogError {
     /// The store does not equal or extend the checkpoint lock (spec `spec/checkpoint-lock.md`):
     /// it was restored from an older backup, lost writes, or holds another tree. The server
     /// refuses to start (exit 3) rather than sign a checkpoint that forks the log.
-    #[error(
-        "the store (tree size {store_size}, root {store_root}, {staged_size} entries staged) does \
-         not extend the checkpoint lock {} (tree size {lock_size}, root {lock_root}): {reason}; \
-         start on a copy of the store at least as new as the lock (docs/operator-guide.md, \
-         \"Start-up refused\")",
-        lock_path.display()
-    )]
-    LockMismatch {
-        /// The lock file.
-        lock_path: std::path::PathBuf,
-        /// Tree size of the locked checkpoint.
-        lock_size: TreeSize,
-        /// Root of the locked checkpoint.
-        lock_root: Hash,
-        /// Tree size of the store's published checkpoint (0 when it has none).
-        store_size: TreeSize,
-        /// Root of the store's tree (of the size compared, see `reason`).
-        store_root: Hash,
-        /// Entries staged in the store.
-        staged_size: u64,
-        /// What does not match.
-        reason: &'static str,
-    },
+    #[error(transparent)]
+    LockMismatch(Box<LockMismatch>),
     /// The checkpoint lock exists but cannot be read or verified with the log key.
     #[error("checkpoint lock {}: {reason}", path.display())]
     LockUnreadable {
@@ -147,7 +152,7 @@ impl LogError {
     pub fn is_integrity(&self) -> bool {
         match self {
             LogError::Integrity { .. }
-            | LogError::LockMismatch { .. }
+            | LogError::LockMismatch(_)
             | LogError::LockUnreadable { .. }
             | LogError::BadTile { .. }
             | LogError::Checkpoint(_)

@@ -76,7 +76,9 @@ impl CheckpointLock {
             Err(e) => return Err(unreadable(e.to_string())),
         };
         if note.len() > MAX_NOTE_SIZE {
-            return Err(unreadable("larger than a checkpoint note can be".to_owned()));
+            return Err(unreadable(
+                "larger than a checkpoint note can be".to_owned(),
+            ));
         }
         let verified =
             Checkpoint::open(&note, verifier, &[]).map_err(|e| unreadable(e.to_string()))?;
@@ -107,7 +109,8 @@ impl CheckpointLock {
             .unwrap_or_else(|| "checkpoint.lock".to_owned());
         let tmp = dir.join(format!(".{name}.tmp"));
         let result = (|| {
-            let mut file = std::fs::File::create(&tmp).map_err(io_error("checkpoint lock create"))?;
+            let mut file =
+                std::fs::File::create(&tmp).map_err(io_error("checkpoint lock create"))?;
             file.write_all(note)
                 .map_err(io_error("checkpoint lock write"))?;
             file.sync_all().map_err(io_error("checkpoint lock fsync"))?;
@@ -150,7 +153,10 @@ mod tests {
         assert_eq!(lock.read(&signer.verifier(), signer.name()).unwrap(), None);
         lock.write(&note(&signer, 5)).unwrap();
         lock.write(&note(&signer, 7)).unwrap();
-        let read = lock.read(&signer.verifier(), signer.name()).unwrap().unwrap();
+        let read = lock
+            .read(&signer.verifier(), signer.name())
+            .unwrap()
+            .unwrap();
         assert_eq!(read.checkpoint.size, TreeSize(7));
         assert_eq!(read.note, note(&signer, 7));
         // No temporary file is left behind.

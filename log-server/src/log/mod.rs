@@ -26,7 +26,7 @@ use verdict_core::merkle::{leaf_hash, Hash, LeafIndex};
 use verdict_core::note::Signer;
 use verdict_core::proof::verify_inclusion;
 
-pub use self::error::LogError;
+pub use self::error::{LockMismatch, LogError};
 pub use self::lock::{CheckpointLock, LockedCheckpoint};
 use self::sequencer::{Msg, Sequencer, Submission};
 use crate::storage::cache::TileCache;
@@ -249,8 +249,8 @@ impl Log {
         let thread_shared = Arc::clone(&shared);
         std::thread::Builder::new()
             .name("verdict-sequencer".into())
-            .spawn(
-                move || match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            .spawn(move || {
+                match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                     Sequencer::recover(thread_shared, log_signer, rx, watch_tx)
                 }))
                 .unwrap_or(Err(LogError::Integrity {
@@ -263,8 +263,8 @@ impl Log {
                     Err(error) => {
                         let _ = ready_tx.send(Err(error));
                     }
-                },
-            )
+                }
+            })
             .map_err(|source| StorageError::Backend {
                 op: "spawn sequencer",
                 source: Box::new(source),

@@ -41,7 +41,7 @@ use verdict_core::tile::{TileHashSource, TILE_WIDTH};
 use super::batch_proofs::BatchHashes;
 use super::lock::CheckpointLock;
 use super::tiles::{extend, CachedTiles};
-use super::{Integrated, LogError, Shared, SignedCheckpoint};
+use super::{Integrated, LockMismatch, LogError, Shared, SignedCheckpoint};
 use crate::storage::{LogState, StagedEntry};
 
 /// Largest number of staged entries integrated into one checkpoint during recovery.
@@ -673,7 +673,7 @@ impl Sequencer {
     }
 
     fn mismatch(&self, locked: &Checkpoint, edge: &RightEdge, reason: &'static str) -> LogError {
-        LogError::LockMismatch {
+        LogError::LockMismatch(Box::new(LockMismatch {
             lock_path: self
                 .lock
                 .as_ref()
@@ -685,7 +685,7 @@ impl Sequencer {
             store_root: edge.root(),
             staged_size: self.staged_size,
             reason,
-        }
+        }))
     }
 
     /// Sign the published checkpoint again: identical bytes (Ed25519 is deterministic, and

@@ -122,18 +122,20 @@ impl Trees {
     /// [`StorageError::Corrupt`], so that a damaged store is a clean refusal, not exit 101.
     fn open(path: &Path, cache_bytes: u64) -> Result<Self, StorageError> {
         let config = sled::Config::new().path(path).cache_capacity(cache_bytes);
-        let opened = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || -> Result<Self, StorageError> {
-            let db = config.open().map_err(backend("open"))?;
-            let tree = |name: &str| db.open_tree(name).map_err(backend("open tree"));
-            Ok(Self {
-                state: tree("state")?,
-                staged: tree("staged")?,
-                private: tree("private")?,
-                tiles: tree("tiles")?,
-                entries: tree("entries")?,
-                db,
-            })
-        }));
+        let opened = std::panic::catch_unwind(std::panic::AssertUnwindSafe(
+            move || -> Result<Self, StorageError> {
+                let db = config.open().map_err(backend("open"))?;
+                let tree = |name: &str| db.open_tree(name).map_err(backend("open tree"));
+                Ok(Self {
+                    state: tree("state")?,
+                    staged: tree("staged")?,
+                    private: tree("private")?,
+                    tiles: tree("tiles")?,
+                    entries: tree("entries")?,
+                    db,
+                })
+            },
+        ));
         opened.unwrap_or(Err(StorageError::Corrupt {
             what: "sled store",
             reason: "sled panicked while opening it (damaged or truncated files)",
@@ -385,9 +387,7 @@ impl Storage for SledStorage {
             let (key, _) = item.map_err(backend("prune staged"))?;
             batch.remove(key);
         }
-        t.staged
-            .apply_batch(batch)
-            .map_err(backend("prune staged"))
+        t.staged.apply_batch(batch).map_err(backend("prune staged"))
     }
 
     fn private_record(&self, index: LeafIndex) -> Result<Option<Vec<u8>>, StorageError> {

@@ -109,13 +109,19 @@ async fn start_once(data_dir: &Path, from: &[u64]) -> Outcome {
                 return Outcome::Served(note, proofs);
             }
         }
-        assert!(Instant::now() < deadline, "server neither served nor exited");
+        assert!(
+            Instant::now() < deadline,
+            "server neither served nor exited"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
 fn open(note: &[u8], key: &Verifier) -> Checkpoint {
-    Checkpoint::open(note, key, &[]).unwrap().checkpoint().clone()
+    Checkpoint::open(note, key, &[])
+        .unwrap()
+        .checkpoint()
+        .clone()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -178,7 +184,10 @@ async fn restored_backup_and_damaged_store_never_fork() {
         };
         // Aim at the newest writes (the end of the used part of the file), where sled keeps
         // the latest state, or anywhere for odd seeds.
-        let used = bytes.iter().rposition(|&b| b != 0).map_or(1, |p| p as u64 + 1);
+        let used = bytes
+            .iter()
+            .rposition(|&b| b != 0)
+            .map_or(1, |p| p as u64 + 1);
         let recent = used.saturating_sub(1 + next() % used.min(4096));
         if seed >= 8 {
             // The truncated `store/db` (sled panicked, exit 101).

@@ -290,7 +290,10 @@ mod tests {
             panic!("a used directory was accepted");
         };
         assert_eq!(code, EXIT_NOT_A_BENCH_DIR);
-        assert!(message.contains("not a benchmark data directory"), "{message}");
+        assert!(
+            message.contains("not a benchmark data directory"),
+            "{message}"
+        );
         let fresh = tmp.path().join("fresh");
         prepare_bench_dir(&fresh).unwrap();
         assert!(fresh.join(BENCH_MARKER).is_file());

@@ -24,6 +24,7 @@
 //!   |   metrics             counters and histograms (prometheus-client), rebuilt from the log
 //!   |
 //! log/                    the Log handle, the sequencer thread, extending the tree (tiles.rs),
+//!   |                     the checkpoint lock (lock.rs, spec/checkpoint-lock.md),
 //!   |                     batch proofs, reads and proofs from tiles, LogError;
 //!   |                     log::check, the whole-log checker (feature `testing`)
 //!   |

@@ -576,10 +576,10 @@ impl Storage for SledStorage {
                     );
                     return Ok(());
                 }
-                Err(error) if attempt >= 20 || error.is_integrity() => return Err(error),
+                Err(error) if attempt >= 10 || error.is_integrity() => return Err(error),
                 Err(_) => {
                     attempt += 1;
-                    std::thread::sleep(std::time::Duration::from_millis(50));
+                    std::thread::sleep(std::time::Duration::from_millis(20));
                 }
             }
         }

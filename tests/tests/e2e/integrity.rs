@@ -234,4 +234,35 @@ async fn restored_backup_and_damaged_store_never_fork() {
     }
     println!("real binary, damaged store/db: {refused} refused, {consistent} served consistently");
     assert!(refused > 0, "no trial reached the refusal path");
+
+    // `fill` refuses the data directory a server has used (exit 4), and fills a new one with
+    // throwaway keys named for benchmarks.
+    let fill = |dir: &Path| {
+        Command::new(binary("verdict-server").unwrap())
+            .arg("--data-dir")
+            .arg(dir)
+            .args([
+                "fill",
+                "--entries",
+                "20",
+                "--concurrency",
+                "4",
+                "--batch",
+                "8",
+            ])
+            .output()
+            .unwrap()
+    };
+    let before = std::fs::read(template.join("checkpoint.lock")).unwrap();
+    let refused = fill(&template);
+    assert_eq!(refused.status.code(), Some(4), "{refused:?}");
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("not a benchmark data directory"));
+    assert_eq!(std::fs::read(template.join("checkpoint.lock")).unwrap(), before);
+    let bench = tmp.path().join("bench");
+    let filled = fill(&bench);
+    assert_eq!(filled.status.code(), Some(0), "{filled:?}");
+    let key = std::fs::read_to_string(bench.join("log.key")).unwrap();
+    assert!(key.contains("bench.invalid/verdict-server-fill"), "{key}");
+    assert!(bench.join("BENCHMARK-DATA-ONLY").is_file());
+    assert!(bench.join("checkpoint.lock").is_file());
 }

@@ -212,7 +212,8 @@ async fn restored_backup_and_damaged_store_never_fork() {
                     matches!(status.code(), Some(1 | 3)),
                     "trial {seed}: exit {status}: {output}"
                 );
-                eprintln!("trial {seed}: refused with {status}");
+                let last = output.lines().last().unwrap_or_default();
+                eprintln!("trial {seed}: refused with {status}: {last}");
                 refused += 1;
             }
             Outcome::Served(note, proofs) => {
@@ -257,7 +258,10 @@ async fn restored_backup_and_damaged_store_never_fork() {
     let refused = fill(&template);
     assert_eq!(refused.status.code(), Some(4), "{refused:?}");
     assert!(String::from_utf8_lossy(&refused.stderr).contains("not a benchmark data directory"));
-    assert_eq!(std::fs::read(template.join("checkpoint.lock")).unwrap(), before);
+    assert_eq!(
+        std::fs::read(template.join("checkpoint.lock")).unwrap(),
+        before
+    );
     let bench = tmp.path().join("bench");
     let filled = fill(&bench);
     assert_eq!(filled.status.code(), Some(0), "{filled:?}");

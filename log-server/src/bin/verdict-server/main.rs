@@ -177,7 +177,14 @@ async fn serve(config: Config) -> CmdResult {
         Ok(started) => started,
         Err(error @ verdict_log_server::StartError::Refused(_)) => {
             tracing::error!(error = %error, "{error}");
-            return Err(Failure(format!("cannot start: {error}"), EXIT_INTEGRITY));
+            let mut message = format!("cannot start: {error}");
+            if !message.contains("operator-guide") {
+                message.push_str(
+                    " (the store is damaged: start on an undamaged copy of store/; see \
+                     docs/operator-guide.md, \"Start-up refused\")",
+                );
+            }
+            return Err(Failure(message, EXIT_INTEGRITY));
         }
         Err(error) => return Err(Failure(format!("cannot start: {error}"), EXIT_FAILURE)),
     };

@@ -98,6 +98,12 @@ pub struct Config {
     /// object per line, with the event's fields, for log collectors). The level filter is
     /// `RUST_LOG` (default `info,tower_http=warn`).
     pub log_format: LogFormat,
+    /// The checkpoint lock: the last checkpoint the log signed, kept outside the store and
+    /// written durably before each checkpoint is published (spec `spec/checkpoint-lock.md`). At
+    /// start the store must equal or extend it, or the server refuses to start (exit 3). Put it
+    /// on another volume than the store (or a replicated mount) so that restoring or losing the
+    /// store cannot roll it back. Default `<data_dir>/checkpoint.lock`.
+    pub checkpoint_lock: Option<PathBuf>,
 }
 
 /// Format of the server's log lines ([`Config::log_format`]).
@@ -130,6 +136,7 @@ impl Default for Config {
             checkpoint_max_age_secs: 1,
             request_id_window: 100_000,
             log_format: LogFormat::Text,
+            checkpoint_lock: None,
         }
     }
 }
@@ -247,6 +254,13 @@ impl Config {
         self.origin
             .clone()
             .unwrap_or_else(|| format!("verdict.localhost/{}", self.listen))
+    }
+
+    /// Path of the checkpoint lock: `checkpoint_lock`, or `<data_dir>/checkpoint.lock`.
+    pub fn checkpoint_lock_path(&self) -> PathBuf {
+        self.checkpoint_lock
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("checkpoint.lock"))
     }
 
     /// Request timeout.

@@ -102,6 +102,20 @@ pub enum ApiError {
         /// Seconds to wait.
         retry_after_secs: u64,
     },
+    /// The store cannot take writes right now (e.g. the disk is full); nothing was logged.
+    /// The server recovers by itself once the store works again.
+    #[error("the log's storage is failing; retry after {retry_after_secs} s")]
+    StorageUnavailable {
+        /// Seconds to wait.
+        retry_after_secs: u64,
+    },
+    /// Stored log data is damaged or missing (e.g. a deleted tile file): never served. Logged
+    /// loudly; `/health` reports it until the store is repaired and the server restarted.
+    #[error("the log's stored data failed an integrity check; the operator has been alerted")]
+    Integrity {
+        /// The real error (logged, never sent).
+        detail: String,
+    },
     /// The server is shutting down or the request timed out.
     #[error("service unavailable: {reason}")]
     Unavailable {
@@ -131,11 +145,39 @@ pub struct ErrorBody {
     pub column: Option<usize>,
 }
 
+/// `Retry-After` of [`ApiError::StorageUnavailable`], in seconds.
+pub const STORAGE_RETRY_AFTER_SECS: u64 = 2;
+
 impl ApiError {
     /// An internal error from anything displayable.
     pub fn internal(e: impl std::fmt::Display) -> Self {
         Self::Internal {
             detail: e.to_string(),
+        }
+    }
+
+    /// The answer to a failed log read or write: a damaged store is
+    /// [`ApiError::Integrity`] (503, logged as an error), a failing backend is
+    /// [`ApiError::StorageUnavailable`] (503 with `Retry-After`), a shutdown is
+    /// [`ApiError::Unavailable`]; anything else is internal.
+    pub fn from_log(error: crate::log::LogError) -> Self {
+        use crate::log::LogError;
+        if error.is_integrity() {
+            return Self::Integrity {
+                detail: error.to_string(),
+            };
+        }
+        match error {
+            LogError::Storage(_) | LogError::SequencingFailed { .. } => Self::StorageUnavailable {
+                retry_after_secs: STORAGE_RETRY_AFTER_SECS,
+            },
+            LogError::ShuttingDown => Self::Unavailable {
+                reason: "shutting down",
+            },
+            LogError::Backpressure { retry_after, .. } => Self::Backpressure {
+                retry_after_secs: retry_after.as_secs().max(1),
+            },
+            other => Self::internal(other),
         }
     }
 
@@ -161,6 +203,10 @@ impl ApiError {
             Self::RequestIdConflict { .. } => (StatusCode::CONFLICT, "request_id_conflict"),
             Self::Backpressure { .. } => (StatusCode::SERVICE_UNAVAILABLE, "backpressure"),
             Self::Unavailable { .. } => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            Self::StorageUnavailable { .. } => {
+                (StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable")
+            }
+            Self::Integrity { .. } => (StatusCode::SERVICE_UNAVAILABLE, "integrity"),
             Self::Internal { .. } => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
@@ -174,6 +220,10 @@ impl IntoResponse for ApiError {
                 Self::Internal { detail } => {
                     tracing::error!(error = %detail, "internal error: {detail}");
                     "internal server error".to_owned()
+                }
+                Self::Integrity { detail } => {
+                    tracing::error!(error = %detail, "log integrity error: {detail}");
+                    self.to_string()
                 }
                 other => other.to_string(),
             }
@@ -206,7 +256,8 @@ impl IntoResponse for ApiError {
                     ),
                 );
             }
-            Self::Backpressure { retry_after_secs } => {
+            Self::Backpressure { retry_after_secs }
+            | Self::StorageUnavailable { retry_after_secs } => {
                 if let Ok(v) = HeaderValue::from_str(&retry_after_secs.to_string()) {
                     response.headers_mut().insert(header::RETRY_AFTER, v);
                 }

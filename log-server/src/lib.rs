@@ -24,6 +24,7 @@
 //!   |   metrics             counters and histograms (prometheus-client), rebuilt from the log
 //!   |
 //! log/                    the Log handle, the sequencer thread, extending the tree (tiles.rs),
+//!   |                     the checkpoint lock (lock.rs, spec/checkpoint-lock.md),
 //!   |                     batch proofs, reads and proofs from tiles, LogError;
 //!   |                     log::check, the whole-log checker (feature `testing`)
 //!   |
@@ -162,6 +163,11 @@ pub enum StartError {
     /// The store or the log.
     #[error("log: {0}")]
     Log(String),
+    /// The store is damaged or does not extend the checkpoint lock: the server refuses to start
+    /// rather than serve wrong data or fork the log (`verdict-server` exit code 3; see the
+    /// operator guide, "Start-up refused").
+    #[error("refusing to start: {0}")]
+    Refused(#[source] log::LogError),
     /// Policies.
     #[error("policies: {0}")]
     Policies(#[from] service::policies::RegistryError),
@@ -174,6 +180,18 @@ pub enum StartError {
         #[source]
         source: std::io::Error,
     },
+}
+
+impl StartError {
+    /// [`StartError::Refused`] for integrity errors ([`log::LogError::is_integrity`]), otherwise
+    /// [`StartError::Log`].
+    pub fn from_log(error: log::LogError) -> Self {
+        if error.is_integrity() {
+            Self::Refused(error)
+        } else {
+            Self::Log(error.to_string())
+        }
+    }
 }
 
 /// A started server: the state and the keys (for printing).
@@ -199,8 +217,8 @@ pub async fn start(config: &Config) -> Result<Started, StartError> {
         config.origin.is_some(),
     )?;
     let store_dir = config.data_dir.join("store");
-    let storage =
-        storage::sled::SledStorage::open(&store_dir).map_err(|e| StartError::Log(e.to_string()))?;
+    let storage = storage::sled::SledStorage::open(&store_dir)
+        .map_err(|e| StartError::from_log(log::LogError::Storage(e)))?;
     let log_key = keys.log.clone();
     let log = Log::open(
         Arc::new(storage),
@@ -209,11 +227,12 @@ pub async fn start(config: &Config) -> Result<Started, StartError> {
             batch_max_entries: config.batch_max_entries,
             batch_max_age: Duration::from_millis(config.batch_max_age_ms),
             max_pending: config.max_pending,
+            checkpoint_lock: Some(config.checkpoint_lock_path()),
             ..LogConfig::new(keys.log.name())
         },
     )
     .await
-    .map_err(|e| StartError::Log(e.to_string()))?;
+    .map_err(StartError::from_log)?;
 
     let policies = PolicyRegistry::new(keys.policy_salt, Some(config.data_dir.join("policies")));
     let loaded_policies = if config.policies_dir.is_dir() {

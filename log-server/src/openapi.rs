@@ -55,7 +55,7 @@ pub fn document() -> Value {
         responses.insert("415".into(), error_response("Wrong content type."));
         responses.insert(
             "503".into(),
-            error_response("Backpressure (with Retry-After) or unavailable."),
+            error_response("Backpressure (error `backpressure`, with Retry-After), storage failing (error `storage_unavailable`, with Retry-After; nothing was logged), damaged stored data (error `integrity`) or unavailable."),
         );
         Value::Object(responses)
     };
@@ -107,7 +107,8 @@ pub fn document() -> Value {
                 "responses": {
                     "200": text("Tile bytes.", "application/octet-stream"),
                     "400": error_response("Not a canonical tile path."),
-                    "404": error_response("Tile beyond the tree.")
+                    "404": error_response("Tile beyond the tree."),
+                    "503": error_response("The stored tile is damaged or missing (error `integrity`); never served.")
                 }
             }},
             "/v1/keys": { "get": {
@@ -117,21 +118,21 @@ pub fn document() -> Value {
             "/v1/proof/inclusion": { "get": {
                 "summary": "RFC 9162 inclusion proof of a leaf in a tree size.",
                 "parameters": [u64_param("index", "query", "Leaf index."), u64_param("size", "query", "Tree size, at most the latest checkpoint's.")],
-                "responses": { "200": json_ref("Proof.", "Proof"), "400": error_response("Bad parameters.") }
+                "responses": { "200": json_ref("Proof.", "Proof"), "400": error_response("Bad parameters."), "503": error_response("A stored tile is damaged or missing (error `integrity`).") }
             }},
             "/v1/proof/consistency": { "get": {
                 "summary": "RFC 9162 consistency proof between two tree sizes.",
                 "parameters": [u64_param("from", "query", "Old size, at least 1."), u64_param("to", "query", "New size, at most the latest checkpoint's.")],
-                "responses": { "200": json_ref("Proof.", "Proof"), "400": error_response("Bad parameters.") }
+                "responses": { "200": json_ref("Proof.", "Proof"), "400": error_response("Bad parameters."), "503": error_response("A stored tile is damaged or missing (error `integrity`).") }
             }},
             "/v1/bundle/{index}": { "get": {
                 "summary": "C2SP tlog-proof of a logged receipt against the latest checkpoint.",
                 "parameters": [u64_param("index", "path", "Leaf index.")],
-                "responses": { "200": text("tlog-proof text.", "text/plain; charset=utf-8"), "400": error_response("Bad index."), "404": error_response("No such entry.") }
+                "responses": { "200": text("tlog-proof text.", "text/plain; charset=utf-8"), "400": error_response("Bad index."), "404": error_response("No such entry."), "503": error_response("A stored tile or bundle is damaged or missing (error `integrity`).") }
             }},
             "/health": { "get": {
-                "summary": "200 while a freshly signed checkpoint exists, else 503.",
-                "responses": { "200": json_ref("Healthy.", "Health"), "503": error_response("No fresh checkpoint.") }
+                "summary": "200 while a freshly signed checkpoint exists, writes succeed and no damaged stored data was read; else 503.",
+                "responses": { "200": json_ref("Healthy.", "Health"), "503": error_response("No fresh checkpoint (`unavailable`), writes failing (`storage_unavailable`, with Retry-After) or damaged stored data read since start (`integrity`).") }
             }},
             "/metrics": { "get": {
                 "summary": "Prometheus text exposition.",

@@ -3,11 +3,37 @@
 use std::time::Duration;
 
 use verdict_core::checkpoint::CheckpointError;
-use verdict_core::merkle::RightEdgeError;
+use verdict_core::merkle::{Hash, RightEdgeError, TreeSize};
 use verdict_core::proof::ProveError;
 use verdict_core::tile::{TileSourceError, TileUpdateError};
 
 use crate::storage::StorageError;
+
+/// The store and the checkpoint lock disagree: both trees and why (see [`LogError::LockMismatch`]).
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the store (tree size {store_size}, root {store_root}, {staged_size} entries staged) does not \
+     extend the checkpoint lock {} (tree size {lock_size}, root {lock_root}): {reason}; start on \
+     a copy of the store at least as new as the lock (docs/operator-guide.md, \"Start-up \
+     refused\")",
+    lock_path.display()
+)]
+pub struct LockMismatch {
+    /// The lock file.
+    pub lock_path: std::path::PathBuf,
+    /// Tree size of the locked checkpoint.
+    pub lock_size: TreeSize,
+    /// Root of the locked checkpoint.
+    pub lock_root: Hash,
+    /// Tree size of the store's tree compared with the lock.
+    pub store_size: TreeSize,
+    /// Root of that tree.
+    pub store_root: Hash,
+    /// Entries staged in the store.
+    pub staged_size: u64,
+    /// What does not match.
+    pub reason: &'static str,
+}
 
 /// Errors of the log.
 #[derive(Debug, thiserror::Error)]
@@ -54,6 +80,19 @@ pub enum LogError {
     Integrity {
         /// What is inconsistent.
         what: &'static str,
+    },
+    /// The store does not equal or extend the checkpoint lock (spec `spec/checkpoint-lock.md`):
+    /// it was restored from an older backup, lost writes, or holds another tree. The server
+    /// refuses to start (exit 3) rather than sign a checkpoint that forks the log.
+    #[error(transparent)]
+    LockMismatch(Box<LockMismatch>),
+    /// The checkpoint lock exists but cannot be read or verified with the log key.
+    #[error("checkpoint lock {}: {reason}", path.display())]
+    LockUnreadable {
+        /// The lock file.
+        path: std::path::PathBuf,
+        /// Why.
+        reason: String,
     },
     /// An index or size is outside the published tree, or sizes are out of order.
     #[error("out of range: {what}")]
@@ -102,6 +141,24 @@ impl From<ProveError<TileSourceError<StorageError>>> for LogError {
             ProveError::Source(TileSourceError::Malformed { path, reason }) => {
                 LogError::BadTile { path, reason }
             }
+        }
+    }
+}
+
+impl LogError {
+    /// Whether this error means the stored log is damaged or does not match the checkpoint lock
+    /// (an integrity refusal: exit 3 at start, 503 `integrity` on reads), as opposed to a
+    /// transient failure or a bad request.
+    pub fn is_integrity(&self) -> bool {
+        match self {
+            LogError::Integrity { .. }
+            | LogError::LockMismatch(_)
+            | LogError::LockUnreadable { .. }
+            | LogError::BadTile { .. }
+            | LogError::Checkpoint(_)
+            | LogError::Tree(_) => true,
+            LogError::Storage(error) => error.is_integrity(),
+            _ => false,
         }
     }
 }

@@ -11,6 +11,7 @@ pub mod batch_proofs;
 #[cfg(any(test, feature = "testing"))]
 pub mod check;
 mod error;
+pub mod lock;
 mod read;
 pub(crate) mod sequencer;
 pub mod tiles;
@@ -25,7 +26,8 @@ use verdict_core::merkle::{leaf_hash, Hash, LeafIndex};
 use verdict_core::note::Signer;
 use verdict_core::proof::verify_inclusion;
 
-pub use self::error::LogError;
+pub use self::error::{LockMismatch, LogError};
+pub use self::lock::{CheckpointLock, LockedCheckpoint};
 use self::sequencer::{Msg, Sequencer, Submission};
 use crate::storage::cache::TileCache;
 use crate::storage::sled::SledStorage;
@@ -54,6 +56,10 @@ pub struct LogConfig {
     pub checkpoint_interval: Duration,
     /// Bytes of tiles kept in the read cache. Default 32 MiB.
     pub tile_cache_bytes: usize,
+    /// The checkpoint lock file ([`CheckpointLock`], spec `spec/checkpoint-lock.md`). `None`
+    /// (the default of [`LogConfig::new`]) runs without one: only for tests on throwaway
+    /// stores; the server always sets it.
+    pub checkpoint_lock: Option<std::path::PathBuf>,
 }
 
 impl LogConfig {
@@ -66,6 +72,7 @@ impl LogConfig {
             max_pending: 100_000,
             checkpoint_interval: Duration::from_secs(5),
             tile_cache_bytes: 32 << 20,
+            checkpoint_lock: None,
         }
     }
 }
@@ -173,6 +180,12 @@ pub(crate) struct Shared {
     pub(crate) batches: AtomicU64,
     pub(crate) storage_errors: AtomicU64,
     pub(crate) last_batch_micros: AtomicU64,
+    /// The last storage failure, while writes keep failing (cleared by the next write that
+    /// succeeds); reported by `/health`.
+    pub(crate) failing: Mutex<Option<String>>,
+    /// The first integrity error a read met (damaged or missing stored data); kept until restart
+    /// and reported by `/health`.
+    pub(crate) integrity: Mutex<Option<String>>,
 }
 
 struct Handle {
@@ -227,6 +240,8 @@ impl Log {
             batches: AtomicU64::new(0),
             storage_errors: AtomicU64::new(0),
             last_batch_micros: AtomicU64::new(0),
+            failing: Mutex::new(None),
+            integrity: Mutex::new(None),
         });
         let (tx, rx) = mpsc::channel();
         let (watch_tx, checkpoints) = watch::channel(None);
@@ -234,8 +249,13 @@ impl Log {
         let thread_shared = Arc::clone(&shared);
         std::thread::Builder::new()
             .name("verdict-sequencer".into())
-            .spawn(
-                move || match Sequencer::recover(thread_shared, log_signer, rx, watch_tx) {
+            .spawn(move || {
+                match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    Sequencer::recover(thread_shared, log_signer, rx, watch_tx)
+                }))
+                .unwrap_or(Err(LogError::Integrity {
+                    what: "the store panicked during recovery (damaged store)",
+                })) {
                     Ok(sequencer) => {
                         let _ = ready_tx.send(Ok(()));
                         sequencer.run();
@@ -243,8 +263,8 @@ impl Log {
                     Err(error) => {
                         let _ = ready_tx.send(Err(error));
                     }
-                },
-            )
+                }
+            })
             .map_err(|source| StorageError::Backend {
                 op: "spawn sequencer",
                 source: Box::new(source),
@@ -418,6 +438,27 @@ impl Log {
             .queued
             .load(Ordering::Acquire)
             .saturating_add(unintegrated)
+    }
+
+    /// The storage failure that makes writes fail right now, if any (e.g. "storage backend
+    /// failed during stage: No space left on device"). Cleared once a write succeeds again.
+    pub fn storage_problem(&self) -> Option<String> {
+        self.inner
+            .shared
+            .failing
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// The first integrity error a read met since start (damaged or missing stored data), if any.
+    pub fn integrity_problem(&self) -> Option<String> {
+        self.inner
+            .shared
+            .integrity
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     /// Counters for metrics.

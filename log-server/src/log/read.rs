@@ -27,6 +27,25 @@ impl Log {
             .map_or(TreeSize(0), |cp| cp.checkpoint.size)
     }
 
+    /// Log an integrity error of a read loudly and remember it for `/health`; pass the result on.
+    fn checked<T>(&self, what: &'static str, result: Result<T, LogError>) -> Result<T, LogError> {
+        if let Err(error) = &result {
+            if error.is_integrity() {
+                tracing::error!(read = what, error = %error, "log integrity error reading {what}: {error}");
+                let mut slot = self
+                    .inner
+                    .shared
+                    .integrity
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                if slot.is_none() {
+                    *slot = Some(format!("{what}: {error}"));
+                }
+            }
+        }
+        result
+    }
+
     fn tiles(&self) -> CachedTiles<'_> {
         CachedTiles::new(self.inner.shared.storage.as_ref(), &self.inner.shared.cache)
     }
@@ -36,6 +55,10 @@ impl Log {
     /// # Errors
     /// Storage errors; [`LogError::Integrity`] when a covered tile is missing.
     pub fn read_tile(&self, tile: Tile) -> Result<Option<Vec<u8>>, LogError> {
+        self.checked("tile", self.read_tile_unchecked(tile))
+    }
+
+    fn read_tile_unchecked(&self, tile: Tile) -> Result<Option<Vec<u8>>, LogError> {
         let size = self.published_size();
         if tile.width == 0
             || tile.width > TILE_WIDTH
@@ -57,6 +80,10 @@ impl Log {
     /// # Errors
     /// [`LogError::OutOfRange`] unless `index < size <= published size`; storage errors.
     pub fn inclusion_proof(&self, index: LeafIndex, size: TreeSize) -> Result<Vec<Hash>, LogError> {
+        self.checked("inclusion proof", self.inclusion_unchecked(index, size))
+    }
+
+    fn inclusion_unchecked(&self, index: LeafIndex, size: TreeSize) -> Result<Vec<Hash>, LogError> {
         if size > self.published_size() {
             return Err(LogError::OutOfRange {
                 what: "size beyond the published tree",
@@ -75,6 +102,10 @@ impl Log {
     /// # Errors
     /// [`LogError::OutOfRange`] unless `0 < from <= to <= published size`; storage errors.
     pub fn consistency_proof(&self, from: TreeSize, to: TreeSize) -> Result<Vec<Hash>, LogError> {
+        self.checked("consistency proof", self.consistency_unchecked(from, to))
+    }
+
+    fn consistency_unchecked(&self, from: TreeSize, to: TreeSize) -> Result<Vec<Hash>, LogError> {
         if to > self.published_size() {
             return Err(LogError::OutOfRange {
                 what: "size beyond the published tree",
@@ -93,6 +124,10 @@ impl Log {
     /// # Errors
     /// Storage errors; [`LogError::Integrity`] when its bundle is missing.
     pub fn entry(&self, index: LeafIndex) -> Result<Option<Vec<u8>>, LogError> {
+        self.checked("entry", self.entry_unchecked(index))
+    }
+
+    fn entry_unchecked(&self, index: LeafIndex) -> Result<Option<Vec<u8>>, LogError> {
         if index.0 >= self.published_size().0 {
             return Ok(None);
         }
@@ -113,6 +148,10 @@ impl Log {
     /// # Errors
     /// [`LogError::OutOfRange`] when the latest checkpoint does not cover `index`.
     pub fn bundle(&self, index: LeafIndex) -> Result<ProofBundle, LogError> {
+        self.checked("proof bundle", self.bundle_unchecked(index))
+    }
+
+    fn bundle_unchecked(&self, index: LeafIndex) -> Result<ProofBundle, LogError> {
         let latest = self.latest_checkpoint().ok_or(LogError::OutOfRange {
             what: "no checkpoint yet",
         })?;

@@ -19,6 +19,13 @@
 //!
 //! **Recovery** on open is the same reload and integration: entries staged but not yet
 //! published (acknowledged before a crash) are integrated before the log serves.
+//!
+//! **Checkpoint lock** (spec `spec/checkpoint-lock.md`). Step 3 first writes the new checkpoint
+//! durably to the lock file ([`CheckpointLock`]), then publishes it in the store. A checkpoint is
+//! signed only if it equals or extends the locked one: by construction when the tree grows from
+//! the locked checkpoint, otherwise by a consistency proof built from the store's tiles and
+//! verified against both roots (RFC 9162 §2.1.4.2). At open the store must hold the locked tree
+//! or stage enough entries to reach it; anything else is [`LogError::LockMismatch`].
 
 use std::sync::atomic::Ordering;
 use std::sync::{mpsc, Arc};
@@ -26,13 +33,15 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{oneshot, watch};
 use verdict_core::checkpoint::Checkpoint;
-use verdict_core::merkle::{LeafIndex, RightEdge, TreeSize};
+use verdict_core::merkle::{empty_root, LeafIndex, RightEdge, TreeSize};
 use verdict_core::note::{Signer, Verifier};
-use verdict_core::tile::TILE_WIDTH;
+use verdict_core::proof::{consistency_proof, verify_consistency};
+use verdict_core::tile::{TileHashSource, TILE_WIDTH};
 
 use super::batch_proofs::BatchHashes;
-use super::tiles::extend;
-use super::{Integrated, LogError, Shared, SignedCheckpoint};
+use super::lock::CheckpointLock;
+use super::tiles::{extend, CachedTiles};
+use super::{Integrated, LockMismatch, LogError, Shared, SignedCheckpoint};
 use crate::storage::{LogState, StagedEntry};
 
 /// Largest number of staged entries integrated into one checkpoint during recovery.
@@ -76,6 +85,10 @@ pub(crate) struct Sequencer {
     signed_at: Instant,
     /// Acknowledged entries whose submitters wait for their proofs, by index (ascending).
     waiters: Vec<(u64, oneshot::Sender<Integrated>)>,
+    /// The checkpoint lock, if the log has one.
+    lock: Option<CheckpointLock>,
+    /// The checkpoint in the lock (the last one signed): every new one must extend it.
+    locked: Option<Checkpoint>,
 }
 
 impl Sequencer {
@@ -100,8 +113,17 @@ impl Sequencer {
             retry_delay: FIRST_RETRY_DELAY,
             signed_at: Instant::now(),
             waiters: Vec::new(),
+            lock: None,
+            locked: None,
         };
+        sequencer.lock = sequencer
+            .shared
+            .cfg
+            .checkpoint_lock
+            .as_ref()
+            .map(CheckpointLock::new);
         sequencer.reload()?;
+        sequencer.check_lock_at_open()?;
         sequencer.integrate_staged(None)?;
         if sequencer.published.is_none() {
             sequencer.publish(sequencer.edge.clone())?;
@@ -212,7 +234,10 @@ impl Sequencer {
                 .reload_if_dirty()
                 .and_then(|()| self.integrate_staged(None));
             match result {
-                Ok(()) => self.retry_delay = FIRST_RETRY_DELAY,
+                Ok(()) => {
+                    self.retry_delay = FIRST_RETRY_DELAY;
+                    self.set_failing(None);
+                }
                 Err(error) => {
                     self.failed("integration retry", Some(&error));
                     self.retry_delay = (self.retry_delay * 2).min(Duration::from_secs(1));
@@ -283,6 +308,7 @@ impl Sequencer {
         match result {
             Ok(()) => {
                 self.retry_delay = FIRST_RETRY_DELAY;
+                self.set_failing(None);
                 self.shared.batches.fetch_add(1, Ordering::Relaxed);
                 let micros = u64::try_from(oldest.elapsed().as_micros()).unwrap_or(u64::MAX);
                 self.shared
@@ -307,8 +333,21 @@ impl Sequencer {
         self.dirty = true;
         self.shared.storage_errors.fetch_add(1, Ordering::Relaxed);
         if let Some(error) = error {
+            self.set_failing(Some(format!("{op}: {error}")));
+            if error.is_integrity() {
+                tracing::error!(op, error = %error, tree.size = self.published_size(), "log integrity error during {op}: {error}");
+                return;
+            }
             tracing::warn!(op, error = %error, tree.size = self.published_size(), "log write failed during {op}: {error}");
         }
+    }
+
+    fn set_failing(&self, problem: Option<String>) {
+        *self
+            .shared
+            .failing
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = problem;
     }
 
     fn published_size(&self) -> u64 {
@@ -326,6 +365,9 @@ impl Sequencer {
     /// entries or published checkpoints.
     fn reload(&mut self) -> Result<(), LogError> {
         let storage = self.shared.storage.as_ref();
+        if self.dirty {
+            storage.recover()?;
+        }
         let state = storage.state()?;
         let staged = storage.staged_size()?.0;
         if staged < self.staged_size {
@@ -408,7 +450,10 @@ impl Sequencer {
                     entries
                 }
                 _ => {
-                    let end = to.min(from.saturating_add(RECOVERY_CHUNK));
+                    // Never stop below the locked size: no checkpoint smaller than the locked one
+                    // is signed.
+                    let floor = self.locked.as_ref().map_or(0, |l| l.size.0).min(to);
+                    let end = to.min(from.saturating_add(RECOVERY_CHUNK)).max(floor);
                     self.shared
                         .storage
                         .staged(LeafIndex(from), LeafIndex(end))?
@@ -473,12 +518,22 @@ impl Sequencer {
             root: edge.root(),
             extensions: Vec::new(),
         };
+        self.check_extends_lock(&edge)?;
         let note = checkpoint.sign(&self.signer)?;
         let state = LogState {
             size: edge.size(),
             right_edge: edge.hashes().to_vec(),
             checkpoint: note.clone(),
         };
+        if let Some(lock) = &self.lock {
+            if self.locked.as_ref() != Some(&checkpoint) {
+                if let Err(error) = lock.write(&note) {
+                    self.dirty = true;
+                    return Err(error);
+                }
+                self.locked = Some(checkpoint.clone());
+            }
+        }
         if let Err(error) = self.shared.storage.publish(self.published.as_ref(), &state) {
             self.dirty = true;
             return Err(error.into());
@@ -514,6 +569,123 @@ impl Sequencer {
                 tracing::warn!(error = %error, "pruning staged entries failed: {error}");
             }
         }
+    }
+
+    /// At open, after [`Sequencer::reload`]: compare the store with the checkpoint lock.
+    /// - No lock file: create it from the store's checkpoint (first start with a lock; a store
+    ///   without a checkpoint gets its lock with its first checkpoint).
+    /// - The store's tree is at least the locked size: prove it extends the locked checkpoint.
+    /// - It is smaller: the staged entries must reach the locked size (a crash between writing
+    ///   the lock and publishing in the store); the checkpoint that integrates them is checked
+    ///   when it is signed ([`Sequencer::check_extends_lock`]).
+    fn check_lock_at_open(&mut self) -> Result<(), LogError> {
+        let Some(lock) = self.lock.clone() else {
+            return Ok(());
+        };
+        let origin = self.shared.cfg.origin.clone();
+        let Some(locked) = lock.read(&self.verifier, &origin)? else {
+            if let Some(state) = &self.published {
+                let checkpoint = Checkpoint::open(&state.checkpoint, &self.verifier, &[])?
+                    .checkpoint()
+                    .clone();
+                lock.write(&state.checkpoint)?;
+                tracing::warn!(
+                    path = %lock.path().display(),
+                    tree.size = checkpoint.size.0,
+                    "no checkpoint lock at {}: created it from the store's checkpoint at tree size {} (first start with a checkpoint lock)",
+                    lock.path().display(),
+                    checkpoint.size.0
+                );
+                self.locked = Some(checkpoint);
+            }
+            return Ok(());
+        };
+        let locked = locked.checkpoint;
+        let edge = self.edge.clone();
+        if edge.size() < locked.size && self.staged_size < locked.size.0 {
+            return Err(self.mismatch(
+                &locked,
+                &edge,
+                "the store holds fewer entries than the locked checkpoint (restored from an older backup, or writes were lost)",
+            ));
+        }
+        self.locked = Some(locked);
+        if edge.size() >= self.locked.as_ref().map_or(TreeSize(0), |l| l.size) {
+            self.check_extends_lock(&edge)?;
+        }
+        tracing::info!(
+            path = %lock.path().display(),
+            lock.size = self.locked.as_ref().map_or(0, |l| l.size.0),
+            tree.size = edge.size().0,
+            "checkpoint lock {} checked",
+            lock.path().display()
+        );
+        Ok(())
+    }
+
+    /// Whether the tree of `edge` may be signed: it must equal or extend the locked checkpoint.
+    /// Proven by construction when `edge` grew from the locked tree (the sequencer's edge is the
+    /// locked one), otherwise from the store's tiles (which `edge`'s tree must already have).
+    ///
+    /// # Errors
+    /// [`LogError::LockMismatch`]; storage errors while building the proof.
+    fn check_extends_lock(&self, edge: &RightEdge) -> Result<(), LogError> {
+        let Some(locked) = &self.locked else {
+            return Ok(());
+        };
+        let (size, root) = (edge.size(), edge.root());
+        if size < locked.size {
+            return Err(self.mismatch(
+                locked,
+                edge,
+                "refusing to sign a tree smaller than the locked checkpoint",
+            ));
+        }
+        if size == locked.size {
+            if root == locked.root {
+                return Ok(());
+            }
+            return Err(self.mismatch(
+                locked,
+                edge,
+                "the store's tree at the locked size has another root",
+            ));
+        }
+        if self.edge.size() == locked.size && self.edge.root() == locked.root {
+            // `edge` was extended from the locked tree (integrate_staged, publish).
+            return Ok(());
+        }
+        if locked.size.0 == 0 {
+            if locked.root == empty_root() {
+                return Ok(());
+            }
+            return Err(self.mismatch(locked, edge, "the locked empty tree has a wrong root"));
+        }
+        let tiles = CachedTiles::new(self.shared.storage.as_ref(), &self.shared.cache);
+        let proof = consistency_proof(&TileHashSource::new(&tiles, size), locked.size, size)?;
+        verify_consistency(locked.size, size, &proof, &locked.root, &root).map_err(|_| {
+            self.mismatch(
+                locked,
+                edge,
+                "the store's tree is not consistent with the locked checkpoint",
+            )
+        })
+    }
+
+    fn mismatch(&self, locked: &Checkpoint, edge: &RightEdge, reason: &'static str) -> LogError {
+        LogError::LockMismatch(Box::new(LockMismatch {
+            lock_path: self
+                .lock
+                .as_ref()
+                .map(|l| l.path().to_path_buf())
+                .unwrap_or_default(),
+            lock_size: locked.size,
+            lock_root: locked.root,
+            store_size: edge.size(),
+            store_root: edge.root(),
+            staged_size: self.staged_size,
+            reason,
+        }))
     }
 
     /// Sign the published checkpoint again: identical bytes (Ed25519 is deterministic, and

@@ -72,6 +72,9 @@ impl From<ServiceError> for ApiError {
                 ApiError::Backpressure { retry_after_secs }
             }
             ServiceError::Unavailable { reason } => ApiError::Unavailable { reason },
+            ServiceError::StorageUnavailable => ApiError::StorageUnavailable {
+                retry_after_secs: crate::error::STORAGE_RETRY_AFTER_SECS,
+            },
             ServiceError::Internal { detail } => ApiError::Internal { detail },
         }
     }

@@ -77,7 +77,7 @@ pub async fn inclusion(
     let proof = state
         .log
         .inclusion_proof(LeafIndex(q.index), TreeSize(q.size))
-        .map_err(ApiError::internal)?;
+        .map_err(ApiError::from_log)?;
     Ok(Json(ProofResponse {
         index: Some(q.index),
         from: None,
@@ -100,7 +100,7 @@ pub async fn consistency(
     let proof = state
         .log
         .consistency_proof(TreeSize(q.from), TreeSize(q.to))
-        .map_err(ApiError::internal)?;
+        .map_err(ApiError::from_log)?;
     Ok(Json(ProofResponse {
         index: None,
         from: Some(q.from),
@@ -123,7 +123,7 @@ pub async fn bundle(
     let bundle = state
         .log
         .bundle(LeafIndex(index))
-        .map_err(ApiError::internal)?;
+        .map_err(ApiError::from_log)?;
     Ok((
         [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
         bundle.encode(),

@@ -75,7 +75,7 @@ pub async fn tile(
     let bytes = state
         .log
         .read_tile(tile)
-        .map_err(ApiError::internal)?
+        .map_err(ApiError::from_log)?
         .ok_or_else(|| ApiError::NotFound {
             what: format!("tile {}", tile.path()),
         })?;
@@ -143,8 +143,19 @@ pub struct Health {
     pub pending: usize,
 }
 
-/// `GET /health`: 200 only while a checkpoint signed within `health_max_age_secs` exists.
+/// `GET /health`: 200 only while a checkpoint signed within `health_max_age_secs` exists, the
+/// log's writes succeed (else 503 `storage_unavailable`) and no read has found damaged stored
+/// data since start (else 503 `integrity`).
 pub async fn health(State(state): State<AppState>) -> Result<Json<Health>, ApiError> {
+    if let Some(problem) = state.log.integrity_problem() {
+        return Err(ApiError::Integrity { detail: problem });
+    }
+    if let Some(problem) = state.log.storage_problem() {
+        tracing::warn!(problem = %problem, "health: log storage is failing: {problem}");
+        return Err(ApiError::StorageUnavailable {
+            retry_after_secs: crate::error::STORAGE_RETRY_AFTER_SECS,
+        });
+    }
     let cp = state.log.latest_checkpoint().ok_or(ApiError::Unavailable {
         reason: "no checkpoint signed yet",
     })?;

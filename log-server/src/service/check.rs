@@ -83,6 +83,10 @@ pub struct ScreenResponse {
 
 /// What `POST /v1/screen` answers.
 #[derive(Debug)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "one value per screen request, moved once; boxing buys nothing"
+)]
 pub enum Screened {
     /// The action is in scope: nothing was logged, a check must follow.
     Applicable(ScreenResponse),

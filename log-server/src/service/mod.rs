@@ -85,6 +85,9 @@ pub enum ServiceError {
         /// Why.
         reason: &'static str,
     },
+    /// The log's storage failed (e.g. disk full); nothing was logged, retry later.
+    #[error("the log's storage is failing")]
+    StorageUnavailable,
     /// Anything else (logged in full by the boundary, answered generically).
     #[error("internal error: {detail}")]
     Internal {
@@ -115,6 +118,11 @@ pub(crate) fn log_error(metrics: &Metrics, e: LogError) -> ServiceError {
         LogError::ShuttingDown => ServiceError::Unavailable {
             reason: "shutting down",
         },
+        other @ (LogError::SequencingFailed { .. } | LogError::Storage(_))
+            if !other.is_integrity() =>
+        {
+            ServiceError::StorageUnavailable
+        }
         other => ServiceError::internal(other),
     }
 }

@@ -197,6 +197,21 @@ pub enum StorageError {
     },
 }
 
+impl StorageError {
+    /// Whether stored data is damaged or missing (as opposed to a backend that failed to answer,
+    /// e.g. a full disk): [`StorageError::Corrupt`], [`StorageError::Missing`], and sled's own
+    /// corruption errors.
+    pub fn is_integrity(&self) -> bool {
+        match self {
+            StorageError::Corrupt { .. } | StorageError::Missing { .. } => true,
+            StorageError::Backend { source, .. } => source
+                .downcast_ref::<::sled::Error>()
+                .is_some_and(|e| matches!(e, ::sled::Error::Corruption { .. })),
+            _ => false,
+        }
+    }
+}
+
 /// Durable storage of one log.
 ///
 /// # Contract
@@ -283,6 +298,16 @@ pub trait Storage: Send + Sync + 'static {
     /// # Errors
     /// [`StorageError::StateConflict`] when it does not; backend errors.
     fn publish(&self, expected: Option<&LogState>, new: &LogState) -> Result<(), StorageError>;
+
+    /// Make the backend usable again after a failed write, before the caller re-reads the state
+    /// (the sled backend reopens its `Db`, which keeps failing after an I/O error such as a full
+    /// disk). The default does nothing.
+    ///
+    /// # Errors
+    /// When the backend cannot be reopened (retried on the next write).
+    fn recover(&self) -> Result<(), StorageError> {
+        Ok(())
+    }
 }
 
 /// Check that `write` is a well-formed tile: width 1..=256, and a hash tile of `width * 32` bytes.

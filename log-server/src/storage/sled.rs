@@ -27,8 +27,8 @@
 //! files (full tiles as sled records) are still read.
 
 use std::collections::BTreeMap;
-use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
 
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::Transactional as _;
@@ -96,14 +96,62 @@ fn bundle_leaf_hashes(bytes: &[u8]) -> Result<Vec<u8>, StorageError> {
 /// sled-backed storage. Cheap to share behind an `Arc`.
 #[derive(Clone, Debug)]
 pub struct SledStorage {
-    db: sled::Db,
+    path: PathBuf,
+    cache_bytes: u64,
     files: Arc<TileFiles>,
     parents: Arc<Mutex<TileCache>>,
-    state: sled::Tree,
-    staged: sled::Tree,
-    private: sled::Tree,
-    tiles: sled::Tree,
-    entries: sled::Tree,
+    /// The open `Db` and its trees; replaced by [`Storage::recover`] after an I/O error (`None`
+    /// while it reopens, or when reopening failed).
+    handle: Arc<RwLock<Option<Arc<Trees>>>>,
+}
+
+/// One open sled `Db` and the trees of the module docs.
+#[derive(Debug)]
+pub(crate) struct Trees {
+    db: sled::Db,
+    pub(crate) state: sled::Tree,
+    pub(crate) staged: sled::Tree,
+    pub(crate) private: sled::Tree,
+    pub(crate) tiles: sled::Tree,
+    pub(crate) entries: sled::Tree,
+}
+
+impl Trees {
+    /// Open the `Db` in `path`. sled 0.34 panics on some damaged files (e.g. "index out of
+    /// bounds" on a truncated `db`): the panic is caught and reported as
+    /// [`StorageError::Corrupt`], so that a damaged store is a clean refusal, not exit 101.
+    fn open(path: &Path, cache_bytes: u64) -> Result<Self, StorageError> {
+        let config = sled::Config::new().path(path).cache_capacity(cache_bytes);
+        let opened = std::panic::catch_unwind(std::panic::AssertUnwindSafe(
+            move || -> Result<Self, StorageError> {
+                let db = config.open().map_err(backend("open"))?;
+                let tree = |name: &str| db.open_tree(name).map_err(backend("open tree"));
+                Ok(Self {
+                    state: tree("state")?,
+                    staged: tree("staged")?,
+                    private: tree("private")?,
+                    tiles: tree("tiles")?,
+                    entries: tree("entries")?,
+                    db,
+                })
+            },
+        ));
+        opened.unwrap_or(Err(StorageError::Corrupt {
+            what: "sled store",
+            reason: "sled panicked while opening it (damaged or truncated files)",
+        }))
+    }
+
+    fn tile_tree(&self, kind: TileKind) -> &sled::Tree {
+        match kind {
+            TileKind::Hashes { .. } => &self.tiles,
+            TileKind::Entries => &self.entries,
+        }
+    }
+
+    fn flush(&self, op: &'static str) -> Result<(), StorageError> {
+        self.db.flush().map(drop).map_err(backend(op))
+    }
 }
 
 fn backend(op: &'static str) -> impl Fn(sled::Error) -> StorageError {
@@ -162,45 +210,31 @@ impl SledStorage {
     /// [`StorageError::Backend`] when sled cannot open it (e.g. another process holds it) or the
     /// tile directories cannot be prepared.
     pub fn open_with_cache(path: &Path, cache_bytes: u64) -> Result<Self, StorageError> {
-        let db = sled::Config::new()
-            .path(path)
-            .cache_capacity(cache_bytes)
-            .open()
-            .map_err(backend("open"))?;
+        let trees = Trees::open(path, cache_bytes)?;
         // Only after sled's lock is held: opening the files deletes temporary files.
-        Self::from_db(db, path)
-    }
-
-    /// Use an already opened sled `Db` (the trees listed in the module docs are created in it)
-    /// and the full tile files under `tile_root`. The caller must hold `tile_root` exclusively
-    /// (e.g. it is the directory of `db`, which sled locks).
-    ///
-    /// # Errors
-    /// [`StorageError::Backend`] when a tree cannot be opened or the tile directories cannot be
-    /// prepared.
-    pub fn from_db(db: sled::Db, tile_root: &Path) -> Result<Self, StorageError> {
-        let tree = |name: &str| db.open_tree(name).map_err(backend("open tree"));
         Ok(Self {
-            files: Arc::new(TileFiles::open(tile_root)?),
+            path: path.to_path_buf(),
+            cache_bytes,
+            files: Arc::new(TileFiles::open(path)?),
             parents: Arc::new(Mutex::new(TileCache::new(PARENT_CACHE_BYTES))),
-            state: tree("state")?,
-            staged: tree("staged")?,
-            private: tree("private")?,
-            tiles: tree("tiles")?,
-            entries: tree("entries")?,
-            db,
+            handle: Arc::new(RwLock::new(Some(Arc::new(trees)))),
         })
     }
 
-    fn flush(&self, op: &'static str) -> Result<(), StorageError> {
-        self.db.flush().map(drop).map_err(backend(op))
-    }
-
-    fn tile_tree(&self, kind: TileKind) -> &sled::Tree {
-        match kind {
-            TileKind::Hashes { .. } => &self.tiles,
-            TileKind::Entries => &self.entries,
-        }
+    /// The open `Db` and trees.
+    ///
+    /// # Errors
+    /// [`StorageError::Backend`] while the store is closed (reopening failed; see
+    /// [`Storage::recover`]).
+    pub(crate) fn trees(&self) -> Result<Arc<Trees>, StorageError> {
+        self.handle
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+            .ok_or_else(|| StorageError::Backend {
+                op: "use store",
+                source: "the sled store is closed after a failed reopen".into(),
+            })
     }
 
     /// Whether the committed tree covers the full tile file `bytes` of `kind` and `index`:
@@ -281,6 +315,7 @@ fn tile_key(kind: TileKind, index: u64) -> Vec<u8> {
 impl Storage for SledStorage {
     fn staged_size(&self) -> Result<TreeSize, StorageError> {
         match self
+            .trees()?
             .state
             .get(KEY_STAGED_SIZE)
             .map_err(backend("staged size"))?
@@ -299,7 +334,8 @@ impl Storage for SledStorage {
             what: "batch",
             reason: "index overflow",
         })?;
-        (&self.state, &self.staged, &self.private)
+        let t = self.trees()?;
+        (&t.state, &t.staged, &t.private)
             .transaction(|(state, staged, private)| {
                 let current = match state.get(KEY_STAGED_SIZE)? {
                     None => 0,
@@ -324,13 +360,14 @@ impl Storage for SledStorage {
                 Ok(())
             })
             .map_err(tx_error("stage"))?;
-        self.flush("stage")
+        t.flush("stage")
     }
 
     fn staged(&self, start: LeafIndex, end: LeafIndex) -> Result<Vec<Vec<u8>>, StorageError> {
+        let t = self.trees()?;
         let mut out = Vec::new();
         for index in start.0..end.0 {
-            let entry = self
+            let entry = t
                 .staged
                 .get(index_key(index))
                 .map_err(backend("read staged"))?
@@ -344,18 +381,18 @@ impl Storage for SledStorage {
     }
 
     fn prune_staged(&self, below: LeafIndex) -> Result<(), StorageError> {
+        let t = self.trees()?;
         let mut batch = sled::Batch::default();
-        for item in self.staged.range(..index_key(below.0)) {
+        for item in t.staged.range(..index_key(below.0)) {
             let (key, _) = item.map_err(backend("prune staged"))?;
             batch.remove(key);
         }
-        self.staged
-            .apply_batch(batch)
-            .map_err(backend("prune staged"))
+        t.staged.apply_batch(batch).map_err(backend("prune staged"))
     }
 
     fn private_record(&self, index: LeafIndex) -> Result<Option<Vec<u8>>, StorageError> {
         Ok(self
+            .trees()?
             .private
             .get(index_key(index.0))
             .map_err(backend("read private"))?
@@ -369,11 +406,12 @@ impl Storage for SledStorage {
         // 1. Merge every write with the stored tile, from its record or its (covered) file. Only
         //    the sequencer writes, so the records read here are the ones the transaction below
         //    finds, which it checks.
+        let t = self.trees()?;
         let mut plan: BTreeMap<Vec<u8>, Planned> = BTreeMap::new();
         for write in tiles {
             let key = tile_key(write.kind, write.index);
             if !plan.contains_key(&key) {
-                let before = self
+                let before = t
                     .tile_tree(write.kind)
                     .get(&key)
                     .map_err(backend("read tile"))?;
@@ -422,7 +460,7 @@ impl Storage for SledStorage {
             })
             .collect();
         // Flush even when nothing changed: an earlier call may have written without flushing.
-        (&self.tiles, &self.entries)
+        (&t.tiles, &t.entries)
             .transaction(|(hash_tiles, bundles)| {
                 for (key, planned, record) in &records {
                     let tree = match planned.kind {
@@ -445,11 +483,12 @@ impl Storage for SledStorage {
                 Ok(())
             })
             .map_err(tx_error("write tiles"))?;
-        self.flush("write tiles")
+        t.flush("write tiles")
     }
 
     fn read_tile(&self, kind: TileKind, index: u64) -> Result<Option<StoredTile>, StorageError> {
         if let Some(raw) = self
+            .trees()?
             .tile_tree(kind)
             .get(tile_key(kind, index))
             .map_err(backend("read tile"))?
@@ -484,7 +523,8 @@ impl Storage for SledStorage {
     }
 
     fn state(&self) -> Result<Option<LogState>, StorageError> {
-        self.state
+        self.trees()?
+            .state
             .get(KEY_PUBLISHED)
             .map_err(backend("read state"))?
             .map(|bytes| LogState::decode(&bytes))
@@ -492,8 +532,9 @@ impl Storage for SledStorage {
     }
 
     fn publish(&self, expected: Option<&LogState>, new: &LogState) -> Result<(), StorageError> {
+        let t = self.trees()?;
         let old = expected.map(LogState::encode);
-        let swapped = self
+        let swapped = t
             .state
             .compare_and_swap(KEY_PUBLISHED, old, Some(new.encode()))
             .map_err(backend("publish"))?;
@@ -506,7 +547,42 @@ impl Storage for SledStorage {
                 found: found.map(|s| s.size.0),
             });
         }
-        self.flush("publish")
+        t.flush("publish")
+    }
+
+    /// Reopen the `Db`: after a failed write (e.g. disk full) sled 0.34 keeps a global error and
+    /// fails every later call, so the sequencer calls this before re-reading the state. The old
+    /// handle is dropped first (it holds sled's file lock); sled's recovery on open keeps every
+    /// flushed write and drops the unflushed ones, as after a crash.
+    fn recover(&self) -> Result<(), StorageError> {
+        let mut handle = self
+            .handle
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if handle.as_ref().is_some_and(|t| t.db.flush().is_ok()) {
+            return Ok(());
+        }
+        // Drop our handle; readers that still hold a clone keep its files open for a moment.
+        *handle = None;
+        let mut attempt = 0u32;
+        loop {
+            match Trees::open(&self.path, self.cache_bytes) {
+                Ok(trees) => {
+                    *handle = Some(Arc::new(trees));
+                    tracing::warn!(
+                        path = %self.path.display(),
+                        "reopened the sled store {} after a write failure",
+                        self.path.display()
+                    );
+                    return Ok(());
+                }
+                Err(error) if attempt >= 10 || error.is_integrity() => return Err(error),
+                Err(_) => {
+                    attempt += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+            }
+        }
     }
 }
 

@@ -182,23 +182,47 @@ fn full_tiles_live_in_files_and_partial_ones_in_sled() {
     {
         let store = SledStorage::open(dir.path()).unwrap();
         let edge = grow(&store, RightEdge::new(), 100);
-        assert!(store.tiles.get(tile_key(H0, 0)).unwrap().is_some());
+        assert!(store
+            .trees()
+            .unwrap()
+            .tiles
+            .get(tile_key(H0, 0))
+            .unwrap()
+            .is_some());
         let edge = grow(&store, edge, 500);
         // Full tiles: files at their C2SP paths, no sled record; partial ones in sled.
-        assert!(store.tiles.get(tile_key(H0, 0)).unwrap().is_none());
         assert!(store
+            .trees()
+            .unwrap()
+            .tiles
+            .get(tile_key(H0, 0))
+            .unwrap()
+            .is_none());
+        assert!(store
+            .trees()
+            .unwrap()
             .entries
             .get(tile_key(TileKind::Entries, 1))
             .unwrap()
             .is_none());
-        assert!(store.tiles.get(tile_key(H0, 2)).unwrap().is_some());
+        assert!(store
+            .trees()
+            .unwrap()
+            .tiles
+            .get(tile_key(H0, 2))
+            .unwrap()
+            .is_some());
         assert_eq!(
             std::fs::read(dir.path().join("tile/0/001")).unwrap().len(),
             8192
         );
         assert!(dir.path().join("tile/entries/000").is_file());
         assert!(!dir.path().join("tile/0/002").exists());
-        assert_eq!(store.tiles.len(), 2, "one partial tile per level");
+        assert_eq!(
+            store.trees().unwrap().tiles.len(),
+            2,
+            "one partial tile per level"
+        );
         let tile = store.read_tile(H0, 1).unwrap().unwrap();
         assert_eq!(tile.width, 256);
         let bundle = store.read_tile(TileKind::Entries, 1).unwrap().unwrap();

@@ -5,6 +5,9 @@
 //! - `bad_input` (cases in `bad_input_cases`, `bad_input_writes`, `bad_input_check`): the bad-input suite over every endpoint (each
 //!   case a documented 4xx with `{error, message}`, no change to the log, the server still
 //!   serving; case counts per endpoint printed);
+//! - `integrity`: the checkpoint lock (a restored store is refused), random corruption of the
+//!   sled store and tile files (no panic, no fork, no wrong entry), a full disk on a tmpfs
+//!   (recovery without restart, no acknowledged entry lost);
 //! - `openapi`: insta snapshot of `GET /openapi.json`;
 //! - `slow_client`: `serve::serve` on 127.0.0.1 under trickling (Slowloris) connections;
 //! - `token_expiry`: token files with `expires=`, 401 `token_expired`;
@@ -25,6 +28,7 @@ mod bad_input;
 mod bad_input_cases;
 mod bad_input_check;
 mod bad_input_writes;
+mod integrity;
 mod log_faults;
 mod log_props;
 mod openapi;

@@ -6,6 +6,8 @@
 //! - [`audit`]: `audit --sample` on a log of ≥ 10k entries, `--full`, and rollback detection.
 //! - [`audit_faults`]: `audit` through a proxy that withholds and bit-flips tiles: never a panic,
 //!   unchecked samples listed beside verified ones, usage errors, `--until`;
+//! - [`integrity`]: a restored backup under a newer checkpoint lock is refused (exit 3); a
+//!   damaged store is refused (exit 1 or 3) or served consistently;
 //! - [`soak`]: the short crash soak (kill -9 and restart, nothing acknowledged lost);
 //! - [`secrets`]: no public endpoint returns a secret value, salt, policy text or token.
 #![allow(
@@ -19,6 +21,7 @@
 mod audit;
 mod audit_faults;
 mod flow;
+mod integrity;
 mod secrets;
 mod soak;
 mod tamper;

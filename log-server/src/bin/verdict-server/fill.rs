@@ -2,8 +2,15 @@
 //! `scripts/bench-scale.sh`; it needs the store exclusively, so it is part of the server binary,
 //! not of the HTTP load generator `verdict-bench`).
 //!
-//! Opens the sled log of a data directory directly (the same keys and store `serve` uses, so the
-//! data directory can be served afterwards) and submits synthetic receipt-sized entries through
+//! It writes only to a benchmark data directory: a new or empty one, which it marks with the file
+//! [`BENCH_MARKER`], or one so marked. A directory with other files (a server may have used it)
+//! is refused with exit code 4, so synthetic entries never enter a real log. The keys it creates
+//! are throwaway keys named for benchmarks: origin [`BENCH_ORIGIN`], checker key
+//! `bench.invalid/verdict-server-fill/checker` (`.invalid` is reserved, RFC 2606).
+//!
+//! Opens the sled log of that directory directly (the same layout `serve` uses, with the
+//! checkpoint lock, so the directory can be served afterwards) and submits synthetic receipt-sized
+//! entries through
 //! [`Log::submit`] from many concurrent submitters. Every `--report-every` entries it prints the
 //! throughput and this process's resident set size (`VmRSS`).
 
@@ -18,7 +25,47 @@ use verdict_log_server::config::Config;
 use verdict_log_server::log::{Log, LogConfig, LogError};
 use verdict_log_server::storage::sled::SledStorage;
 
-use crate::{CmdResult, Context as _, Failure};
+use crate::{CmdResult, Context as _, Failure, EXIT_NOT_A_BENCH_DIR};
+
+/// The file that marks a data directory as made by `fill` (for benchmarks only).
+pub const BENCH_MARKER: &str = "BENCHMARK-DATA-ONLY";
+/// Origin (and log key name) of a benchmark log.
+pub const BENCH_ORIGIN: &str = "bench.invalid/verdict-server-fill";
+
+/// Make sure `dir` is a benchmark data directory: marked, or new or empty (then mark it).
+///
+/// # Errors
+/// Exit code 4 when `dir` holds files but no marker; I/O errors.
+fn prepare_bench_dir(dir: &std::path::Path) -> CmdResult {
+    let marker = dir.join(BENCH_MARKER);
+    if marker.is_file() {
+        return Ok(());
+    }
+    let used = match std::fs::read_dir(dir) {
+        Ok(mut entries) => entries.next().is_some(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+        Err(e) => return Err(Failure(format!("{}: {e}", dir.display()), 1)),
+    };
+    if used {
+        return Err(Failure(
+            format!(
+                "refusing to fill {}: it is not a benchmark data directory (it holds files but no \
+                 {BENCH_MARKER} file, so a server may have used it); give fill a new or empty \
+                 --data-dir",
+                dir.display()
+            ),
+            EXIT_NOT_A_BENCH_DIR,
+        ));
+    }
+    std::fs::create_dir_all(dir).context(format_args!("cannot create {}", dir.display()))?;
+    std::fs::write(
+        &marker,
+        "This data directory was made by `verdict-server fill`: synthetic entries signed with \
+         throwaway keys, for benchmarks only.\n",
+    )
+    .context(format_args!("cannot write {}", marker.display()))?;
+    Ok(())
+}
 
 /// Arguments of `verdict-server fill` (the data directory is the global `--data-dir`).
 #[derive(Debug, Clone, clap::Args)]
@@ -113,11 +160,8 @@ fn entry(n: u64, len: usize) -> Vec<u8> {
 /// The data directory cannot be opened (e.g. a server holds it), or a submission failed with
 /// anything but backpressure.
 pub async fn run(args: FillArgs, config: &Config) -> CmdResult {
-    let keys = verdict_log_server::keys::load_or_create(
-        &config.data_dir,
-        &config.default_origin(),
-        config.origin.is_some(),
-    )?;
+    prepare_bench_dir(&config.data_dir)?;
+    let keys = verdict_log_server::keys::load_or_create(&config.data_dir, BENCH_ORIGIN, true)?;
     let storage =
         SledStorage::open(&config.data_dir.join("store")).context("cannot open the store")?;
     let signer = keys.log.clone();
@@ -128,6 +172,7 @@ pub async fn run(args: FillArgs, config: &Config) -> CmdResult {
             batch_max_entries: args.batch.max(1),
             batch_max_age: Duration::from_millis(config.batch_max_age_ms),
             max_pending: config.max_pending.max(args.concurrency),
+            checkpoint_lock: Some(config.checkpoint_lock_path()),
             ..LogConfig::new(keys.log.name())
         },
     )
@@ -169,7 +214,7 @@ pub async fn run(args: FillArgs, config: &Config) -> CmdResult {
                         Err(LogError::Backpressure { .. }) => {
                             tokio::time::sleep(Duration::from_millis(5)).await;
                         }
-                        Err(e) => return Err(Failure(format!("submit failed: {e}"))),
+                        Err(e) => return Err(Failure(format!("submit failed: {e}"), 1)),
                     }
                 }
                 done.fetch_add(1, Ordering::Relaxed);
@@ -235,6 +280,26 @@ fn rss_kib() -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fill_refuses_a_used_directory_and_marks_a_new_one() {
+        let tmp = tempfile::tempdir().unwrap();
+        let used = tmp.path().join("used");
+        std::fs::create_dir_all(used.join("store")).unwrap();
+        let Err(Failure(message, code)) = prepare_bench_dir(&used) else {
+            panic!("a used directory was accepted");
+        };
+        assert_eq!(code, EXIT_NOT_A_BENCH_DIR);
+        assert!(
+            message.contains("not a benchmark data directory"),
+            "{message}"
+        );
+        let fresh = tmp.path().join("fresh");
+        prepare_bench_dir(&fresh).unwrap();
+        assert!(fresh.join(BENCH_MARKER).is_file());
+        std::fs::create_dir_all(fresh.join("store")).unwrap();
+        prepare_bench_dir(&fresh).unwrap();
+    }
 
     #[test]
     fn entries_have_the_length_and_differ() {

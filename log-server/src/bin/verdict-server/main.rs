@@ -1,7 +1,9 @@
 //! `verdict-server`: the Verdict transparency log and check API.
 //!
-//! Subcommands: `serve` (default), `keygen`, `info`, `fill`. Exit codes: 0 success, 1 runtime
-//! error, 2 usage or configuration error. See `docs/operator-guide.md`. The load generator is the
+//! Subcommands: `serve` (default), `keygen`, `info`, `fill`. Exit codes (`docs/operator-guide.md`,
+//! "Exit codes"): 0 success, 1 runtime error, 2 usage or configuration error, 3 integrity
+//! refusal (the store is damaged or does not extend the checkpoint lock; spec
+//! `spec/checkpoint-lock.md`), 4 `fill` refused a data directory a server has used. The load generator is the
 //! separate binary `verdict-bench` (workspace crate `bench/`).
 
 mod fill;
@@ -15,14 +17,21 @@ use clap::{Parser, Subcommand};
 use verdict_log_server::config::{Config, LogFormat};
 use verdict_log_server::storage::Storage as _;
 
-/// A failed command: its one-line message, printed with exit code 1. Any displayable error
-/// converts into it (`?`); [`Context::context`] prefixes what was being done.
+/// Exit code of a runtime error.
+const EXIT_FAILURE: u8 = 1;
+/// Exit code of an integrity refusal: the store is damaged or does not extend the checkpoint lock.
+const EXIT_INTEGRITY: u8 = 3;
+/// Exit code of `fill` on a data directory that a server has used.
+const EXIT_NOT_A_BENCH_DIR: u8 = 4;
+
+/// A failed command: its one-line message and exit code (1 unless said otherwise). Any
+/// displayable error converts into it (`?`); [`Context::context`] prefixes what was being done.
 #[derive(Debug)]
-struct Failure(String);
+struct Failure(String, u8);
 
 impl<E: Display> From<E> for Failure {
     fn from(e: E) -> Self {
-        Self(e.to_string())
+        Self(e.to_string(), EXIT_FAILURE)
     }
 }
 
@@ -36,7 +45,7 @@ trait Context<T> {
 
 impl<T, E: Display> Context<T> for Result<T, E> {
     fn context(self, what: impl Display) -> CmdResult<T> {
-        self.map_err(|e| Failure(format!("{what}: {e}")))
+        self.map_err(|e| Failure(format!("{what}: {e}"), EXIT_FAILURE))
     }
 }
 
@@ -141,9 +150,9 @@ fn main() -> ExitCode {
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(Failure(message)) => {
+        Err(Failure(message, code)) => {
             eprintln!("verdict-server: {message}");
-            ExitCode::from(1)
+            ExitCode::from(code)
         }
     }
 }
@@ -159,14 +168,29 @@ fn load_config(cli: &Cli) -> Result<Config, verdict_log_server::config::ConfigEr
 async fn serve(config: Config) -> CmdResult {
     let explicit_policies = std::env::var_os("VERDICT_POLICIES_DIR").is_some();
     if explicit_policies && !config.policies_dir.is_dir() {
-        return Err(Failure(format!(
-            "policies directory {} does not exist",
-            config.policies_dir.display()
-        )));
+        return Err(Failure(
+            format!(
+                "policies directory {} does not exist",
+                config.policies_dir.display()
+            ),
+            EXIT_FAILURE,
+        ));
     }
-    let started = verdict_log_server::start(&config)
-        .await
-        .context("cannot start")?;
+    let started = match verdict_log_server::start(&config).await {
+        Ok(started) => started,
+        Err(error @ verdict_log_server::StartError::Refused(_)) => {
+            tracing::error!(error = %error, "{error}");
+            let mut message = format!("cannot start: {error}");
+            if !message.contains("operator-guide") {
+                message.push_str(
+                    " (the store is damaged: start on an undamaged copy of store/; see \
+                     docs/operator-guide.md, \"Start-up refused\")",
+                );
+            }
+            return Err(Failure(message, EXIT_INTEGRITY));
+        }
+        Err(error) => return Err(Failure(format!("cannot start: {error}"), EXIT_FAILURE)),
+    };
     let keys = &started.keys;
     println!("verdict-server {}", env!("CARGO_PKG_VERSION"));
     println!("  origin:              {}", keys.log.name());
@@ -294,10 +318,13 @@ fn keygen(config: &Config, name: Option<String>, out: Option<PathBuf>) -> CmdRes
 async fn info(config: &Config) -> CmdResult {
     let paths = verdict_log_server::keys::KeyPaths::new(&config.data_dir);
     if !paths.log_key.exists() {
-        return Err(Failure(format!(
-            "no log key in {} (run `verdict-server keygen` or `serve` first)",
-            config.data_dir.display()
-        )));
+        return Err(Failure(
+            format!(
+                "no log key in {} (run `verdict-server keygen` or `serve` first)",
+                config.data_dir.display()
+            ),
+            EXIT_FAILURE,
+        ));
     }
     let keys = verdict_log_server::keys::load_or_create(&config.data_dir, "", false)?;
     println!("origin:               {}", keys.log.name());

@@ -182,7 +182,7 @@ mod tests {
             ..Default::default()
         };
         let started = verdict_log_server::start(&config).await.unwrap();
-        let token = std::fs::read_to_string(&started.keys.paths.write_token).unwrap();
+        let token = std::fs::read_to_string(&started.keys.paths.agent_token).unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let app = verdict_log_server::app(started.state.clone());

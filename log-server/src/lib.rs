@@ -238,7 +238,7 @@ pub async fn start(config: &Config) -> Result<Started, StartError> {
         checker_verifier: keys.checker.verifier(),
         checker_key,
         policies,
-        tokens: Tokens::new(&keys.write_token, &keys.auditor_token),
+        tokens: Tokens::of_keys(&keys),
         metrics: Metrics::default(),
         request_ids,
         config: config.clone(),

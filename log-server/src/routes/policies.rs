@@ -1,5 +1,5 @@
-//! `POST /v1/policies` (write token): compile and register a policy version; `GET /v1/policies`
-//! (write token): the current version of every policy.
+//! `POST /v1/policies` (admin token): compile and register a policy version; `GET /v1/policies`
+//! (public): the current version of every policy.
 //!
 //! The body is either JSON `{"source": "<policy TOML>"}` (`Content-Type: application/json`) or
 //! the policy TOML itself (`Content-Type: application/toml` or `text/plain`).
@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 
-use crate::auth::WriteAuth;
+use crate::auth::AdminAuth;
 use crate::error::ApiError;
 use crate::service::policies::{analysis_findings, PolicyInfo, RegistryError};
 use crate::AppState;
@@ -47,7 +47,7 @@ fn media_type(headers: &HeaderMap) -> Option<String> {
 
 /// `POST /v1/policies`.
 pub async fn register(
-    _auth: WriteAuth,
+    _auth: AdminAuth,
     State(state): State<AppState>,
     headers: HeaderMap,
     body: Bytes,
@@ -88,6 +88,6 @@ pub async fn register(
 }
 
 /// `GET /v1/policies`.
-pub async fn list(_auth: WriteAuth, State(state): State<AppState>) -> Json<Vec<PolicyInfo>> {
+pub async fn list(State(state): State<AppState>) -> Json<Vec<PolicyInfo>> {
     Json(state.policies.list())
 }

@@ -83,6 +83,10 @@ pub struct ScreenResponse {
 
 /// What `POST /v1/screen` answers.
 #[derive(Debug)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "one value per request, moved once into the response"
+)]
 pub enum Screened {
     /// The action is in scope: nothing was logged, a check must follow.
     Applicable(ScreenResponse),
@@ -90,13 +94,18 @@ pub enum Screened {
     Logged(Logged),
 }
 
-/// Check an action: resolve the policy, reserve the request id, screen, decide in the checker
+/// Check an action for the agent named `agent` (recorded in the private record): resolve the policy, reserve the request id, screen, decide in the checker
 /// pool, sign and log the receipt, and (with `wait`) wait for its proof.
 ///
 /// # Errors
 /// [`ServiceError`]: unknown policy, bad request id or salt, invalid action, request-id
 /// conflict, backpressure, shutdown, internal failures.
-pub async fn check(ctx: Context<'_>, body: CheckBody, wait: bool) -> Result<Logged, ServiceError> {
+pub async fn check(
+    ctx: Context<'_>,
+    agent: &str,
+    body: CheckBody,
+    wait: bool,
+) -> Result<Logged, ServiceError> {
     let started = Instant::now();
     let policy = resolve(ctx, &body.policy)?;
     let request_id = request_id(body.request_id)?;
@@ -169,6 +178,7 @@ pub async fn check(ctx: Context<'_>, body: CheckBody, wait: bool) -> Result<Logg
         &outcome,
         kind,
         &request_id,
+        agent,
         &body.action,
         wait,
         started,
@@ -190,6 +200,7 @@ pub async fn check(ctx: Context<'_>, body: CheckBody, wait: bool) -> Result<Logg
 /// As [`check`], without request-id conflicts.
 pub async fn screen(
     ctx: Context<'_>,
+    agent: &str,
     body: ScreenBody,
     wait: bool,
 ) -> Result<Screened, ServiceError> {
@@ -218,6 +229,7 @@ pub async fn screen(
         &outcome,
         Kind::Screen,
         &request_id,
+        agent,
         &body.action,
         wait,
         started,

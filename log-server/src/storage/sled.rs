@@ -2,7 +2,8 @@
 //!
 //! Trees: `state` (the published [`LogState`] and the staged size), `staged` (entries by index),
 //! `private` (private records by index), `tiles` (hash tile records by level and index), `entries`
-//! (entry bundle records by index). (Stores of earlier versions also hold an unused `aux` tree.)
+//! (entry bundle records by index), `policies` (policy-registry records, [`Storage::put_policy_record`]).
+//! (Stores of earlier versions also hold an unused `aux` tree.)
 //! Multi-tree writes use sled transactions; every write ends with `flush()`, sled's durability
 //! point, before it returns.
 //!
@@ -102,6 +103,7 @@ pub struct SledStorage {
     state: sled::Tree,
     staged: sled::Tree,
     private: sled::Tree,
+    policies: sled::Tree,
     tiles: sled::Tree,
     entries: sled::Tree,
 }
@@ -186,6 +188,7 @@ impl SledStorage {
             state: tree("state")?,
             staged: tree("staged")?,
             private: tree("private")?,
+            policies: tree("policies")?,
             tiles: tree("tiles")?,
             entries: tree("entries")?,
             db,
@@ -360,6 +363,25 @@ impl Storage for SledStorage {
             .get(index_key(index.0))
             .map_err(backend("read private"))?
             .map(|v| v.to_vec()))
+    }
+
+    fn put_policy_record(&self, key: &[u8], value: Option<&[u8]>) -> Result<(), StorageError> {
+        match value {
+            Some(v) => self.policies.insert(key, v).map(drop),
+            None => self.policies.remove(key).map(drop),
+        }
+        .map_err(backend("write policy record"))?;
+        self.flush("flush policy record")
+    }
+
+    fn policy_records(&self) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StorageError> {
+        self.policies
+            .iter()
+            .map(|r| {
+                r.map(|(k, v)| (k.to_vec(), v.to_vec()))
+                    .map_err(backend("read policy records"))
+            })
+            .collect()
     }
 
     fn write_tiles(&self, tiles: &[TileWrite]) -> Result<(), StorageError> {

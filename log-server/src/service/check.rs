@@ -142,7 +142,10 @@ pub async fn check(
                 }
                 (None, Some(salt))
             }
-            Reservation::New(guard) => (Some(guard), given_salt),
+            // A new decision never uses a client salt as it is: 32 bytes of server randomness
+            // are mixed in (spec `receipt.md` §7), so a weak client salt (all zeros) cannot
+            // make the action commitment guessable. The answer returns the final salt.
+            Reservation::New(guard) => (Some(guard), given_salt.map(mix_client_salt)),
         };
 
     let screen_started = Instant::now();
@@ -304,6 +307,25 @@ pub fn canonical_json(value: &serde_json::Value) -> String {
     }
 }
 
+/// Domain separator of [`mix_client_salt`] (spec `receipt.md` §7).
+pub const SALT_MIX_PREFIX: &[u8] = b"verdict/salt-mix/v1\n";
+
+/// The salt of a new decision whose request carried a client salt:
+/// `SHA-256("verdict/salt-mix/v1\n" ‖ server random (32 bytes) ‖ client salt (32 bytes))`.
+/// The server randomness is fresh per decision and never published, so the result is as strong
+/// as a fresh random salt whatever the client sent.
+pub fn mix_client_salt(client: Salt) -> Salt {
+    mix_salt(Salt::random(), client)
+}
+
+fn mix_salt(server: Salt, client: Salt) -> Salt {
+    let mut h = Sha256::new();
+    h.update(SALT_MIX_PREFIX);
+    h.update(server.0);
+    h.update(client.0);
+    Salt(h.finalize().into())
+}
+
 fn check_error(e: CheckError) -> ServiceError {
     match e {
         CheckError::PoolUnavailable => ServiceError::Unavailable {
@@ -357,6 +379,20 @@ mod tests {
             canonical_json(&v),
             r#"{"a":true,"b":[{"a":"x\"y","z":1}],"c":null}"#
         );
+    }
+
+    #[test]
+    fn client_salts_are_mixed_with_server_randomness() {
+        let zero = Salt([0; 32]);
+        let a = mix_client_salt(zero);
+        assert_ne!(a, zero);
+        assert_ne!(
+            a,
+            mix_client_salt(zero),
+            "fresh server randomness each time"
+        );
+        assert_eq!(mix_salt(Salt([1; 32]), zero), mix_salt(Salt([1; 32]), zero));
+        assert_ne!(mix_salt(Salt([1; 32]), zero), mix_salt(Salt([2; 32]), zero));
     }
 
     #[test]

@@ -240,7 +240,7 @@ impl Storage for MemStorage {
         })
     }
 
-    fn policy_records(&self) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StorageError> {
+    fn policy_records(&self) -> Result<Vec<super::PolicyRecordEntry>, StorageError> {
         Ok(lock(&self.data)
             .policies
             .iter()

@@ -197,6 +197,9 @@ pub enum StorageError {
     },
 }
 
+/// One policy-registry record: key and value ([`Storage::policy_records`]).
+pub type PolicyRecordEntry = (Vec<u8>, Vec<u8>);
+
 /// Durable storage of one log.
 ///
 /// # Contract
@@ -296,7 +299,7 @@ pub trait Storage: Send + Sync + 'static {
     ///
     /// # Errors
     /// Backend errors.
-    fn policy_records(&self) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StorageError>;
+    fn policy_records(&self) -> Result<Vec<PolicyRecordEntry>, StorageError>;
 }
 
 /// Check that `write` is a well-formed tile: width 1..=256, and a hash tile of `width * 32` bytes.

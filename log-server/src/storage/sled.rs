@@ -374,7 +374,7 @@ impl Storage for SledStorage {
         self.flush("flush policy record")
     }
 
-    fn policy_records(&self) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StorageError> {
+    fn policy_records(&self) -> Result<Vec<super::PolicyRecordEntry>, StorageError> {
         self.policies
             .iter()
             .map(|r| {

@@ -28,6 +28,7 @@ mod bad_input_writes;
 mod log_faults;
 mod log_props;
 mod openapi;
+mod policies;
 mod slow_client;
 mod token_expiry;
 mod wire_input;

@@ -43,6 +43,11 @@ pub enum Check {
     Fork,
     /// A tile or entry bundle served by the log is malformed or does not match the root.
     Tiles,
+    /// The receipt was made under a policy other than the pinned ones (`--policy-commitment`).
+    PolicyCommitment,
+    /// A receipt's policy commitment has no policy statement at a lower index of the log, or a
+    /// policy statement does not verify (spec `policy-statement.md` §7).
+    PolicyRegistration,
 }
 
 impl Check {
@@ -59,6 +64,8 @@ impl Check {
             Check::Rollback => "rollback",
             Check::Fork => "fork",
             Check::Tiles => "tiles",
+            Check::PolicyCommitment => "policy_commitment",
+            Check::PolicyRegistration => "policy_registration",
         }
     }
 }

@@ -66,6 +66,10 @@ enum Command {
         /// The action's 32-byte commitment salt, 64 hex digits.
         #[arg(long, value_name = "HEX", requires = "action")]
         salt: Option<String>,
+        /// Pin the policy: the receipt must be made under this policy commitment (64 hex
+        /// digits); repeatable (any of them); fails check `policy_commitment` (exit 1) otherwise.
+        #[arg(long = "policy-commitment", value_name = "HEX")]
+        policy_commitments: Vec<String>,
     },
     /// Prove that NEW extends OLD (both signed checkpoint files).
     #[command(after_help = EXIT_CODES)]
@@ -196,8 +200,16 @@ async fn run(command: Command) -> Result<Output, CliError> {
             checker_keys,
             action,
             salt,
+            policy_commitments,
         } => {
-            let trust = Trust::load(&keys.log_keys, &checker_keys, keys.policy.as_deref())?;
+            let mut trust = Trust::load(&keys.log_keys, &checker_keys, keys.policy.as_deref())?;
+            for hex in &policy_commitments {
+                let bytes = hex::decode(hex.trim())
+                    .map_err(|e| CliError::input("--policy-commitment", e))?;
+                let hash = verdict_core::Hash::from_slice(&bytes)
+                    .map_err(|e| CliError::input("--policy-commitment", e))?;
+                trust.policy_commitments.push(hash);
+            }
             let claim = match (action, salt) {
                 (Some(path), Some(hex)) => Some(ActionClaim {
                     canonical: read_limited(&path, MAX_ACTION_FILE)?,

@@ -19,6 +19,9 @@ pub struct Trust {
     pub checker_keys: Vec<Verifier>,
     /// The policy file, if one was given (for reporting its witnesses).
     pub policy: Option<Policy>,
+    /// Pinned policy commitments (`--policy-commitment`): when not empty, a receipt made under
+    /// any other policy fails [`crate::error::Check::PolicyCommitment`].
+    pub policy_commitments: Vec<verdict_core::Hash>,
 }
 
 impl Trust {

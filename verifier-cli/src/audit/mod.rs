@@ -138,6 +138,9 @@ pub struct AuditReport {
     pub failure_count: u64,
     /// Counts of verified receipts.
     pub counts: Counts,
+    /// Policy versions registered in the log (full mode): `<index>: <name> <version> <commitment>`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub policy_versions: Vec<String>,
     /// A note about witnesses, when the policy lists any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub witnesses: Option<String>,
@@ -260,6 +263,7 @@ pub async fn run(opts: &AuditOptions, trust: &Trust) -> Result<AuditReport, CliE
         failures: Vec::new(),
         failure_count: 0,
         counts: Counts::default(),
+        policy_versions: Vec::new(),
         witnesses: trust.witness_note(),
     };
 
@@ -268,6 +272,11 @@ pub async fn run(opts: &AuditOptions, trust: &Trust) -> Result<AuditReport, CliE
         report.checked = outcome.checked;
         report.verified = outcome.verified;
         report.counts = outcome.counts;
+        report.policy_versions = outcome
+            .registrations
+            .iter()
+            .map(|(i, v)| format!("{i}: {v}"))
+            .collect();
         report.failure_count = outcome.failures.len() as u64;
         report.failures = outcome.failures;
     } else {
@@ -366,9 +375,17 @@ async fn run_samples(
         for (index, outcome) in outcomes {
             report.checked += 1;
             match outcome {
-                Ok(receipt) => {
+                Ok(Verified::Receipt(receipt)) => {
                     report.verified += 1;
                     report.counts.add(&receipt);
+                }
+                Ok(Verified::Statement(_)) => {
+                    report.verified += 1;
+                    *report
+                        .counts
+                        .by_kind
+                        .entry("policy-statement".to_owned())
+                        .or_default() += 1;
                 }
                 Err(CliError::Failed { check, reason }) => {
                     report.failure_count += 1;
@@ -399,10 +416,7 @@ fn verify_group(
     cp: &Checkpoint,
     indices: &[u64],
     checkers: &[Verifier],
-) -> Vec<(
-    u64,
-    Result<verdict_core::receipt::VerifiedReceipt, CliError>,
-)> {
+) -> Vec<(u64, Result<Verified, CliError>)> {
     let Some(&first) = indices.first() else {
         return Vec::new();
     };
@@ -446,7 +460,7 @@ pub fn verify_sample(
     cp: &Checkpoint,
     index: u64,
     checkers: &[Verifier],
-) -> Result<verdict_core::receipt::VerifiedReceipt, CliError> {
+) -> Result<Verified, CliError> {
     let entries = fetch_entries(tiles, cp, index / 256)?;
     verify_entry(tiles, cp, &entries, index, checkers)
 }
@@ -458,7 +472,7 @@ fn verify_entry(
     entries: &[Vec<u8>],
     index: u64,
     checkers: &[Verifier],
-) -> Result<verdict_core::receipt::VerifiedReceipt, CliError> {
+) -> Result<Verified, CliError> {
     let size = cp.size;
     let entry = usize::try_from(index % 256)
         .ok()
@@ -472,5 +486,25 @@ fn verify_entry(
     })?;
     verify_inclusion(&leaf, LeafIndex(index), size, &proof, &cp.root)
         .map_err(|e| CliError::failed(Check::Inclusion, e))?;
-    Receipt::verify(entry, checkers).map_err(receipt_failure)
+    if verdict_core::statement::entry_type(entry)
+        == verdict_core::statement::EntryType::PolicyStatement
+    {
+        return verdict_core::statement::PolicyStatement::verify(entry, checkers)
+            .map(|s| Verified::Statement(Box::new(s)))
+            .map_err(|e| {
+                CliError::failed(Check::PolicyRegistration, format!("policy statement: {e}"))
+            });
+    }
+    Receipt::verify(entry, checkers)
+        .map(|r| Verified::Receipt(Box::new(r)))
+        .map_err(receipt_failure)
+}
+
+/// A verified log entry: a receipt or a policy statement (spec `policy-statement.md` §2).
+#[derive(Debug)]
+pub enum Verified {
+    /// A decision receipt.
+    Receipt(Box<verdict_core::receipt::VerifiedReceipt>),
+    /// A policy statement.
+    Statement(Box<verdict_core::statement::VerifiedPolicyStatement>),
 }

@@ -5,7 +5,8 @@
 //! - [`flow`]: allow/deny/escalate checks, bundles verified, consistency, forged checkpoint;
 //! - [`audit`]: `audit --sample` on a log of ≥ 10k entries, `--full`, and rollback detection.
 //! - [`soak`]: the short crash soak (kill -9 and restart, nothing acknowledged lost);
-//! - [`secrets`]: no public endpoint returns a secret value, salt, policy text or token.
+//! - [`secrets`]: no public endpoint returns a secret value, salt, policy text or token;
+//! - [`policies`]: 50 concurrent policy registrations survive kill -9 (issue 11).
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -16,6 +17,7 @@
 
 mod audit;
 mod flow;
+mod policies;
 mod secrets;
 mod soak;
 mod tamper;

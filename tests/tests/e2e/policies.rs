@@ -98,3 +98,88 @@ async fn concurrent_registrations_survive_kill_9() {
     let size = server.tree_size().await.unwrap();
     assert!(indices.iter().all(|&i| i < size));
 }
+
+/// Issue 11 acceptance: `verdict audit --full` fails on a receipt that cites a policy commitment
+/// no statement registered, even though the receipt is validly signed with the checker key.
+/// The server runs in process so that the test can append the forged receipt to its log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_fails_on_a_receipt_citing_an_unregistered_policy() {
+    use verdict_core::receipt::{Decision, Kind, Receipt, Statement, STATEMENT_VERSION};
+
+    let tmp = tempfile::tempdir().unwrap();
+    let config = verdict_log_server::config::Config {
+        data_dir: tmp.path().join("data"),
+        policies_dir: verdict_tests::bins::workspace_root().join("testdata/policies"),
+        checker_threads: 1,
+        batch_max_age_ms: 5,
+        ..Default::default()
+    };
+    let started = verdict_log_server::start(&config).await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let app = verdict_log_server::app(started.state.clone());
+    let options = verdict_log_server::serve::ServeOptions::from_config(&config);
+    tokio::spawn(verdict_log_server::serve::serve(
+        listener,
+        app,
+        options,
+        std::future::pending(),
+    ));
+    let keys = &started.keys;
+    let audit = || {
+        verdict_tests::bins::verdict([
+            "--json".to_owned(),
+            "audit".into(),
+            "--log".into(),
+            base.clone(),
+            "--log-key".into(),
+            keys.log.verifier().to_string(),
+            "--checker-key".into(),
+            keys.checker.verifier().to_string(),
+            "--full".into(),
+        ])
+        .unwrap()
+    };
+    let clean = audit();
+    assert_eq!(clean.code, Some(0), "{}{}", clean.stdout, clean.stderr);
+    assert!(
+        clean.stdout.contains("customer-data-egress 1.0.0"),
+        "{}",
+        clean.stdout
+    );
+
+    let forged = Statement {
+        version: STATEMENT_VERSION,
+        checker_key_id: keys.checker.key_id(),
+        policy_commitment: verdict_core::Hash([0xab; 32]),
+        policy_version: "6.6.6".into(),
+        action_commitment: verdict_core::Hash([0xcd; 32]),
+        decision: Decision::Allow,
+        kind: Kind::Check,
+        fail_closed: false,
+        violated_rules: vec![],
+        matched_variables: vec!["amount".into()],
+        undetermined_variables: vec![],
+        approvers: vec![],
+        time_ms: 1_795_000_000_000,
+        request_id: "forged".into(),
+        checker_version: "0.1.0".into(),
+        solver_version: "z3 4.8.12".into(),
+    };
+    let bytes = Receipt::sign(&forged, &keys.checker).unwrap();
+    let sequenced = started
+        .state
+        .log
+        .submit_for_proof(bytes, None)
+        .await
+        .unwrap();
+    let index = sequenced.index.0;
+    sequenced.integrated().await.unwrap();
+    let failed = audit();
+    assert_eq!(failed.code, Some(1), "{}{}", failed.stdout, failed.stderr);
+    let report: serde_json::Value = serde_json::from_str(&failed.stdout).unwrap();
+    let failures = report["failures"].as_array().unwrap();
+    assert_eq!(failures.len(), 1, "{report}");
+    assert_eq!(failures[0]["check"], "policy_registration");
+    assert_eq!(failures[0]["index"], index);
+}

@@ -126,6 +126,20 @@ enum Command {
         #[arg(long)]
         full: bool,
     },
+    /// List the policy registration history of a log and prove each registration: inclusion
+    /// in a checkpoint signed by the log key, a policy statement signed by a checker key,
+    /// matching what the server claims (spec policy-statement.md).
+    #[command(after_help = EXIT_CODES)]
+    Policies {
+        /// Base URL of the log, e.g. http://127.0.0.1:8080.
+        #[arg(long, value_name = "URL")]
+        log: String,
+        #[command(flatten)]
+        keys: KeyArgs,
+        /// Trusted checker key; repeatable; at least one is required.
+        #[arg(long = "checker-key", value_name = "VKEY")]
+        checker_keys: Vec<String>,
+    },
     /// Decode and print a proof bundle or receipt WITHOUT verifying it.
     #[command(after_help = "Exit codes: 0 decoded, 2 not decodable. Nothing is verified.")]
     Inspect {
@@ -274,6 +288,16 @@ async fn run(command: Command) -> Result<Output, CliError> {
             };
             let human = report.human();
             Output::valid(&report, human)
+        }
+        Command::Policies {
+            log,
+            keys,
+            checker_keys,
+        } => {
+            let trust = Trust::load(&keys.log_keys, &checker_keys, keys.policy.as_deref())?;
+            let report = verdict_verifier::policies::run(&log, &trust).await?;
+            let human = report.human();
+            Output::valid(&report, human.trim_end().to_owned())
         }
         Command::Audit {
             log,

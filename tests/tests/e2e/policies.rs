@@ -142,6 +142,31 @@ async fn audit_fails_on_a_receipt_citing_an_unregistered_policy() {
     };
     let clean = audit();
     assert_eq!(clean.code, Some(0), "{}{}", clean.stdout, clean.stderr);
+    // `verdict policies` proves every registration of the policies directory.
+    let policies = verdict_tests::bins::verdict([
+        "--json".to_owned(),
+        "policies".into(),
+        "--log".into(),
+        base.clone(),
+        "--log-key".into(),
+        keys.log.verifier().to_string(),
+        "--checker-key".into(),
+        keys.checker.verifier().to_string(),
+    ])
+    .unwrap();
+    assert_eq!(
+        policies.code,
+        Some(0),
+        "{}{}",
+        policies.stdout,
+        policies.stderr
+    );
+    let listed: serde_json::Value = serde_json::from_str(&policies.stdout).unwrap();
+    let registrations = listed["registrations"].as_array().unwrap();
+    assert_eq!(registrations.len(), 5, "{listed}");
+    assert!(registrations
+        .iter()
+        .all(|r| r["registered_by"] == "policies-dir"));
     assert!(
         clean.stdout.contains("customer-data-egress 1.0.0"),
         "{}",

@@ -118,9 +118,11 @@ pub async fn run(log: &str, trust: &Trust) -> Result<PoliciesReport, CliError> {
     for name in names {
         let versions = get_json(&fetcher, &format!("v1/policies/{name}/versions")).await?;
         let mut predecessor: Option<verdict_core::Hash> = None;
-        for v in versions["versions"].as_array().into_iter().flatten() {
-            let index = v["index"]
-                .as_u64()
+        let listed = versions.get("versions").and_then(|v| v.as_array());
+        for v in listed.into_iter().flatten() {
+            let index = v
+                .get("index")
+                .and_then(|i| i.as_u64())
                 .ok_or_else(|| CliError::input("versions", format!("no index in {v}")))?;
             if index >= cp.size.0 {
                 return Err(fail(format!(

@@ -17,7 +17,12 @@
 //! of recent requests: the same id with a different policy or action is 409; the same id and
 //! action without approvals returns the logged decision again (idempotent replay, nothing new is
 //! logged); the same id and action *with* approvals is a resubmission of an escalated action and is
-//! checked and logged anew with the original salt (so the action commitment is unchanged).
+//! checked and logged anew with the original salt (so the action commitment is unchanged), under
+//! the policy version it was first decided under, even when the request names the policy and a
+//! newer version was registered since.
+//!
+//! Salts: a client-supplied salt on a new request is mixed with 32 bytes of server randomness
+//! ([`mix_client_salt`]); the answer carries the final salt.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -127,6 +132,13 @@ pub async fn check(
         });
     }
     let approvals = body.approvals;
+    // An escalated request resubmitted (with approvals) after a new version of its policy was
+    // registered is decided under the version it was first decided under (issue 11).
+    let policy = if approvals.is_empty() {
+        policy
+    } else {
+        original_version(ctx, &request_id, policy, &body.action)
+    };
     let fingerprint = fingerprint(&policy, &body.action);
     let (mut guard, salt) =
         match ctx
@@ -267,6 +279,30 @@ fn request_id(given: Option<String>) -> Result<String, ServiceError> {
             detail: "request_id must be 1 to 64 visible ASCII characters".to_owned(),
         }),
     }
+}
+
+/// For a resubmission: the registered version of `policy`'s name whose fingerprint the request
+/// id was first used with, or `policy` itself when none matches (then the reservation decides:
+/// a different action is 409).
+fn original_version(
+    ctx: Context<'_>,
+    request_id: &str,
+    policy: Arc<CompiledPolicy>,
+    action: &serde_json::Value,
+) -> Arc<CompiledPolicy> {
+    let Some(seen) = ctx.request_ids.fingerprint(request_id) else {
+        return policy;
+    };
+    if fingerprint(&policy, action) == seen {
+        return policy;
+    }
+    ctx.policies
+        .versions(policy.name())
+        .into_iter()
+        .flatten()
+        .filter_map(|v| ctx.policies.resolve(&v.commitment))
+        .find(|p| fingerprint(p, action) == seen)
+        .unwrap_or(policy)
 }
 
 /// SHA-256 of the policy commitment and the action in canonical JSON (sorted keys).

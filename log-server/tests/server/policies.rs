@@ -266,3 +266,40 @@ async fn a_zero_client_salt_does_not_make_the_commitment_guessable() {
         published
     );
 }
+
+/// Issue 11: an escalated request resubmitted with approvals after a new version of its policy
+/// was registered is decided under the version it was first decided under.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resubmission_after_a_policy_update_keeps_its_policy_version() {
+    let s = TestServer::start().await;
+    let action = json!({"destination": "internal", "record_count": 5000});
+    let first = s
+        .check(json!({"policy": "customer-data-egress", "action": action, "request_id": "esc-1"}))
+        .await
+        .json();
+    assert_eq!(first["decision"], "escalate");
+    let r = register(&s, &versioned(&s, "1.1.0"), "").await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    let commitment = verdict_core::Hash::from_slice(
+        &hex::decode(first["action_commitment"].as_str().unwrap()).unwrap(),
+    )
+    .unwrap();
+    let approval = verdict_checker::approval::Approval::sign(&s.approver, &commitment, "esc-1");
+    let approved = s
+        .check(
+            json!({"policy": "customer-data-egress", "action": action, "request_id": "esc-1",
+                      "salt": first["salt"], "approvals": [approval]}),
+        )
+        .await;
+    assert_eq!(approved.status, StatusCode::OK, "{}", approved.json());
+    let ap = approved.json();
+    assert_eq!(ap["decision"], "allow");
+    assert_eq!(ap["policy"]["version"], "1.0.0");
+    assert_eq!(ap["policy"]["commitment"], first["policy"]["commitment"]);
+    // A new request by name uses the new version.
+    let fresh = s
+        .check(json!({"policy": "customer-data-egress", "action": {"destination": "internal"}}))
+        .await
+        .json();
+    assert_eq!(fresh["policy"]["version"], "1.1.0");
+}

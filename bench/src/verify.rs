@@ -172,7 +172,7 @@ mod tests {
     use super::*;
 
     /// A real `verdict-server` (sled store in a temporary directory, the workspace's test
-    /// policies, the real checker pool) on a loopback port: its base URL and write token.
+    /// policies, the real checker pool) on a loopback port: its base URL and agent token.
     async fn server(dir: &std::path::Path) -> (String, String) {
         let config = verdict_log_server::config::Config {
             data_dir: dir.join("data"),

@@ -179,7 +179,9 @@ fn validate(r: &PolicyRecord) -> Result<(), ReceiptError> {
         return Err(malformed(format!("more than {MAX_FINDINGS} findings")));
     }
     if r.analysis.findings.iter().any(|f| f.len() > MAX_TEXT) {
-        return Err(malformed(format!("a finding is longer than {MAX_TEXT} bytes")));
+        return Err(malformed(format!(
+            "a finding is longer than {MAX_TEXT} bytes"
+        )));
     }
     if r.analysis.forced && r.analysis.errors == 0 {
         return Err(malformed("forced without error-level findings"));
@@ -202,7 +204,10 @@ impl PolicyRecord {
                 Value::Bytes(self.checker_key_id.0.to_vec()),
             ),
             (key::NAME, Value::Text(self.name.clone())),
-            (key::POLICY_VERSION, Value::Text(self.policy_version.clone())),
+            (
+                key::POLICY_VERSION,
+                Value::Text(self.policy_version.clone()),
+            ),
             (
                 key::POLICY_COMMITMENT,
                 Value::Bytes(self.policy_commitment.0.to_vec()),

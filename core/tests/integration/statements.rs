@@ -131,8 +131,14 @@ fn generate() -> Vec<u8> {
         ],
     };
     let valid: Vec<serde_json::Value> = [
-        ("first version, registered from the policies directory", &base),
-        ("second version with a predecessor and forced error findings", &second),
+        (
+            "first version, registered from the policies directory",
+            &base,
+        ),
+        (
+            "second version with a predecessor and forced error findings",
+            &second,
+        ),
     ]
     .iter()
     .map(|(why, r)| {
@@ -168,8 +174,18 @@ fn generate() -> Vec<u8> {
     };
     let receipt_like = raw_sign1(header(c.key_id(), None), payload.clone(), &c);
     let invalid = vec![
-        ("tampered", "bad-signature", "one byte of the record changed", tampered),
-        ("trailing-byte", "trailing-data", "a byte after the COSE structure", trailing),
+        (
+            "tampered",
+            "bad-signature",
+            "one byte of the record changed",
+            tampered,
+        ),
+        (
+            "trailing-byte",
+            "trailing-data",
+            "a byte after the COSE structure",
+            trailing,
+        ),
         (
             "untrusted-key",
             "untrusted-key",
@@ -186,7 +202,11 @@ fn generate() -> Vec<u8> {
             "other-content-type",
             "malformed",
             "content type application/cbor",
-            raw_sign1(header(c.key_id(), Some("application/cbor")), payload.clone(), &c),
+            raw_sign1(
+                header(c.key_id(), Some("application/cbor")),
+                payload.clone(),
+                &c,
+            ),
         ),
         (
             "unknown-record-key",
@@ -237,7 +257,9 @@ fn sorted(v: serde_json::Value) -> serde_json::Value {
             items.sort_by(|a, b| a.0.cmp(&b.0));
             serde_json::Value::Object(items.into_iter().map(|(k, v)| (k, sorted(v))).collect())
         }
-        serde_json::Value::Array(a) => serde_json::Value::Array(a.into_iter().map(sorted).collect()),
+        serde_json::Value::Array(a) => {
+            serde_json::Value::Array(a.into_iter().map(sorted).collect())
+        }
         other => other,
     }
 }
@@ -269,8 +291,16 @@ fn vectors_verify() {
         let bytes = hex::decode(case["statement_hex"].as_str().unwrap()).unwrap();
         assert_eq!(entry_type(&bytes), EntryType::PolicyStatement);
         let verified = PolicyStatement::verify(&bytes, std::slice::from_ref(&trusted)).unwrap();
-        assert_eq!(record_json(verified.record()), case["record"], "{}", case["why"]);
-        assert_eq!(PolicyStatement::sign(verified.record(), &signer).unwrap(), bytes);
+        assert_eq!(
+            record_json(verified.record()),
+            case["record"],
+            "{}",
+            case["why"]
+        );
+        assert_eq!(
+            PolicyStatement::sign(verified.record(), &signer).unwrap(),
+            bytes
+        );
         assert!(verdict_core::receipt::Receipt::decode(&bytes).is_err());
     }
     for case in v["invalid"].as_array().unwrap() {

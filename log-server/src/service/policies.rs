@@ -204,6 +204,8 @@ pub struct PolicyRegistry {
     salt: Salt,
     /// Serialises registrations.
     register_lock: tokio::sync::Mutex<()>,
+    /// True while a `pending` record may exist (a registration failed between its writes).
+    unsettled: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for PolicyRegistry {
@@ -304,6 +306,7 @@ impl PolicyRegistry {
             inner: RwLock::new(Inner::default()),
             salt,
             register_lock: tokio::sync::Mutex::new(()),
+            unsettled: std::sync::atomic::AtomicBool::new(true),
         }
     }
 
@@ -469,6 +472,8 @@ impl PolicyRegistry {
             .into_iter()
             .find(|(k, _)| k == PENDING_KEY)
         else {
+            self.unsettled
+                .store(false, std::sync::atomic::Ordering::Release);
             return Ok(());
         };
         let pending: Option<StoredRegistration> = serde_json::from_slice(&value).ok();
@@ -518,6 +523,8 @@ impl PolicyRegistry {
             }
         }
         storage.put_policy_record(PENDING_KEY, None)?;
+        self.unsettled
+            .store(false, std::sync::atomic::Ordering::Release);
         Ok(())
     }
 
@@ -549,7 +556,9 @@ impl PolicyRegistry {
             });
         }
         let _serial = self.register_lock.lock().await;
-        self.settle_pending(ctx.log)?;
+        if self.unsettled.load(std::sync::atomic::Ordering::Acquire) {
+            self.settle_pending(ctx.log)?;
+        }
         if let Some(existing) = self.check_rules(&policy, &version)? {
             return Ok(Outcome::Existing(existing));
         }
@@ -578,6 +587,8 @@ impl PolicyRegistry {
                 reason: e.to_string(),
             })
         };
+        self.unsettled
+            .store(true, std::sync::atomic::Ordering::Release);
         storage.put_policy_record(
             PENDING_KEY,
             Some(&stored(Some(ctx.log.stats().staged_size))?),
@@ -585,6 +596,8 @@ impl PolicyRegistry {
         let index = ctx.log.submit(statement.clone(), None).await?.0;
         storage.put_policy_record(&record_key(index), Some(&stored(None)?))?;
         storage.put_policy_record(PENDING_KEY, None)?;
+        self.unsettled
+            .store(false, std::sync::atomic::Ordering::Release);
         let registered = self.insert(self.registered(source.to_owned(), statement, index)?);
         tracing::info!(
             policy.name = registered.info.name,

@@ -50,7 +50,9 @@ pub struct CheckBody {
     /// Approvals of an escalated action (resubmission with the same request id).
     #[serde(default)]
     pub approvals: Vec<ApprovalBody>,
-    /// Salt (64 hex digits) of the escalated decision being resubmitted.
+    /// Salt (64 hex digits) of the escalated decision being resubmitted. On a new request it is
+    /// mixed with 32 bytes of server randomness (spec `receipt.md` §7); the answer's `salt` is
+    /// the final one.
     #[serde(default)]
     pub salt: Option<String>,
 }

@@ -19,7 +19,7 @@ start() {
   env "$@" "$B" serve --data-dir "$D" --listen 127.0.0.1:$PORT --policies testdata/policies > "$D.log" 2>&1 &
   SP=$!
   for _ in $(seq 1 100); do curl -sf http://127.0.0.1:$PORT/health > /dev/null && break; sleep 0.1; done
-  U=(--url http://127.0.0.1:$PORT --token-file "$D/write.token")
+  U=(--url http://127.0.0.1:$PORT --token-file "$D/agent.token")
 }
 stop() { kill "$SP"; wait "$SP" 2> /dev/null || true; rm -rf "$D" "$D.log"; }
 run() {

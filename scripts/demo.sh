@@ -65,7 +65,7 @@ curl -sf "$BASE/health" >/dev/null || die "the server did not become healthy; se
 sed 's/^/    /' "$DATA/server.out"
 LOG_KEY="$(sed -n 's/^ *log verifier key: *//p' "$DATA/server.out")"
 CHECKER_KEY="$(sed -n 's/^ *checker verifier key: *//p' "$DATA/server.out")"
-TOKEN="$(cat "$DATA/data/write.token")"
+TOKEN="$(cat "$DATA/data/agent.token")"
 info "The log key signs checkpoints; the checker key signs receipts. Both are public."
 
 # --- 3. Checks -------------------------------------------------------------------------------
@@ -122,7 +122,7 @@ info "metrics:    $BASE/metrics   API: $BASE/openapi.json"
 
 if [ "$KEEP" = 1 ]; then
   say "The server keeps running in the foreground (data: $DATA/data). Ctrl-C stops it cleanly."
-  info "write token: $DATA/data/write.token   auditor token: $DATA/data/auditor.token"
+  info "agent token: $DATA/data/agent.token   admin token: $DATA/data/admin.token   auditor token: $DATA/data/auditor.token"
   trap - EXIT
   trap 'kill -TERM "$PID" 2>/dev/null || true' INT TERM
   wait "$PID" || true

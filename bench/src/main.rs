@@ -42,8 +42,8 @@ pub struct BenchArgs {
     /// Server base URL.
     #[arg(long, default_value = "http://127.0.0.1:8080")]
     pub url: String,
-    /// File holding the write token.
-    #[arg(long, default_value = "verdict-data/write.token")]
+    /// File holding an agent token (screen and check).
+    #[arg(long, default_value = "verdict-data/agent.token")]
     pub token_file: PathBuf,
     /// Policy name or commitment.
     #[arg(long, default_value = "customer-data-egress")]

@@ -172,7 +172,7 @@ mod tests {
     use super::*;
 
     /// A real `verdict-server` (sled store in a temporary directory, the workspace's test
-    /// policies, the real checker pool) on a loopback port: its base URL and write token.
+    /// policies, the real checker pool) on a loopback port: its base URL and agent token.
     async fn server(dir: &std::path::Path) -> (String, String) {
         let config = verdict_log_server::config::Config {
             data_dir: dir.join("data"),
@@ -182,7 +182,7 @@ mod tests {
             ..Default::default()
         };
         let started = verdict_log_server::start(&config).await.unwrap();
-        let token = std::fs::read_to_string(&started.keys.paths.write_token).unwrap();
+        let token = std::fs::read_to_string(&started.keys.paths.agent_token).unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let app = verdict_log_server::app(started.state.clone());

@@ -10,7 +10,9 @@
 //!   `spec/witness.md`;
 //! - [`tile`]: C2SP tlog-tiles coordinates, paths and entry bundles; spec `spec/tiles.md`;
 //! - [`bundle`]: C2SP tlog-proof offline proof files; spec `spec/proof-bundle.md`;
-//! - [`receipt`]: COSE_Sign1 decision receipts and salted commitments; spec `spec/receipt.md`.
+//! - [`receipt`]: COSE_Sign1 decision receipts and salted commitments; spec `spec/receipt.md`;
+//! - [`statement`]: COSE_Sign1 policy statements (registrations) and telling log entry types
+//!   apart; spec `spec/policy-statement.md`.
 #![deny(missing_docs)]
 
 pub mod bundle;
@@ -22,6 +24,7 @@ pub mod note;
 mod note_key;
 pub mod proof;
 pub mod receipt;
+pub mod statement;
 pub mod tile;
 
 pub use merkle::{Hash, LeafIndex, TreeSize};

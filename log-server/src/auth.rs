@@ -1,11 +1,20 @@
-//! Bearer-token authentication: a write token for `/v1/policies`, `/v1/screen` and `/v1/check`,
-//! and a separate auditor token for `/v1/private/...` (RFC 6750 bearer tokens).
+//! Bearer-token authentication (RFC 6750) with three roles (issue 11, token files in
+//! [`crate::keys`]):
 //!
-//! Tokens are compared in constant time over their SHA-256 digests (so neither content nor length
-//! leaks through timing). A missing or unknown token is 401 `unauthorized`; a known token past its
-//! expiry (the `expires=` line of its token file, see [`crate::keys`]) is 401 `token_expired`,
-//! checked against the clock on every request; a valid token of the other kind is 403
-//! `forbidden`. No answer echoes the presented token.
+//! | role | token file | may use |
+//! |---|---|---|
+//! | admin | `admin.token` | `POST /v1/policies` (policy registration) |
+//! | agent | `agent.token`, `agent-<name>.token` | `POST /v1/screen`, `POST /v1/check` |
+//! | auditor | `auditor.token` | `GET /v1/private/...` |
+//!
+//! Each token has a name (the agent name; `admin`, `auditor`), which the use cases record: the
+//! agent name in each decision's private record, the admin token's name in each policy statement.
+//!
+//! Tokens are compared in constant time over their SHA-256 digests, and every known token is
+//! compared on every request (so neither content, length nor position leaks through timing). A
+//! missing or unknown token is 401 `unauthorized`; a known token past its expiry (the `expires=`
+//! line of its token file) is 401 `token_expired`, checked against the clock on every request; a
+//! valid token of another role is 403 `forbidden`. No answer echoes the presented token.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -29,7 +38,7 @@ pub enum AuthError {
     /// One of our tokens, past its expiry: 401 `token_expired`.
     #[error("the bearer token has expired; ask the operator for a new one")]
     Expired,
-    /// A valid token of the other role: 403.
+    /// A valid token of another role: 403.
     #[error("this token may not use this endpoint")]
     WrongRole,
 }
@@ -44,20 +53,24 @@ impl IntoResponse for AuthError {
     }
 }
 
-/// One token, stored as a digest, with its expiry.
+/// One token, stored as a digest, with its role, name and expiry.
 #[derive(Clone)]
 struct Entry {
     digest: [u8; 32],
     expires_at: Option<SystemTime>,
+    role: Role,
+    name: String,
 }
 
 impl Entry {
-    fn of(token: &ApiToken) -> Self {
+    fn of(token: &ApiToken, role: Role, name: &str) -> Self {
         Self {
             digest: digest(token.secret()),
             expires_at: token
                 .expires_at()
                 .and_then(|s| UNIX_EPOCH.checked_add(Duration::from_secs(s))),
+            role,
+            name: name.to_owned(),
         }
     }
 
@@ -68,11 +81,10 @@ impl Entry {
     }
 }
 
-/// The two API tokens, stored as digests with their expiries.
+/// The API tokens of every role, stored as digests with their names and expiries.
 #[derive(Clone)]
 pub struct Tokens {
-    write: Entry,
-    auditor: Entry,
+    entries: Vec<Entry>,
 }
 
 impl std::fmt::Debug for Tokens {
@@ -81,13 +93,24 @@ impl std::fmt::Debug for Tokens {
     }
 }
 
-/// Which token a request presented.
+/// The role of a token.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Role {
-    /// The write token.
-    Writer,
-    /// The auditor token.
+    /// Policies and operations (`admin.token`).
+    Admin,
+    /// Screen and check only (`agent.token`, `agent-<name>.token`).
+    Agent,
+    /// Private reads (`auditor.token`).
     Auditor,
+}
+
+/// Who presented an accepted token: its role and name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Principal {
+    /// The role.
+    pub role: Role,
+    /// The token's name: the agent name, `admin` or `auditor`.
+    pub name: String,
 }
 
 fn digest(token: &str) -> [u8; 32] {
@@ -95,51 +118,66 @@ fn digest(token: &str) -> [u8; 32] {
 }
 
 impl Tokens {
-    /// From the write and auditor tokens (with their expiries).
-    pub fn new(write: &ApiToken, auditor: &ApiToken) -> Self {
-        Self {
-            write: Entry::of(write),
-            auditor: Entry::of(auditor),
-        }
+    /// From the admin token, the agent tokens (name and token) and the auditor token.
+    pub fn new(admin: &ApiToken, agents: &[(String, ApiToken)], auditor: &ApiToken) -> Self {
+        let mut entries = vec![Entry::of(admin, Role::Admin, "admin")];
+        entries.extend(
+            agents
+                .iter()
+                .map(|(name, t)| Entry::of(t, Role::Agent, name)),
+        );
+        entries.push(Entry::of(auditor, Role::Auditor, "auditor"));
+        Self { entries }
     }
 
-    /// The role of a presented token, if any, ignoring expiry. Both comparisons always run.
-    pub fn role(&self, presented: &str) -> Option<Role> {
+    /// The tokens of loaded [`crate::keys::Keys`].
+    pub fn of_keys(keys: &crate::keys::Keys) -> Self {
+        Self::new(&keys.admin_token, &keys.agent_tokens(), &keys.auditor_token)
+    }
+
+    /// The entry of a presented token, ignoring expiry. Every comparison always runs; the first
+    /// match wins (token files hold distinct random tokens).
+    fn find(&self, presented: &str) -> Option<&Entry> {
         let d = digest(presented);
-        let is_write: bool = d.ct_eq(&self.write.digest).into();
-        let is_auditor: bool = d.ct_eq(&self.auditor.digest).into();
-        match (is_write, is_auditor) {
-            (true, _) => Some(Role::Writer),
-            (false, true) => Some(Role::Auditor),
-            (false, false) => None,
+        let mut found = None;
+        for entry in &self.entries {
+            let hit: bool = d.ct_eq(&entry.digest).into();
+            if hit && found.is_none() {
+                found = Some(entry);
+            }
         }
+        found
+    }
+
+    /// The role of a presented token, if any, ignoring expiry.
+    pub fn role(&self, presented: &str) -> Option<Role> {
+        self.find(presented).map(|e| e.role)
     }
 
     /// Authorize a presented token for `wanted` at time `now`.
     ///
     /// # Errors
-    /// [`AuthError`]: unknown token, expired token (either role), or the other role's token.
+    /// [`AuthError`]: unknown token, expired token (any role), or another role's token.
     pub fn authorize(
         &self,
         presented: &str,
         wanted: Role,
         now: SystemTime,
-    ) -> Result<Role, AuthError> {
-        let role = self.role(presented).ok_or(AuthError::Missing)?;
-        let entry = match role {
-            Role::Writer => &self.write,
-            Role::Auditor => &self.auditor,
-        };
+    ) -> Result<Principal, AuthError> {
+        let entry = self.find(presented).ok_or(AuthError::Missing)?;
         if entry.expired(now) {
             return Err(AuthError::Expired);
         }
-        if role != wanted {
+        if entry.role != wanted {
             return Err(AuthError::WrongRole);
         }
-        Ok(role)
+        Ok(Principal {
+            role: entry.role,
+            name: entry.name.clone(),
+        })
     }
 
-    fn require(&self, parts: &Parts, wanted: Role) -> Result<(), AuthError> {
+    fn require(&self, parts: &Parts, wanted: Role) -> Result<Principal, AuthError> {
         let header = parts
             .headers
             .get(AUTHORIZATION)
@@ -151,23 +189,40 @@ impl Tokens {
             return Err(AuthError::Missing);
         }
         self.authorize(token.trim(), wanted, SystemTime::now())
-            .map(|_| ())
     }
 }
 
-/// Extractor: the request carries the write token.
-#[derive(Debug, Clone, Copy)]
-pub struct WriteAuth;
+/// Extractor: the request carries the admin token; holds its name.
+#[derive(Debug, Clone)]
+pub struct AdminAuth(pub String);
+
+/// Extractor: the request carries an agent token; holds the agent name.
+#[derive(Debug, Clone)]
+pub struct AgentAuth(pub String);
 
 /// Extractor: the request carries the auditor token.
 #[derive(Debug, Clone, Copy)]
 pub struct AuditorAuth;
 
-impl FromRequestParts<AppState> for WriteAuth {
+impl FromRequestParts<AppState> for AdminAuth {
     type Rejection = AuthError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AuthError> {
-        state.tokens.require(parts, Role::Writer).map(|()| Self)
+        state
+            .tokens
+            .require(parts, Role::Admin)
+            .map(|p| Self(p.name))
+    }
+}
+
+impl FromRequestParts<AppState> for AgentAuth {
+    type Rejection = AuthError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AuthError> {
+        state
+            .tokens
+            .require(parts, Role::Agent)
+            .map(|p| Self(p.name))
     }
 }
 
@@ -175,7 +230,7 @@ impl FromRequestParts<AppState> for AuditorAuth {
     type Rejection = AuthError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AuthError> {
-        state.tokens.require(parts, Role::Auditor).map(|()| Self)
+        state.tokens.require(parts, Role::Auditor).map(|_| Self)
     }
 }
 
@@ -183,25 +238,54 @@ impl FromRequestParts<AppState> for AuditorAuth {
 mod tests {
     use super::*;
 
+    fn tokens(admin: Option<u64>, agent: Option<u64>) -> Tokens {
+        Tokens::new(
+            &ApiToken::new("d", admin),
+            &[
+                ("default".to_owned(), ApiToken::new("w", agent)),
+                ("bot".to_owned(), ApiToken::new("b", None)),
+            ],
+            &ApiToken::new("a", None),
+        )
+    }
+
     #[test]
     fn roles() {
-        let t = Tokens::new(&ApiToken::new("w", None), &ApiToken::new("a", None));
-        assert_eq!(t.role("w"), Some(Role::Writer));
+        let t = tokens(None, None);
+        assert_eq!(t.role("d"), Some(Role::Admin));
+        assert_eq!(t.role("w"), Some(Role::Agent));
+        assert_eq!(t.role("b"), Some(Role::Agent));
         assert_eq!(t.role("a"), Some(Role::Auditor));
         assert_eq!(t.role("x"), None);
         assert_eq!(t.role(""), None);
         assert_eq!(t.role("w "), None);
+        let now = SystemTime::now();
+        assert_eq!(
+            t.authorize("b", Role::Agent, now).unwrap().name,
+            "bot".to_owned()
+        );
+        assert_eq!(
+            t.authorize("w", Role::Admin, now),
+            Err(AuthError::WrongRole),
+            "an agent token may not change policies"
+        );
+        assert_eq!(
+            t.authorize("d", Role::Agent, now),
+            Err(AuthError::WrongRole)
+        );
+        assert_eq!(
+            t.authorize("a", Role::Admin, now),
+            Err(AuthError::WrongRole)
+        );
     }
 
     #[test]
     fn expiry_is_checked_at_each_call() {
-        let t = Tokens::new(&ApiToken::new("w", Some(1000)), &ApiToken::new("a", None));
+        let t = tokens(None, Some(1000));
         let at = |s: u64| UNIX_EPOCH + Duration::from_secs(s);
-        assert_eq!(t.authorize("w", Role::Writer, at(999)), Ok(Role::Writer));
-        assert_eq!(
-            t.authorize("w", Role::Writer, at(1000)),
-            Err(AuthError::Expired)
-        );
+        let agent = |s| t.authorize("w", Role::Agent, at(s)).map(|p| p.role);
+        assert_eq!(agent(999), Ok(Role::Agent));
+        assert_eq!(agent(1000), Err(AuthError::Expired));
         // Expired wins over the wrong role; an unknown token stays unknown.
         assert_eq!(
             t.authorize("w", Role::Auditor, at(2000)),
@@ -212,21 +296,20 @@ mod tests {
             Err(AuthError::WrongRole)
         );
         assert_eq!(
-            t.authorize("x", Role::Writer, at(10)),
+            t.authorize("x", Role::Agent, at(10)),
             Err(AuthError::Missing)
         );
         assert_eq!(
-            t.authorize("a", Role::Auditor, at(u64::MAX / 4)),
+            t.authorize("a", Role::Auditor, at(u64::MAX / 4))
+                .map(|p| p.role),
             Ok(Role::Auditor)
         );
         // An expiry beyond the clock's range never expires.
-        let far = Tokens::new(
-            &ApiToken::new("w", Some(u64::MAX)),
-            &ApiToken::new("a", None),
-        );
+        let far = tokens(Some(u64::MAX), None);
         assert_eq!(
-            far.authorize("w", Role::Writer, SystemTime::now()),
-            Ok(Role::Writer)
+            far.authorize("d", Role::Admin, SystemTime::now())
+                .map(|p| p.role),
+            Ok(Role::Admin)
         );
     }
 }

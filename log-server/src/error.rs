@@ -84,6 +84,20 @@ pub enum ApiError {
         /// Column of the error (1-based), when known.
         column: Option<usize>,
     },
+    /// The policy compiled, but its analysis found error-level findings and `force=true` was
+    /// not given; nothing was registered.
+    #[error("{detail}")]
+    PolicyHasErrors {
+        /// How many, the first one, and how to override.
+        detail: String,
+    },
+    /// A registration breaks a version rule: the same name and version with other text, or a
+    /// version not greater than the current one. Nothing was registered.
+    #[error("policy conflict: {detail}")]
+    PolicyConflict {
+        /// What conflicts.
+        detail: String,
+    },
     /// The action (or an approval) is invalid for the policy; nothing was logged.
     #[error("invalid action: {detail}")]
     InvalidAction {
@@ -200,6 +214,8 @@ impl ApiError {
             Self::UnknownPolicy { .. } => (StatusCode::NOT_FOUND, "unknown_policy"),
             Self::InvalidPolicy { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_policy"),
             Self::InvalidAction { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_action"),
+            Self::PolicyHasErrors { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "policy_has_errors"),
+            Self::PolicyConflict { .. } => (StatusCode::CONFLICT, "policy_conflict"),
             Self::RequestIdConflict { .. } => (StatusCode::CONFLICT, "request_id_conflict"),
             Self::Backpressure { .. } => (StatusCode::SERVICE_UNAVAILABLE, "backpressure"),
             Self::Unavailable { .. } => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),

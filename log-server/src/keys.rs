@@ -5,14 +5,28 @@
 //! | `log.key` | log signing key, C2SP signed-note private key string; its name is the origin | 0600 |
 //! | `checker.key` | checker (receipt) signing key, named `<origin>/checker` | 0600 |
 //! | `policy-salt.key` | 32 random bytes (hex) from which policy commitment salts derive | 0600 |
-//! | `write.token` | bearer token of the write API (`/v1/policies`, `/v1/screen`, `/v1/check`) | 0600 |
-//! | `auditor.token` | bearer token of `/v1/private/...` | 0600 |
+//! | `admin.token` | bearer token of the admin role: policy registration (`POST /v1/policies`) | 0600 |
+//! | `agent.token` | bearer token of the default agent (named `default`): `/v1/screen`, `/v1/check` | 0600 |
+//! | `agent-<name>.token` | optional further agent tokens, one per named agent (created by the operator) | 0600 |
+//! | `auditor.token` | bearer token of the auditor role: `/v1/private/...` | 0600 |
 //!
 //! Files are created with `create_new` and mode 0600 on first start and never overwritten.
 //!
+//! ## Roles (issue 11)
+//!
+//! Three roles ([`crate::auth::Role`]): **admin** (policies and operations), **agent** (screen and
+//! check only; every decision's private record holds the agent's name) and **auditor** (private
+//! reads). An agent name is `default` for `agent.token` and `<name>` for `agent-<name>.token`,
+//! where `<name>` is 1 to 32 characters of `a-z`, `0-9`, `-` and `_`.
+//!
+//! **Migration.** Earlier versions had one `write.token` for policies, screen and check. At start,
+//! a `write.token` without an `agent.token` beside it is renamed to `agent.token` (so the agent
+//! keeps its token but can no longer change policies), and the server logs a line saying so. A
+//! `write.token` beside an existing `agent.token` is ignored, with a warning.
+//!
 //! ## Token files and expiry
 //!
-//! `write.token` and `auditor.token` hold the token (64 hex digits) on the first non-blank line.
+//! Token files hold the token (64 hex digits) on the first non-blank line.
 //! Further lines are optional: blank lines, comments starting with `#`, and at most one
 //! `expires=<time>` line, where `<time>` is Unix seconds (`expires=1798761600`) or an RFC 3339
 //! date-time (`expires=2027-01-01T00:00:00Z`, any offset, optional fraction). A file without an
@@ -92,15 +106,33 @@ pub struct Keys {
     pub checker: Signer,
     /// Salt of policy commitments (derived from the salt secret).
     pub policy_salt: Salt,
-    /// Write token (and its optional expiry).
-    pub write_token: ApiToken,
+    /// Admin token (and its optional expiry).
+    pub admin_token: ApiToken,
+    /// Token of the default agent (`agent.token`, agent name [`DEFAULT_AGENT`]).
+    pub agent_token: ApiToken,
+    /// Further agent tokens by agent name (`agent-<name>.token`), sorted by name.
+    pub named_agent_tokens: Vec<(String, ApiToken)>,
     /// Auditor token (and its optional expiry).
     pub auditor_token: ApiToken,
     /// Paths of the files.
     pub paths: KeyPaths,
     /// True when any file was created by this call.
     pub created: bool,
+    /// True when this call renamed a legacy `write.token` to `agent.token`.
+    pub migrated_write_token: bool,
 }
+
+impl Keys {
+    /// Every agent token with its agent name, the default agent first.
+    pub fn agent_tokens(&self) -> Vec<(String, ApiToken)> {
+        let mut out = vec![(DEFAULT_AGENT.to_owned(), self.agent_token.clone())];
+        out.extend(self.named_agent_tokens.iter().cloned());
+        out
+    }
+}
+
+/// Name of the agent of `agent.token`.
+pub const DEFAULT_AGENT: &str = "default";
 
 /// Paths of the key and token files in a data directory.
 #[derive(Clone, Debug)]
@@ -111,10 +143,16 @@ pub struct KeyPaths {
     pub checker_key: PathBuf,
     /// `policy-salt.key`.
     pub policy_salt: PathBuf,
-    /// `write.token`.
-    pub write_token: PathBuf,
+    /// `admin.token`.
+    pub admin_token: PathBuf,
+    /// `agent.token` (the default agent).
+    pub agent_token: PathBuf,
     /// `auditor.token`.
     pub auditor_token: PathBuf,
+    /// `write.token`, the legacy token migrated to `agent.token` at start.
+    pub legacy_write_token: PathBuf,
+    /// The data directory (where `agent-<name>.token` files are looked for).
+    pub data_dir: PathBuf,
 }
 
 impl KeyPaths {
@@ -124,8 +162,11 @@ impl KeyPaths {
             log_key: data_dir.join("log.key"),
             checker_key: data_dir.join("checker.key"),
             policy_salt: data_dir.join("policy-salt.key"),
-            write_token: data_dir.join("write.token"),
+            admin_token: data_dir.join("admin.token"),
+            agent_token: data_dir.join("agent.token"),
             auditor_token: data_dir.join("auditor.token"),
+            legacy_write_token: data_dir.join("write.token"),
+            data_dir: data_dir.to_owned(),
         }
     }
 }
@@ -152,18 +193,99 @@ pub fn load_or_create(data_dir: &Path, origin: &str, configured: bool) -> Result
     let checker_name = format!("{}/checker", log.name());
     let checker = load_or_create_signer(&paths.checker_key, &checker_name, &mut created)?;
     let salt_secret = load_or_create_secret(&paths.policy_salt, &mut created)?;
-    let write_token = load_or_create_token(&paths.write_token, &mut created)?;
+    let migrated_write_token = migrate_write_token(&paths)?;
+    let admin_token = load_or_create_token(&paths.admin_token, &mut created)?;
+    let agent_token = load_or_create_token(&paths.agent_token, &mut created)?;
     let auditor_token = load_or_create_token(&paths.auditor_token, &mut created)?;
+    let named_agent_tokens = named_agent_tokens(data_dir)?;
     let policy_salt = derive_policy_salt(&salt_secret);
     Ok(Keys {
         log,
         checker,
         policy_salt,
-        write_token,
+        admin_token,
+        agent_token,
+        named_agent_tokens,
         auditor_token,
         paths,
         created,
+        migrated_write_token,
     })
+}
+
+/// Rename a legacy `write.token` to `agent.token` when there is no `agent.token` yet (see the
+/// module docs). Returns true when it did.
+fn migrate_write_token(paths: &KeyPaths) -> Result<bool, KeyError> {
+    if !paths.legacy_write_token.exists() {
+        return Ok(false);
+    }
+    if paths.agent_token.exists() {
+        tracing::warn!(
+            "{} is ignored: {} exists; delete the old file",
+            paths.legacy_write_token.display(),
+            paths.agent_token.display()
+        );
+        return Ok(false);
+    }
+    let io = |source| KeyError::Io {
+        path: paths.legacy_write_token.clone(),
+        source,
+    };
+    std::fs::rename(&paths.legacy_write_token, &paths.agent_token).map_err(io)?;
+    std::fs::File::open(&paths.data_dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io)?;
+    tracing::warn!(
+        "migrated {} to {}: the old write token is now the token of agent \"default\" and may no longer change policies; policy registration needs {}",
+        paths.legacy_write_token.display(),
+        paths.agent_token.display(),
+        paths.admin_token.display()
+    );
+    Ok(true)
+}
+
+/// Whether `name` is a valid agent name (see the module docs).
+pub fn is_agent_name(name: &str) -> bool {
+    (1..=32).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+}
+
+/// The `agent-<name>.token` files of `data_dir`, sorted by name. A file whose name is not a
+/// valid agent name stops the start ([`KeyError::BadTokenFile`]).
+fn named_agent_tokens(data_dir: &Path) -> Result<Vec<(String, ApiToken)>, KeyError> {
+    let io = |source| KeyError::Io {
+        path: data_dir.to_owned(),
+        source,
+    };
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(data_dir).map_err(io)? {
+        let path = entry.map_err(io)?.path();
+        let Some(file) = path.file_name().and_then(|n| n.to_str()) else {
+            continue;
+        };
+        let Some(name) = file
+            .strip_prefix("agent-")
+            .and_then(|n| n.strip_suffix(".token"))
+        else {
+            continue;
+        };
+        if !is_agent_name(name) || name == DEFAULT_AGENT {
+            return Err(KeyError::BadTokenFile {
+                path,
+                line: 0,
+                reason: "agent name must be 1 to 32 of a-z, 0-9, - and _, and not `default`",
+            });
+        }
+        let text = std::fs::read_to_string(&path).map_err(|source| KeyError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        out.push((name.to_owned(), ApiToken::parse(&path, &text)?));
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(out)
 }
 
 /// The policy salt: SHA-256("verdict/policy-salt/v1\n" ‖ secret). One salt per server, so the
@@ -388,7 +510,8 @@ mod tests {
             for p in [
                 &a.paths.log_key,
                 &a.paths.checker_key,
-                &a.paths.write_token,
+                &a.paths.admin_token,
+                &a.paths.agent_token,
                 &a.paths.auditor_token,
             ] {
                 let mode = std::fs::metadata(p).unwrap().permissions().mode();
@@ -399,10 +522,14 @@ mod tests {
         assert!(!b.created);
         assert_eq!(b.log.verifier(), a.log.verifier());
         assert_eq!(b.checker.verifier(), a.checker.verifier());
-        assert_eq!(b.write_token, a.write_token);
-        assert_ne!(a.write_token, a.auditor_token);
-        assert_eq!(a.write_token.expires_at(), None);
-        assert!(!format!("{a:?}").contains(a.write_token.secret()));
+        assert_eq!(b.agent_token, a.agent_token);
+        assert_eq!(b.admin_token, a.admin_token);
+        assert_ne!(a.agent_token, a.auditor_token);
+        assert_ne!(a.agent_token, a.admin_token);
+        assert_eq!(a.agent_token.expires_at(), None);
+        assert!(!format!("{a:?}").contains(a.agent_token.secret()));
+        assert!(!format!("{a:?}").contains(a.admin_token.secret()));
+        assert!(!a.migrated_write_token);
         assert_eq!(b.policy_salt, a.policy_salt);
         assert!(matches!(
             load_or_create(dir.path(), "other.example/log", true),
@@ -460,9 +587,9 @@ mod tests {
         }
         // Loaded from the data directory, and reported without the secret.
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("write.token"), format!("{t}\nexpires=5\n")).unwrap();
+        std::fs::write(dir.path().join("agent.token"), format!("{t}\nexpires=5\n")).unwrap();
         let keys = load_or_create(dir.path(), "example.com/log", true).unwrap();
-        assert_eq!(keys.write_token.expires_at(), Some(5));
+        assert_eq!(keys.agent_token.expires_at(), Some(5));
         assert_eq!(keys.auditor_token.expires_at(), None);
         std::fs::write(
             dir.path().join("auditor.token"),
@@ -475,6 +602,43 @@ mod tests {
             "{err}"
         );
         assert!(!err.to_string().contains(&t));
+    }
+
+    #[test]
+    fn write_token_migrates_to_the_default_agent() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = "cd".repeat(32);
+        std::fs::write(dir.path().join("write.token"), format!("{t}\n")).unwrap();
+        let keys = load_or_create(dir.path(), "example.com/log", true).unwrap();
+        assert!(keys.migrated_write_token);
+        assert_eq!(keys.agent_token.secret(), t);
+        assert_ne!(keys.admin_token.secret(), t);
+        assert!(!dir.path().join("write.token").exists());
+        // A second start finds nothing to migrate; a stray write.token beside agent.token is
+        // ignored.
+        std::fs::write(
+            dir.path().join("write.token"),
+            format!("{}\n", "ef".repeat(32)),
+        )
+        .unwrap();
+        let again = load_or_create(dir.path(), "example.com/log", true).unwrap();
+        assert!(!again.migrated_write_token);
+        assert_eq!(again.agent_token.secret(), t);
+    }
+
+    #[test]
+    fn named_agent_tokens_are_loaded_sorted() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("agent-zeta.token"), "aa".repeat(32)).unwrap();
+        std::fs::write(dir.path().join("agent-billing_bot.token"), "bb".repeat(32)).unwrap();
+        let keys = load_or_create(dir.path(), "example.com/log", true).unwrap();
+        let names: Vec<String> = keys.agent_tokens().into_iter().map(|(n, _)| n).collect();
+        assert_eq!(names, ["default", "billing_bot", "zeta"]);
+        std::fs::write(dir.path().join("agent-Bad Name.token"), "cc".repeat(32)).unwrap();
+        assert!(matches!(
+            load_or_create(dir.path(), "example.com/log", true),
+            Err(KeyError::BadTokenFile { .. })
+        ));
     }
 
     #[test]

@@ -234,14 +234,39 @@ pub async fn start(config: &Config) -> Result<Started, StartError> {
     .await
     .map_err(StartError::from_log)?;
 
-    let policies = PolicyRegistry::new(keys.policy_salt, Some(config.data_dir.join("policies")));
+    // Registrations are log entries (spec `policy-statement.md`): reload them from the store,
+    // then register the policies directory through the same path, then migrate the loose files
+    // of earlier versions. Start-up registrations are integrated before the server serves.
+    let policies = PolicyRegistry::new(keys.policy_salt);
+    let restored = policies.restore(&log)?;
+    tracing::info!(restored, "policy registrations restored from the store");
+    let ctx = service::policies::RegisterContext {
+        log: &log,
+        checker_key: &keys.checker,
+        analysis_timeout: config.check_timeout(),
+    };
     let loaded_policies = if config.policies_dir.is_dir() {
-        policies.load_dir(&config.policies_dir)?
+        policies.register_dir(ctx, &config.policies_dir).await?
     } else {
         tracing::warn!(dir = %config.policies_dir.display(), "policies directory not found; starting with none");
         Vec::new()
     };
-    policies.load_registered()?;
+    let migrated = policies
+        .migrate_loose_files(ctx, &config.data_dir.join("policies"))
+        .await?;
+    if migrated > 0 {
+        tracing::warn!(
+            migrated,
+            "registered {migrated} policies from the loose files of {} (they are now in the store and the log; the files are no longer read)",
+            config.data_dir.join("policies").display()
+        );
+    }
+    let staged = log.stats().staged_size;
+    if staged > 0 {
+        log.wait_integrated(verdict_core::LeafIndex(staged - 1))
+            .await
+            .map_err(|e| StartError::Log(e.to_string()))?;
+    }
 
     let request_ids = RequestIds::new(config.request_id_window);
     let restored = request_ids
@@ -257,7 +282,7 @@ pub async fn start(config: &Config) -> Result<Started, StartError> {
         checker_verifier: keys.checker.verifier(),
         checker_key,
         policies,
-        tokens: Tokens::new(&keys.write_token, &keys.auditor_token),
+        tokens: Tokens::of_keys(&keys),
         metrics: Metrics::default(),
         request_ids,
         config: config.clone(),

@@ -39,7 +39,8 @@ fn u64_param(name: &str, location: &str, description: &str) -> Value {
 /// serde_json's map type (its `preserve_order` feature is switched on by other crates in
 /// workspace-wide builds).
 pub fn document() -> Value {
-    let bearer_write = json!([{ "writeToken": [] }]);
+    let bearer_write = json!([{ "agentToken": [] }]);
+    let bearer_admin = json!([{ "adminToken": [] }]);
     let bearer_auditor = json!([{ "auditorToken": [] }]);
     let common_errors = |mut responses: serde_json::Map<String, Value>| {
         responses.insert("400".into(), error_response("Malformed request."));
@@ -144,8 +145,13 @@ pub fn document() -> Value {
             }},
             "/v1/policies": {
                 "post": {
-                    "summary": "Compile and register a policy version.",
-                    "security": bearer_write,
+                    "summary": "Register a policy version (admin token): a signed policy statement is appended to the log before the answer (spec policy-statement.md).",
+                    "security": bearer_admin,
+                    "parameters": [{
+                        "name": "force", "in": "query", "required": false,
+                        "description": "Register despite error-level analysis findings; they are recorded in the statement.",
+                        "schema": { "type": "boolean", "default": false }
+                    }],
                     "requestBody": { "required": true, "content": {
                         "application/json": { "schema": { "$ref": "#/components/schemas/RegisterPolicy" } },
                         "application/toml": { "schema": { "type": "string" } },
@@ -153,17 +159,27 @@ pub fn document() -> Value {
                     }},
                     "responses": common_errors({
                         let mut m = serde_json::Map::new();
-                        m.insert("201".into(), json_ref("Registered.", "Registered"));
-                        m.insert("422".into(), error_response("Policy does not compile (line and column given)."));
+                        m.insert("200".into(), json_ref("The same name, version and text is registered already; nothing was appended.", "Registered"));
+                        m.insert("201".into(), json_ref("Registered and logged.", "Registered"));
+                        m.insert("403".into(), error_response("Not the admin token (agent and auditor tokens may not change policies)."));
+                        m.insert("409".into(), error_response("policy_conflict: the version is registered with other text, or is not greater than the current version."));
+                        m.insert("422".into(), error_response("invalid_policy: does not compile (line and column given) or the version is not semantic; policy_has_errors: error-level analysis findings without force=true."));
                         m
                     })
                 },
                 "get": {
-                    "summary": "Current version of every policy.",
-                    "security": bearer_write,
-                    "responses": { "200": { "description": "Policies.", "content": { "application/json": { "schema": { "type": "array", "items": { "$ref": "#/components/schemas/PolicyInfo" } } } } }, "401": error_response("Missing, invalid or expired token (error `unauthorized` or `token_expired`).") }
+                    "summary": "Current version of every policy, with commitment and log index (public).",
+                    "responses": { "200": { "description": "Policies.", "content": { "application/json": { "schema": { "type": "array", "items": { "$ref": "#/components/schemas/PolicyVersion" } } } } } }
                 }
             },
+            "/v1/policies/{name}/versions": { "get": {
+                "summary": "Every registered version of a policy, in order, without text (public).",
+                "parameters": [{ "name": "name", "in": "path", "required": true, "description": "Policy name.", "schema": { "type": "string" } }],
+                "responses": {
+                    "200": json_ref("Versions.", "PolicyVersions"),
+                    "404": error_response("unknown_policy.")
+                }
+            }},
             "/v1/screen": { "post": {
                 "summary": "Screen an action: in scope (not logged) or not-applicable (logged receipt of kind screen).",
                 "security": bearer_write,
@@ -193,6 +209,18 @@ pub fn document() -> Value {
                     "403": error_response("Not the auditor token."),
                     "404": error_response("No record.")
                 }
+            }},
+            "/v1/private/policies/{commitment}": { "get": {
+                "summary": "Text and salt of a registered policy (auditor token), to recompute its commitment (spec policy-statement.md section 9).",
+                "security": bearer_auditor,
+                "parameters": [{ "name": "commitment", "in": "path", "required": true, "description": "Policy commitment, 64 hex digits.", "schema": { "type": "string", "pattern": "^[0-9a-fA-F]{64}$" } }],
+                "responses": {
+                    "200": json_ref("The registration, its text and the policy salt.", "PolicyOpening"),
+                    "400": error_response("Not 64 hex digits."),
+                    "401": error_response("Missing, invalid or expired token (error `unauthorized` or `token_expired`)."),
+                    "403": error_response("Not the auditor token."),
+                    "404": error_response("No policy with that commitment.")
+                }
             }}
         }
     });
@@ -205,7 +233,8 @@ pub fn document() -> Value {
 fn components() -> Value {
     json!({
             "securitySchemes": {
-                "writeToken": { "type": "http", "scheme": "bearer", "description": "Contents of <data_dir>/write.token." },
+                "adminToken": { "type": "http", "scheme": "bearer", "description": "Contents of <data_dir>/admin.token: policy registration." },
+                "agentToken": { "type": "http", "scheme": "bearer", "description": "Contents of <data_dir>/agent.token or agent-<name>.token: screen and check." },
                 "auditorToken": { "type": "http", "scheme": "bearer", "description": "Contents of <data_dir>/auditor.token." }
             },
             "schemas": {
@@ -230,12 +259,28 @@ fn components() -> Value {
                     "checkpoint_age_secs": { "type": "number" }, "pending": { "type": "integer" }
                 }},
                 "RegisterPolicy": { "type": "object", "required": ["source"], "properties": { "source": { "type": "string" } } },
-                "PolicyInfo": { "type": "object", "properties": {
+                "PolicyVersion": { "type": "object", "properties": {
                     "name": { "type": "string" }, "version": { "type": "string" }, "commitment": { "type": "string" },
-                    "rule_tree_root": { "type": "string" }, "rules": { "type": "integer" }
+                    "rule_tree_root": { "type": "string" }, "rules": { "type": "integer" },
+                    "index": { "type": "integer", "description": "Log index of the policy statement." },
+                    "time_ms": { "type": "integer" }, "registered_by": { "type": "string" },
+                    "predecessor": { "type": "string", "description": "Commitment of the previous version; absent for the first." },
+                    "analysis_errors": { "type": "integer" }, "analysis_warnings": { "type": "integer" },
+                    "forced": { "type": "boolean" }
+                }},
+                "PolicyVersions": { "type": "object", "properties": {
+                    "name": { "type": "string" },
+                    "versions": { "type": "array", "items": { "$ref": "#/components/schemas/PolicyVersion" } }
+                }},
+                "PolicyOpening": { "type": "object", "properties": {
+                    "policy": { "$ref": "#/components/schemas/PolicyVersion" },
+                    "source": { "type": "string" },
+                    "salt": { "type": "string", "pattern": "^[0-9a-f]{64}$" }
                 }},
                 "Registered": { "type": "object", "properties": {
-                    "policy": { "$ref": "#/components/schemas/PolicyInfo" },
+                    "policy": { "$ref": "#/components/schemas/PolicyVersion" },
+                    "created": { "type": "boolean" },
+                    "statement": { "type": "string", "contentEncoding": "base64", "description": "The policy statement (COSE_Sign1), the log entry at policy.index." },
                     "findings": { "type": "array", "items": { "type": "object" } }
                 }},
                 "Approval": { "type": "object", "required": ["approver", "signature"], "properties": {

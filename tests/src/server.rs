@@ -83,7 +83,7 @@ impl Server {
             log_file,
         };
         server.wait_healthy().await?;
-        server.token = std::fs::read_to_string(data_dir.join("write.token"))?
+        server.token = std::fs::read_to_string(data_dir.join("agent.token"))?
             .trim()
             .to_owned();
         let keys: serde_json::Value = server.get_json("v1/keys").await?;

@@ -47,6 +47,11 @@ pub enum Check {
     Cosignature,
     /// The checkpoint lacks the witness cosignatures the policy's quorum requires.
     WitnessQuorum,
+    /// The receipt was made under a policy other than the pinned ones (`--policy-commitment`).
+    PolicyCommitment,
+    /// A receipt's policy commitment has no policy statement at a lower index of the log, or a
+    /// policy statement does not verify (spec `policy-statement.md` §7).
+    PolicyRegistration,
 }
 
 impl Check {
@@ -65,6 +70,8 @@ impl Check {
             Check::Tiles => "tiles",
             Check::Cosignature => "cosignature",
             Check::WitnessQuorum => "witness_quorum",
+            Check::PolicyCommitment => "policy_commitment",
+            Check::PolicyRegistration => "policy_registration",
         }
     }
 }

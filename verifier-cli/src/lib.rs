@@ -31,6 +31,7 @@ pub mod fetch;
 pub mod files;
 pub mod inspect;
 pub mod names;
+pub mod policies;
 pub mod policy;
 pub mod trust;
 pub mod verify;

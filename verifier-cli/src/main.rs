@@ -68,6 +68,10 @@ enum Command {
         /// The action's 32-byte commitment salt, 64 hex digits.
         #[arg(long, value_name = "HEX", requires = "action")]
         salt: Option<String>,
+        /// Pin the policy: the receipt must be made under this policy commitment (64 hex
+        /// digits); repeatable (any of them); fails check `policy_commitment` (exit 1) otherwise.
+        #[arg(long = "policy-commitment", value_name = "HEX")]
+        policy_commitments: Vec<String>,
     },
     /// Prove that NEW extends OLD (both signed checkpoint files).
     #[command(after_help = EXIT_CODES)]
@@ -127,6 +131,20 @@ enum Command {
         /// Download every tile and entry and recompute the root.
         #[arg(long)]
         full: bool,
+    },
+    /// List the policy registration history of a log and prove each registration: inclusion
+    /// in a checkpoint signed by the log key, a policy statement signed by a checker key,
+    /// matching what the server claims (spec policy-statement.md).
+    #[command(after_help = EXIT_CODES)]
+    Policies {
+        /// Base URL of the log, e.g. http://127.0.0.1:8080.
+        #[arg(long, value_name = "URL")]
+        log: String,
+        #[command(flatten)]
+        keys: KeyArgs,
+        /// Trusted checker key; repeatable; at least one is required.
+        #[arg(long = "checker-key", value_name = "VKEY")]
+        checker_keys: Vec<String>,
     },
     /// Decode and print a proof bundle or receipt WITHOUT verifying it.
     #[command(after_help = "Exit codes: 0 decoded, 2 not decodable. Nothing is verified.")]
@@ -202,8 +220,16 @@ async fn run(command: Command) -> Result<Output, CliError> {
             checker_keys,
             action,
             salt,
+            policy_commitments,
         } => {
-            let trust = Trust::load(&keys.log_keys, &checker_keys, keys.policy.as_deref())?;
+            let mut trust = Trust::load(&keys.log_keys, &checker_keys, keys.policy.as_deref())?;
+            for hex in &policy_commitments {
+                let bytes = hex::decode(hex.trim())
+                    .map_err(|e| CliError::input("--policy-commitment", e))?;
+                let hash = verdict_core::Hash::from_slice(&bytes)
+                    .map_err(|e| CliError::input("--policy-commitment", e))?;
+                trust.policy_commitments.push(hash);
+            }
             let claim = match (action, salt) {
                 (Some(path), Some(hex)) => Some(ActionClaim {
                     canonical: read_limited(&path, MAX_ACTION_FILE)?,
@@ -269,6 +295,16 @@ async fn run(command: Command) -> Result<Output, CliError> {
             };
             let human = report.human();
             Output::valid(&report, human)
+        }
+        Command::Policies {
+            log,
+            keys,
+            checker_keys,
+        } => {
+            let trust = Trust::load(&keys.log_keys, &checker_keys, keys.policy.as_deref())?;
+            let report = verdict_verifier::policies::run(&log, &trust).await?;
+            let human = report.human();
+            Output::valid(&report, human.trim_end().to_owned())
         }
         Command::Audit {
             log,

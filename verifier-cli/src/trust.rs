@@ -20,6 +20,9 @@ pub struct Trust {
     /// The policy file, if one was given: its witnesses and quorum are enforced by
     /// [`Trust::check_quorum`].
     pub policy: Option<Policy>,
+    /// Pinned policy commitments (`--policy-commitment`): when not empty, a receipt made under
+    /// any other policy fails [`crate::error::Check::PolicyCommitment`].
+    pub policy_commitments: Vec<verdict_core::Hash>,
 }
 
 impl Trust {

@@ -6,12 +6,13 @@
 //!    ignored, a failing known one rejects);
 //! 3. the receipt (the bundle's `extra`) is included at `index` in the checkpoint's tree;
 //! 4. the receipt's COSE_Sign1 signature verifies with a trusted checker key;
-//! 5. optionally, `commit(Action, salt, action)` equals the receipt's action commitment;
-//! 6. with a policy file, the checkpoint carries valid cosignatures meeting the witness quorum
+//! 5. with `--policy-commitment` (repeatable), the receipt's policy commitment is one of them;
+//! 6. optionally, `commit(Action, salt, action)` equals the receipt's action commitment;
+//! 7. with a policy file, the checkpoint carries valid cosignatures meeting the witness quorum
 //!    (C2SP tlog-cosignature, `spec/witness.md` §8): a quorum not met fails with
 //!    `witness_quorum` and names the witnesses that did sign.
 //!
-//! Spec: `spec/proof-bundle.md`, `spec/receipt.md`, `spec/witness.md`.
+//! Spec: `spec/proof-bundle.md`, `spec/receipt.md`, `spec/policy-statement.md`, `spec/witness.md`.
 
 use verdict_core::bundle::{BundleError, ProofBundle};
 use verdict_core::checkpoint::CheckpointError;
@@ -134,6 +135,20 @@ pub fn verify_bundle(
     let receipt =
         Receipt::verify(verified.entry(), &trust.checker_keys).map_err(receipt_failure)?;
     let statement = receipt.statement();
+    if !trust.policy_commitments.is_empty()
+        && !trust
+            .policy_commitments
+            .contains(&statement.policy_commitment)
+    {
+        return Err(CliError::failed(
+            Check::PolicyCommitment,
+            format!(
+                "receipt was made under policy {} version {}, which is not a pinned policy commitment",
+                statement.policy_commitment.to_hex(),
+                statement.policy_version
+            ),
+        ));
+    }
     let action_matched = match action {
         Some(claim) => {
             check_action(statement, claim)?;
@@ -251,6 +266,29 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn pinned_policy_commitment() {
+        let bytes = std::fs::read(suite().join("valid.proof")).unwrap();
+        let commitment = verify_bundle(&bytes, &trust(), None)
+            .unwrap()
+            .policy_commitment;
+        let pinned = verdict_core::Hash::from_slice(&hex::decode(&commitment).unwrap()).unwrap();
+        let mut t = trust();
+        t.policy_commitments = vec![verdict_core::Hash([9; 32]), pinned];
+        assert!(verify_bundle(&bytes, &t, None).is_ok(), "any pinned one");
+        t.policy_commitments = vec![verdict_core::Hash([9; 32])];
+        let err = verify_bundle(&bytes, &t, None).unwrap_err();
+        assert_eq!(err.exit_code(), 1);
+        assert!(matches!(
+            err,
+            CliError::Failed {
+                check: Check::PolicyCommitment,
+                ..
+            }
+        ));
+        assert!(err.to_json().to_string().contains("policy_commitment"));
     }
 
     #[test]

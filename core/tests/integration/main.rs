@@ -5,7 +5,8 @@
 //! - `cosignature_vectors`: C2SP tlog-cosignature vectors and known answers;
 //! - `props`: property tests against a naive model and `rs_merkle`;
 //! - `sigstore_oracle`: our proof verifier against sigstore's RFC 6962 verification;
-//! - `receipts`: receipt and bundle vectors in `testdata/`.
+//! - `receipts`: receipt and bundle vectors in `testdata/`;
+//! - `statements`: policy statement vectors in `testdata/statements/`.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -21,6 +22,7 @@ mod note_vectors;
 mod props;
 mod receipts;
 mod sigstore_oracle;
+mod statements;
 mod tessera;
 
 /// Path of the workspace's `testdata/` directory.

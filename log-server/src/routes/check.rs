@@ -1,4 +1,4 @@
-//! `POST /v1/screen` and `POST /v1/check` (write token): extract the body and `?wait=`, run the
+//! `POST /v1/screen` and `POST /v1/check` (agent tokens): extract the body and `?wait=`, run the
 //! use case of [`crate::service::check`], and answer with the decision (200, or 202 for
 //! `?wait=false`) or an [`ApiError`].
 
@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
 
-use crate::auth::WriteAuth;
+use crate::auth::AgentAuth;
 use crate::error::{ApiError, ApiJson, ApiQuery};
 use crate::service::check::{self as service, Screened};
 pub use crate::service::check::{ApprovalBody, CheckBody, ScreenBody, ScreenResponse};
@@ -31,23 +31,23 @@ fn default_wait() -> bool {
 
 /// `POST /v1/check`.
 pub async fn check(
-    _auth: WriteAuth,
+    AgentAuth(agent): AgentAuth,
     State(state): State<AppState>,
     ApiQuery(query): ApiQuery<WaitQuery>,
     ApiJson(body): ApiJson<CheckBody>,
 ) -> Result<Response, ApiError> {
-    let logged = service::check(state.service(), body, query.wait).await?;
+    let logged = service::check(state.service(), &agent, body, query.wait).await?;
     decision_response(&logged)
 }
 
 /// `POST /v1/screen`.
 pub async fn screen(
-    _auth: WriteAuth,
+    AgentAuth(agent): AgentAuth,
     State(state): State<AppState>,
     ApiQuery(query): ApiQuery<WaitQuery>,
     ApiJson(body): ApiJson<ScreenBody>,
 ) -> Result<Response, ApiError> {
-    match service::screen(state.service(), body, query.wait).await? {
+    match service::screen(state.service(), &agent, body, query.wait).await? {
         Screened::Applicable(answer) => Ok(Json(answer).into_response()),
         Screened::Logged(logged) => decision_response(&logged),
     }

@@ -31,9 +31,11 @@ pub fn router() -> Router<AppState> {
         .route("/v1/proof/consistency", get(proofs::consistency))
         .route("/v1/bundle/{index}", get(proofs::bundle))
         .route("/v1/policies", post(policies::register).get(policies::list))
+        .route("/v1/policies/{name}/versions", get(policies::versions))
         .route("/v1/screen", post(check::screen))
         .route("/v1/check", post(check::check))
         .route("/v1/private/actions/{index}", get(private::action))
+        .route("/v1/private/policies/{commitment}", get(private::policy))
 }
 
 /// Fallback for unknown routes.
@@ -75,6 +77,7 @@ impl From<ServiceError> for ApiError {
             ServiceError::StorageUnavailable => ApiError::StorageUnavailable {
                 retry_after_secs: crate::error::STORAGE_RETRY_AFTER_SECS,
             },
+            ServiceError::PolicyConflict { detail } => ApiError::PolicyConflict { detail },
             ServiceError::Internal { detail } => ApiError::Internal { detail },
         }
     }

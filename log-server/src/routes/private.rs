@@ -1,18 +1,24 @@
-//! `GET /v1/private/actions/{index}`: the raw action, salt and request id of a logged decision,
-//! for auditors (auditor token only). Only this endpoint reads the private store.
+//! The auditor endpoints (auditor token only); only these read the private store:
+//! - `GET /v1/private/actions/{index}`: the raw action, salt, request id and agent of a logged
+//!   decision;
+//! - `GET /v1/private/policies/{commitment}`: the text and salt of a registered policy, so that
+//!   the commitment can be recomputed (`verdict-policy lint --salt`, spec
+//!   `policy-statement.md` §9).
 
 use axum::extract::{Path, State};
 use axum::Json;
+use serde::Serialize;
 use verdict_core::LeafIndex;
 
 use crate::auth::AuditorAuth;
 use crate::error::ApiError;
 use crate::routes::parse_index;
+use crate::service::policies::VersionInfo;
 use crate::service::private;
 use crate::AppState;
 
 /// `GET /v1/private/actions/{index}`: `{index, record}` where `record` is the private record
-/// stored with the entry: `{action, salt, request_id, policy}`.
+/// stored with the entry: `{action, agent, canonical_action, policy, request_id, salt}`.
 pub async fn action(
     _auth: AuditorAuth,
     State(state): State<AppState>,
@@ -23,4 +29,39 @@ pub async fn action(
     Ok(Json(
         serde_json::json!({ "index": index, "record": record }),
     ))
+}
+
+/// Answer of `GET /v1/private/policies/{commitment}`.
+#[derive(Debug, Serialize)]
+pub struct PolicyOpening {
+    /// The registration.
+    pub policy: VersionInfo,
+    /// The policy text as registered.
+    pub source: String,
+    /// The policy salt (hex): `commit("policy", salt, canonical policy)` is the commitment.
+    pub salt: String,
+}
+
+/// `GET /v1/private/policies/{commitment}`.
+pub async fn policy(
+    _auth: AuditorAuth,
+    State(state): State<AppState>,
+    Path(commitment): Path<String>,
+) -> Result<Json<PolicyOpening>, ApiError> {
+    if commitment.len() != 64 || !commitment.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(ApiError::BadRequest {
+            detail: "commitment must be 64 hex digits".to_owned(),
+        });
+    }
+    let registered = state
+        .policies
+        .registration(&commitment.to_ascii_lowercase())
+        .ok_or_else(|| ApiError::NotFound {
+            what: "policy commitment".to_owned(),
+        })?;
+    Ok(Json(PolicyOpening {
+        policy: registered.info.clone(),
+        source: registered.source.clone(),
+        salt: state.policies.salt().to_hex(),
+    }))
 }

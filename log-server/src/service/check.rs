@@ -17,7 +17,12 @@
 //! of recent requests: the same id with a different policy or action is 409; the same id and
 //! action without approvals returns the logged decision again (idempotent replay, nothing new is
 //! logged); the same id and action *with* approvals is a resubmission of an escalated action and is
-//! checked and logged anew with the original salt (so the action commitment is unchanged).
+//! checked and logged anew with the original salt (so the action commitment is unchanged), under
+//! the policy version it was first decided under, even when the request names the policy and a
+//! newer version was registered since.
+//!
+//! Salts: a client-supplied salt on a new request is mixed with 32 bytes of server randomness
+//! ([`mix_client_salt`]); the answer carries the final salt.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -45,7 +50,9 @@ pub struct CheckBody {
     /// Approvals of an escalated action (resubmission with the same request id).
     #[serde(default)]
     pub approvals: Vec<ApprovalBody>,
-    /// Salt (64 hex digits) of the escalated decision being resubmitted.
+    /// Salt (64 hex digits) of the escalated decision being resubmitted. On a new request it is
+    /// mixed with 32 bytes of server randomness (spec `receipt.md` §7); the answer's `salt` is
+    /// the final one.
     #[serde(default)]
     pub salt: Option<String>,
 }
@@ -94,13 +101,18 @@ pub enum Screened {
     Logged(Box<Logged>),
 }
 
-/// Check an action: resolve the policy, reserve the request id, screen, decide in the checker
+/// Check an action for the agent named `agent` (recorded in the private record): resolve the policy, reserve the request id, screen, decide in the checker
 /// pool, sign and log the receipt, and (with `wait`) wait for its proof.
 ///
 /// # Errors
 /// [`ServiceError`]: unknown policy, bad request id or salt, invalid action, request-id
 /// conflict, backpressure, shutdown, internal failures.
-pub async fn check(ctx: Context<'_>, body: CheckBody, wait: bool) -> Result<Logged, ServiceError> {
+pub async fn check(
+    ctx: Context<'_>,
+    agent: &str,
+    body: CheckBody,
+    wait: bool,
+) -> Result<Logged, ServiceError> {
     let started = Instant::now();
     let policy = resolve(ctx, &body.policy)?;
     let request_id = request_id(body.request_id)?;
@@ -122,6 +134,13 @@ pub async fn check(ctx: Context<'_>, body: CheckBody, wait: bool) -> Result<Logg
         });
     }
     let approvals = body.approvals;
+    // An escalated request resubmitted (with approvals) after a new version of its policy was
+    // registered is decided under the version it was first decided under (issue 11).
+    let policy = if approvals.is_empty() {
+        policy
+    } else {
+        original_version(ctx, &request_id, policy, &body.action)
+    };
     let fingerprint = fingerprint(&policy, &body.action);
     let (mut guard, salt) =
         match ctx
@@ -137,7 +156,10 @@ pub async fn check(ctx: Context<'_>, body: CheckBody, wait: bool) -> Result<Logg
                 }
                 (None, Some(salt))
             }
-            Reservation::New(guard) => (Some(guard), given_salt),
+            // A new decision never uses a client salt as it is: 32 bytes of server randomness
+            // are mixed in (spec `receipt.md` §7), so a weak client salt (all zeros) cannot
+            // make the action commitment guessable. The answer returns the final salt.
+            Reservation::New(guard) => (Some(guard), given_salt.map(mix_client_salt)),
         };
 
     let screen_started = Instant::now();
@@ -173,6 +195,7 @@ pub async fn check(ctx: Context<'_>, body: CheckBody, wait: bool) -> Result<Logg
         &outcome,
         kind,
         &request_id,
+        agent,
         &body.action,
         wait,
         started,
@@ -194,6 +217,7 @@ pub async fn check(ctx: Context<'_>, body: CheckBody, wait: bool) -> Result<Logg
 /// As [`check`], without request-id conflicts.
 pub async fn screen(
     ctx: Context<'_>,
+    agent: &str,
     body: ScreenBody,
     wait: bool,
 ) -> Result<Screened, ServiceError> {
@@ -222,6 +246,7 @@ pub async fn screen(
         &outcome,
         Kind::Screen,
         &request_id,
+        agent,
         &body.action,
         wait,
         started,
@@ -258,9 +283,52 @@ fn request_id(given: Option<String>) -> Result<String, ServiceError> {
     }
 }
 
+/// For a resubmission: the registered version of `policy`'s name whose fingerprint the request
+/// id was first used with, or `policy` itself when none matches (then the reservation decides:
+/// a different action is 409).
+fn original_version(
+    ctx: Context<'_>,
+    request_id: &str,
+    policy: Arc<CompiledPolicy>,
+    action: &serde_json::Value,
+) -> Arc<CompiledPolicy> {
+    let Some(seen) = ctx.request_ids.fingerprint(request_id) else {
+        return policy;
+    };
+    if fingerprint(&policy, action) == seen {
+        return policy;
+    }
+    ctx.policies
+        .versions(policy.name())
+        .into_iter()
+        .flatten()
+        .filter_map(|v| ctx.policies.resolve(&v.commitment))
+        .find(|p| fingerprint(p, action) == seen)
+        .unwrap_or(policy)
+}
+
 /// SHA-256 of the policy commitment and the action in canonical JSON (sorted keys).
 fn fingerprint(policy: &CompiledPolicy, action: &serde_json::Value) -> [u8; 32] {
     fingerprint_of(&policy.commitment().0, action)
+}
+
+/// Domain separator of [`mix_client_salt`] (spec `receipt.md` §7).
+pub const SALT_MIX_PREFIX: &[u8] = b"verdict/salt-mix/v1\n";
+
+/// The salt of a new decision whose request carried a client salt:
+/// `SHA-256("verdict/salt-mix/v1\n" ‖ server random (32 bytes) ‖ client salt (32 bytes))`.
+/// The server randomness is fresh per decision and never published, so the result is as strong
+/// as a fresh random salt whatever the client sent.
+pub fn mix_client_salt(client: Salt) -> Salt {
+    mix_salt(Salt::random(), client)
+}
+
+fn mix_salt(server: Salt, client: Salt) -> Salt {
+    let mut h = Sha256::new();
+    h.update(SALT_MIX_PREFIX);
+    h.update(server.0);
+    h.update(client.0);
+    Salt(h.finalize().into())
 }
 
 fn check_error(e: CheckError) -> ServiceError {
@@ -306,6 +374,20 @@ fn not_applicable(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn client_salts_are_mixed_with_server_randomness() {
+        let zero = Salt([0; 32]);
+        let a = mix_client_salt(zero);
+        assert_ne!(a, zero);
+        assert_ne!(
+            a,
+            mix_client_salt(zero),
+            "fresh server randomness each time"
+        );
+        assert_eq!(mix_salt(Salt([1; 32]), zero), mix_salt(Salt([1; 32]), zero));
+        assert_ne!(mix_salt(Salt([1; 32]), zero), mix_salt(Salt([2; 32]), zero));
+    }
 
     #[test]
     fn request_ids_are_validated() {

@@ -121,6 +121,7 @@ pub(crate) async fn log_decision(
     outcome: &Outcome,
     kind: Kind,
     request_id: &str,
+    agent: &str,
     action: &serde_json::Value,
     wait: bool,
     started: Instant,
@@ -135,7 +136,7 @@ pub(crate) async fn log_decision(
         ctx.checker_key,
     );
     let receipt = Receipt::sign(&statement, ctx.checker_key).map_err(ServiceError::internal)?;
-    let private = encode_record(policy, outcome, request_id, action)?;
+    let private = encode_record(policy, outcome, request_id, agent, action)?;
     let submitted = Instant::now();
     let (index, sequenced) = if wait {
         let sequenced = ctx

@@ -79,6 +79,13 @@ pub enum ServiceError {
         /// Seconds to wait.
         retry_after_secs: u64,
     },
+    /// A policy registration breaks a version rule (same version with other text, or not
+    /// greater than the current version).
+    #[error("policy conflict: {detail}")]
+    PolicyConflict {
+        /// What conflicts.
+        detail: String,
+    },
     /// The server is shutting down or the checker pool is gone.
     #[error("service unavailable: {reason}")]
     Unavailable {

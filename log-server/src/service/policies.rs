@@ -1,26 +1,60 @@
-//! The policy registry: compiled policies by commitment, and the latest version per name.
+//! The policy registry (issue 11, spec `spec/policy-statement.md`): compiled policies by
+//! commitment, every version of every name in registration order, and registration itself.
 //!
-//! At start the server compiles every policy file of the configured directory (files named
-//! `*.toml` whose top level has `name` and `rules`; suites such as `*.cases.toml` are skipped), then
-//! every policy registered through `POST /v1/policies`, which are persisted as
-//! `<data_dir>/policies/<seq>-<name>.toml` so that they survive a restart. A later registration of
-//! a name becomes that name's current version; older versions stay addressable by commitment.
+//! **A registration is a log entry.** [`PolicyRegistry::register`] compiles the text, enforces
+//! the version rules (same name, version and text: nothing new; same name and version, other
+//! text: [`RegistryError::VersionExists`]; a version not greater than the current one:
+//! [`RegistryError::NotNewer`]; error-level analysis findings: [`RegistryError::AnalysisErrors`]
+//! unless forced), signs a policy statement ([`verdict_core::statement`]) with the checker key
+//! and appends it to the log. Only after the statement is durably sequenced does the policy
+//! become usable, so every receipt's policy commitment refers to an earlier registration entry.
+//! Registrations are serialised (one at a time, for every name).
 //!
-//! All policies of one server share one salt ([`crate::keys::derive_policy_salt`]), so the same
-//! policy text (modulo whitespace and comments) always has the same commitment on this server.
+//! **Texts live in the store** ([`crate::storage::Storage::put_policy_record`]): record
+//! `r<index, u64 big-endian>` holds the text and the statement bytes of the registration at log
+//! index `index`. Before appending, the statement is written as record `pending`; after the log
+//! has it, as `r<index>`, and `pending` is deleted. A crash or error in between is settled at the
+//! next start or registration ([`PolicyRegistry::settle_pending`]): if the statement is in the
+//! log, the registration counts (the log is authoritative); if not, it never happened.
+//!
+//! At start, [`PolicyRegistry::restore`] reloads the registrations from the store, then each
+//! policy file of the configured directory is registered through the same path
+//! ([`PolicyRegistry::register_dir`]): files named `*.toml` whose top level has `name` and `rules`
+//! (suites such as `*.cases.toml` are skipped).
+//!
+//! All policies of one server share one salt ([`crate::keys::derive_policy_salt`], spec
+//! `policy-statement.md` §9), so the same policy text (modulo whitespace and comments) always has
+//! the same commitment on this server.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
+use base64::Engine as _;
 use verdict_checker::{CompiledPolicy, PolicyError};
-use verdict_core::receipt::Salt;
-use verdict_core::Hash;
+use verdict_core::note::Signer;
+use verdict_core::receipt::{ReceiptError, Salt};
+use verdict_core::statement::{AnalysisSummary, PolicyRecord, PolicyStatement, RECORD_VERSION};
+use verdict_core::{Hash, LeafIndex};
+
+use crate::log::{Log, LogError};
+use crate::storage::StorageError;
+
+const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
+
+/// Registrant name of policies registered from the policies directory at start.
+pub const DIR_REGISTRANT: &str = "policies-dir";
+
+/// Registrant name of policies migrated from the loose files of earlier versions.
+pub const MIGRATED_REGISTRANT: &str = "migrated";
+
+/// Key of the registration in progress.
+const PENDING_KEY: &[u8] = b"pending";
 
 /// Errors of the registry.
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
-    /// A policy file could not be read or written.
+    /// A policy file could not be read.
     #[error("policy file {path}: {source}")]
     Io {
         /// The file.
@@ -32,31 +66,69 @@ pub enum RegistryError {
     /// A policy did not compile.
     #[error("{0}")]
     Compile(#[from] PolicyError),
+    /// The version is not a semantic version.
+    #[error("policy version {version:?} is not a semantic version (MAJOR[.MINOR[.PATCH]][-PRE])")]
+    BadVersion {
+        /// The version string.
+        version: String,
+    },
+    /// The name and version are registered with other content.
+    #[error("policy {name} version {version} is already registered with other content")]
+    VersionExists {
+        /// Policy name.
+        name: String,
+        /// Version.
+        version: String,
+    },
+    /// The version is not greater than the name's current version.
+    #[error("policy {name} version {version} is not greater than the current version {current}")]
+    NotNewer {
+        /// Policy name.
+        name: String,
+        /// The version given.
+        version: String,
+        /// The current version.
+        current: String,
+    },
+    /// The analysis found errors and `force` was not given.
+    #[error("policy analysis found {errors} error-level finding(s) ({first}); register with force=true to record them and register anyway")]
+    AnalysisErrors {
+        /// Number of error-level findings.
+        errors: u32,
+        /// The first of them, one line.
+        first: String,
+    },
+    /// The log refused or failed the append.
+    #[error("log: {0}")]
+    Log(#[from] LogError),
+    /// The store failed.
+    #[error("store: {0}")]
+    Store(#[from] StorageError),
+    /// Signing or decoding a statement failed.
+    #[error("policy statement: {0}")]
+    Statement(#[from] ReceiptError),
+    /// A stored registration is inconsistent (text and statement disagree).
+    #[error("stored policy registration {key}: {reason}")]
+    Corrupt {
+        /// The record key.
+        key: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A policy file of the policies directory could not be registered.
+    #[error("policy file {path}: {source}")]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: Box<RegistryError>,
+    },
 }
 
-#[derive(Default)]
-struct Inner {
-    by_commitment: HashMap<Hash, Arc<CompiledPolicy>>,
-    latest: HashMap<String, Hash>,
-    registered: usize,
-}
-
-/// Registered, compiled policies.
-pub struct PolicyRegistry {
-    inner: RwLock<Inner>,
-    salt: Salt,
-    persist_dir: Option<PathBuf>,
-}
-
-impl std::fmt::Debug for PolicyRegistry {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PolicyRegistry").finish_non_exhaustive()
-    }
-}
-
-/// Summary of one registered policy.
+/// One registered version, as `GET /v1/policies` and `/v1/policies/{name}/versions` show it.
 #[derive(Clone, Debug, serde::Serialize)]
-pub struct PolicyInfo {
+pub struct VersionInfo {
     /// Policy name.
     pub name: String,
     /// Version string.
@@ -67,29 +139,180 @@ pub struct PolicyInfo {
     pub rule_tree_root: String,
     /// Number of rules.
     pub rules: usize,
+    /// Log index of the policy statement.
+    pub index: u64,
+    /// Registration time (ms since the Unix epoch).
+    pub time_ms: u64,
+    /// Name of the token (or `policies-dir`) that registered it.
+    pub registered_by: String,
+    /// Commitment of the previous version (hex), if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub predecessor: Option<String>,
+    /// Error-level analysis findings at registration.
+    pub analysis_errors: u32,
+    /// Warning-level analysis findings at registration.
+    pub analysis_warnings: u32,
+    /// Registered with `force=true` despite error-level findings.
+    pub forced: bool,
 }
 
-impl PolicyInfo {
-    /// Summarise a compiled policy.
-    pub fn of(p: &CompiledPolicy) -> Self {
-        Self {
-            name: p.name().to_owned(),
-            version: p.version().to_owned(),
-            commitment: p.commitment().to_hex(),
-            rule_tree_root: p.rule_tree_root().to_hex(),
-            rules: p.ast().rules.len(),
+/// Former name of [`VersionInfo`].
+pub type PolicyInfo = VersionInfo;
+
+/// A registered version: the compiled policy, its text and its statement.
+#[derive(Debug)]
+pub struct Registered {
+    /// The compiled policy.
+    pub policy: Arc<CompiledPolicy>,
+    /// The policy text as registered.
+    pub source: String,
+    /// The signed policy statement (log entry bytes).
+    pub statement: Vec<u8>,
+    /// Summary.
+    pub info: VersionInfo,
+    semver: semver::Version,
+}
+
+/// What [`PolicyRegistry::register`] did.
+#[derive(Debug)]
+pub enum Outcome {
+    /// A new version was registered and logged (HTTP 201), with its analysis findings.
+    Created(Arc<Registered>, Vec<serde_json::Value>),
+    /// The same name, version and text was registered before; nothing new (HTTP 200).
+    Existing(Arc<Registered>),
+}
+
+impl Outcome {
+    /// The registration either way.
+    pub fn registered(&self) -> &Arc<Registered> {
+        match self {
+            Self::Created(r, _) | Self::Existing(r) => r,
         }
     }
 }
 
+#[derive(Default)]
+struct Inner {
+    by_commitment: HashMap<Hash, Arc<Registered>>,
+    /// Versions of each name in registration (= version) order.
+    history: HashMap<String, Vec<Arc<Registered>>>,
+}
+
+/// Registered, compiled policies.
+pub struct PolicyRegistry {
+    inner: RwLock<Inner>,
+    salt: Salt,
+    /// Serialises registrations.
+    register_lock: tokio::sync::Mutex<()>,
+    /// True while a `pending` record may exist (a registration failed between its writes).
+    unsettled: std::sync::atomic::AtomicBool,
+}
+
+impl std::fmt::Debug for PolicyRegistry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PolicyRegistry").finish_non_exhaustive()
+    }
+}
+
+/// What registration needs from the server.
+#[derive(Clone, Copy, Debug)]
+pub struct RegisterContext<'a> {
+    /// The log the statement is appended to (its storage holds the texts).
+    pub log: &'a Log,
+    /// The checker key that signs the statement.
+    pub checker_key: &'a Signer,
+    /// Timeout of the analysis.
+    pub analysis_timeout: std::time::Duration,
+}
+
+/// Parse a policy version as a semantic version; one or two numbers get the missing ones as 0
+/// (spec `policy-statement.md` §6).
+///
+/// # Errors
+/// [`RegistryError::BadVersion`].
+pub fn parse_version(version: &str) -> Result<semver::Version, RegistryError> {
+    let bad = || RegistryError::BadVersion {
+        version: version.chars().take(80).collect(),
+    };
+    if let Ok(v) = semver::Version::parse(version) {
+        return Ok(v);
+    }
+    let split = version.find(['-', '+']).unwrap_or(version.len());
+    let (core, rest) = version.split_at(split);
+    let dots = core.matches('.').count();
+    let padded = match dots {
+        0 => format!("{core}.0.0{rest}"),
+        1 => format!("{core}.0{rest}"),
+        _ => return Err(bad()),
+    };
+    semver::Version::parse(&padded).map_err(|_| bad())
+}
+
+fn now_ms() -> u64 {
+    super::decision::now_ms()
+}
+
+/// One line per error or warning finding, at most 256 bytes each and 64 in all (spec §4).
+fn summarize(findings: &[serde_json::Value], forced: bool) -> AnalysisSummary {
+    let mut summary = AnalysisSummary::default();
+    for f in findings {
+        let severity = f.get("severity").and_then(|v| v.as_str()).unwrap_or("");
+        match severity {
+            "error" => summary.errors = summary.errors.saturating_add(1),
+            "warning" => summary.warnings = summary.warnings.saturating_add(1),
+            _ => continue,
+        }
+        if summary.findings.len() < verdict_core::statement::MAX_FINDINGS {
+            let kind = f.get("kind").and_then(|v| v.as_str()).unwrap_or("finding");
+            let message = f.get("message").and_then(|v| v.as_str()).unwrap_or("");
+            let mut line = format!("{severity} {kind}: {message}");
+            let max = verdict_core::statement::MAX_TEXT;
+            if line.len() > max {
+                let mut cut = max;
+                while !line.is_char_boundary(cut) {
+                    cut -= 1;
+                }
+                line.truncate(cut);
+            }
+            summary.findings.push(line);
+        }
+    }
+    summary.forced = forced && summary.errors > 0;
+    summary
+}
+
+/// The stored form of a registration (record `r<index>`).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct StoredRegistration {
+    /// The policy text.
+    source: String,
+    /// The statement, base64.
+    statement: String,
+    /// For `pending` only: the staged size before the append (where to look for it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    from: Option<u64>,
+}
+
+fn record_key(index: u64) -> Vec<u8> {
+    let mut key = b"r".to_vec();
+    key.extend_from_slice(&index.to_be_bytes());
+    key
+}
+
 impl PolicyRegistry {
-    /// An empty registry. `persist_dir` receives registered policy sources.
-    pub fn new(salt: Salt, persist_dir: Option<PathBuf>) -> Self {
+    /// An empty registry.
+    pub fn new(salt: Salt) -> Self {
         Self {
             inner: RwLock::new(Inner::default()),
             salt,
-            persist_dir,
+            register_lock: tokio::sync::Mutex::new(()),
+            unsettled: std::sync::atomic::AtomicBool::new(true),
         }
+    }
+
+    /// The salt of this server's policy commitments.
+    pub fn salt(&self) -> Salt {
+        self.salt
     }
 
     /// Compile `source` with this server's salt.
@@ -100,120 +323,420 @@ impl PolicyRegistry {
         verdict_checker::compile(source, self.salt)
     }
 
-    /// Add a compiled policy; it becomes the current version of its name.
-    pub fn insert(&self, policy: CompiledPolicy) -> Arc<CompiledPolicy> {
-        let policy = Arc::new(policy);
-        if let Ok(mut inner) = self.inner.write() {
-            let commitment = policy.commitment();
-            inner.latest.insert(policy.name().to_owned(), commitment);
-            inner
-                .by_commitment
-                .entry(commitment)
-                .or_insert_with(|| Arc::clone(&policy));
-        }
-        policy
+    fn current(&self, name: &str) -> Option<Arc<Registered>> {
+        let inner = self.inner.read().ok()?;
+        inner.history.get(name).and_then(|h| h.last()).cloned()
     }
 
-    /// Compile, persist and add a policy from `POST /v1/policies`.
+    fn find_version(&self, name: &str, version: &semver::Version) -> Option<Arc<Registered>> {
+        let inner = self.inner.read().ok()?;
+        inner
+            .history
+            .get(name)?
+            .iter()
+            .find(|r| &r.semver == version)
+            .cloned()
+    }
+
+    /// The version rules of spec §6 against what is registered: `Some` when this exact policy
+    /// is registered already.
+    fn check_rules(
+        &self,
+        policy: &CompiledPolicy,
+        version: &semver::Version,
+    ) -> Result<Option<Arc<Registered>>, RegistryError> {
+        if let Some(existing) = self.find_version(policy.name(), version) {
+            return if existing.policy.commitment() == policy.commitment() {
+                Ok(Some(existing))
+            } else {
+                Err(RegistryError::VersionExists {
+                    name: policy.name().to_owned(),
+                    version: policy.version().to_owned(),
+                })
+            };
+        }
+        if let Some(current) = self.current(policy.name()) {
+            if version <= &current.semver {
+                return Err(RegistryError::NotNewer {
+                    name: policy.name().to_owned(),
+                    version: policy.version().to_owned(),
+                    current: current.info.version.clone(),
+                });
+            }
+        }
+        Ok(None)
+    }
+
+    fn insert(&self, registered: Registered) -> Arc<Registered> {
+        let registered = Arc::new(registered);
+        if let Ok(mut inner) = self.inner.write() {
+            inner
+                .by_commitment
+                .entry(registered.policy.commitment())
+                .or_insert_with(|| Arc::clone(&registered));
+            inner
+                .history
+                .entry(registered.info.name.clone())
+                .or_default()
+                .push(Arc::clone(&registered));
+        }
+        registered
+    }
+
+    /// Build the in-memory registration of a logged statement.
+    fn registered(
+        &self,
+        source: String,
+        statement: Vec<u8>,
+        index: u64,
+    ) -> Result<Registered, RegistryError> {
+        let key = format!("r{index}");
+        let corrupt = |reason: String| RegistryError::Corrupt {
+            key: key.clone(),
+            reason,
+        };
+        let decoded = PolicyStatement::decode(&statement)?;
+        let policy = self
+            .compile(&source)
+            .map_err(|e| corrupt(format!("text does not compile: {e}")))?;
+        let r = decoded.record;
+        if r.policy_commitment != policy.commitment() || r.name != policy.name() {
+            return Err(corrupt("text does not match the statement".to_owned()));
+        }
+        let semver = parse_version(&r.policy_version)?;
+        let info = VersionInfo {
+            name: r.name,
+            version: r.policy_version,
+            commitment: r.policy_commitment.to_hex(),
+            rule_tree_root: r.rule_tree_root.to_hex(),
+            rules: policy.ast().rules.len(),
+            index,
+            time_ms: r.time_ms,
+            registered_by: r.registered_by,
+            predecessor: r.predecessor.map(|h| h.to_hex()),
+            analysis_errors: r.analysis.errors,
+            analysis_warnings: r.analysis.warnings,
+            forced: r.analysis.forced,
+        };
+        Ok(Registered {
+            policy: Arc::new(policy),
+            source,
+            statement,
+            info,
+            semver,
+        })
+    }
+
+    /// Reload the registrations kept in the store, then settle an interrupted one. Returns the
+    /// number of registrations.
     ///
     /// # Errors
-    /// [`RegistryError`].
-    pub fn register(&self, source: &str) -> Result<Arc<CompiledPolicy>, RegistryError> {
-        let compiled = self.compile(source)?;
-        if let Some(dir) = &self.persist_dir {
-            let seq = self.inner.read().map_or(0, |i| i.registered);
-            let path = dir.join(format!("{seq:08}-{}.toml", compiled.name()));
-            let io = |source| RegistryError::Io {
-                path: path.clone(),
-                source,
+    /// [`RegistryError`] for store errors or inconsistent records.
+    pub fn restore(&self, log: &Log) -> Result<usize, RegistryError> {
+        let mut n = 0;
+        for (key, value) in log.storage().policy_records()? {
+            let Some(index) = key
+                .strip_prefix(b"r")
+                .and_then(|b| <[u8; 8]>::try_from(b).ok())
+                .map(u64::from_be_bytes)
+            else {
+                continue;
             };
-            std::fs::create_dir_all(dir).map_err(io)?;
-            write_durably(&path, source.as_bytes()).map_err(io)?;
+            let stored: StoredRegistration =
+                serde_json::from_slice(&value).map_err(|e| RegistryError::Corrupt {
+                    key: format!("r{index}"),
+                    reason: e.to_string(),
+                })?;
+            let statement = B64
+                .decode(&stored.statement)
+                .map_err(|e| RegistryError::Corrupt {
+                    key: format!("r{index}"),
+                    reason: e.to_string(),
+                })?;
+            self.insert(self.registered(stored.source, statement, index)?);
+            n += 1;
         }
-        if let Ok(mut inner) = self.inner.write() {
-            inner.registered += 1;
+        self.settle_pending(log)?;
+        Ok(n)
+    }
+
+    /// Settle an interrupted registration (see the module docs): if its statement is in the log,
+    /// record it as registered; drop the pending record either way.
+    ///
+    /// # Errors
+    /// [`RegistryError`] for store or log errors.
+    pub fn settle_pending(&self, log: &Log) -> Result<(), RegistryError> {
+        let storage = log.storage();
+        let Some((_, value)) = storage
+            .policy_records()?
+            .into_iter()
+            .find(|(k, _)| k == PENDING_KEY)
+        else {
+            self.unsettled
+                .store(false, std::sync::atomic::Ordering::Release);
+            return Ok(());
+        };
+        let pending: Option<StoredRegistration> = serde_json::from_slice(&value).ok();
+        if let Some(pending) = pending {
+            let statement = B64.decode(&pending.statement).unwrap_or_default();
+            let end = log.stats().staged_size;
+            let mut found = None;
+            for index in pending.from.unwrap_or(0)..end {
+                let entry = match log.entry(LeafIndex(index))? {
+                    Some(e) => Some(e),
+                    None => storage
+                        .staged(LeafIndex(index), LeafIndex(index.saturating_add(1)))?
+                        .into_iter()
+                        .next(),
+                };
+                if entry.as_deref() == Some(statement.as_slice()) {
+                    found = Some(index);
+                    break;
+                }
+            }
+            if let Some(index) = found {
+                let already = self
+                    .inner
+                    .read()
+                    .map(|i| i.history.values().flatten().any(|r| r.info.index == index))
+                    .unwrap_or(false);
+                if !already {
+                    let stored = StoredRegistration {
+                        source: pending.source.clone(),
+                        statement: pending.statement.clone(),
+                        from: None,
+                    };
+                    let bytes =
+                        serde_json::to_vec(&stored).map_err(|e| RegistryError::Corrupt {
+                            key: "pending".to_owned(),
+                            reason: e.to_string(),
+                        })?;
+                    storage.put_policy_record(&record_key(index), Some(&bytes))?;
+                    self.insert(self.registered(pending.source, statement, index)?);
+                    tracing::warn!(
+                        leaf.index = index,
+                        "an interrupted policy registration is in the log at {index}: it counts"
+                    );
+                }
+            } else {
+                tracing::warn!("an interrupted policy registration never reached the log: dropped");
+            }
         }
-        Ok(self.insert(compiled))
+        storage.put_policy_record(PENDING_KEY, None)?;
+        self.unsettled
+            .store(false, std::sync::atomic::Ordering::Release);
+        Ok(())
+    }
+
+    /// Register a policy text (spec `policy-statement.md` §6): see the module docs.
+    ///
+    /// # Errors
+    /// [`RegistryError`]: compile errors, version rules, analysis errors without `force`, log
+    /// and store errors.
+    pub async fn register(
+        &self,
+        ctx: RegisterContext<'_>,
+        source: &str,
+        registered_by: &str,
+        force: bool,
+    ) -> Result<Outcome, RegistryError> {
+        let policy = self.compile(source)?;
+        let version = parse_version(policy.version())?;
+        if let Some(existing) = self.check_rules(&policy, &version)? {
+            return Ok(Outcome::Existing(existing));
+        }
+        let policy = Arc::new(policy);
+        // The analysis depends on the text alone: run it before taking the lock.
+        let findings = analysis_findings(&policy, ctx.analysis_timeout).await;
+        let analysis = summarize(&findings, force);
+        if analysis.errors > 0 && !force {
+            return Err(RegistryError::AnalysisErrors {
+                errors: analysis.errors,
+                first: analysis.findings.first().cloned().unwrap_or_default(),
+            });
+        }
+        let _serial = self.register_lock.lock().await;
+        if self.unsettled.load(std::sync::atomic::Ordering::Acquire) {
+            self.settle_pending(ctx.log)?;
+        }
+        if let Some(existing) = self.check_rules(&policy, &version)? {
+            return Ok(Outcome::Existing(existing));
+        }
+        let record = PolicyRecord {
+            version: RECORD_VERSION,
+            checker_key_id: ctx.checker_key.key_id(),
+            name: policy.name().to_owned(),
+            policy_version: policy.version().to_owned(),
+            policy_commitment: policy.commitment(),
+            rule_tree_root: policy.rule_tree_root(),
+            predecessor: self.current(policy.name()).map(|c| c.policy.commitment()),
+            time_ms: now_ms(),
+            registered_by: registered_by.to_owned(),
+            analysis,
+        };
+        let statement = PolicyStatement::sign(&record, ctx.checker_key)?;
+        let storage = ctx.log.storage();
+        let stored = |from: Option<u64>| {
+            serde_json::to_vec(&StoredRegistration {
+                source: source.to_owned(),
+                statement: B64.encode(&statement),
+                from,
+            })
+            .map_err(|e| RegistryError::Corrupt {
+                key: "new".to_owned(),
+                reason: e.to_string(),
+            })
+        };
+        self.unsettled
+            .store(true, std::sync::atomic::Ordering::Release);
+        storage.put_policy_record(
+            PENDING_KEY,
+            Some(&stored(Some(ctx.log.stats().staged_size))?),
+        )?;
+        let index = ctx.log.submit(statement.clone(), None).await?.0;
+        storage.put_policy_record(&record_key(index), Some(&stored(None)?))?;
+        storage.put_policy_record(PENDING_KEY, None)?;
+        self.unsettled
+            .store(false, std::sync::atomic::Ordering::Release);
+        let registered = self.insert(self.registered(source.to_owned(), statement, index)?);
+        tracing::info!(
+            policy.name = registered.info.name,
+            policy.version = registered.info.version,
+            policy.commitment = registered.info.commitment,
+            leaf.index = index,
+            registered_by,
+            "registered policy {} {} at {index}",
+            registered.info.name,
+            registered.info.version
+        );
+        Ok(Outcome::Created(registered, findings))
+    }
+
+    /// Register every policy file of `dir` (see the module docs) as [`DIR_REGISTRANT`]. Returns
+    /// the names of the policies in the directory.
+    ///
+    /// # Errors
+    /// [`RegistryError::File`] naming the file: unreadable, does not compile, conflicts with a
+    /// registered version, or has error-level findings.
+    pub async fn register_dir(
+        &self,
+        ctx: RegisterContext<'_>,
+        dir: &Path,
+    ) -> Result<Vec<String>, RegistryError> {
+        let mut names = Vec::new();
+        for (path, source) in policy_files(dir)? {
+            let in_file = |source: RegistryError| RegistryError::File {
+                path: path.clone(),
+                source: Box::new(source),
+            };
+            let outcome = self
+                .register(ctx, &source, DIR_REGISTRANT, false)
+                .await
+                .map_err(|e| match e {
+                    RegistryError::Compile(e) => {
+                        RegistryError::Compile(e.with_file(path.display().to_string()))
+                    }
+                    other => in_file(other),
+                })?;
+            names.push(outcome.registered().info.name.clone());
+        }
+        Ok(names)
+    }
+
+    /// Register the loose policy files that versions before issue 11 wrote to
+    /// `<data_dir>/policies/` (as [`MIGRATED_REGISTRANT`]); a file that breaks a version rule is
+    /// skipped with a warning naming it. Returns the number registered.
+    ///
+    /// # Errors
+    /// Log and store errors.
+    pub async fn migrate_loose_files(
+        &self,
+        ctx: RegisterContext<'_>,
+        dir: &Path,
+    ) -> Result<usize, RegistryError> {
+        if !dir.is_dir() {
+            return Ok(0);
+        }
+        let mut n = 0;
+        for (path, source) in policy_files(dir)? {
+            match self.register(ctx, &source, MIGRATED_REGISTRANT, true).await {
+                Ok(Outcome::Created(..)) => n += 1,
+                Ok(Outcome::Existing(_)) => {}
+                Err(e @ (RegistryError::Log(_) | RegistryError::Store(_))) => return Err(e),
+                Err(e) => tracing::warn!(
+                    file = %path.display(),
+                    "loose policy file {} not migrated: {e}",
+                    path.display()
+                ),
+            }
+        }
+        Ok(n)
     }
 
     /// Find a policy by name (current version) or by commitment (64 hex digits).
     pub fn resolve(&self, key: &str) -> Option<Arc<CompiledPolicy>> {
+        self.registration(key).map(|r| Arc::clone(&r.policy))
+    }
+
+    /// The registration of a name (current version) or commitment (64 hex digits).
+    pub fn registration(&self, key: &str) -> Option<Arc<Registered>> {
         let inner = self.inner.read().ok()?;
-        let commitment = match inner.latest.get(key) {
-            Some(c) => *c,
-            None => {
-                let bytes = hex::decode(key).ok()?;
-                Hash::from_slice(&bytes).ok()?
-            }
-        };
+        if let Some(current) = inner.history.get(key).and_then(|h| h.last()) {
+            return Some(Arc::clone(current));
+        }
+        let bytes = hex::decode(key).ok()?;
+        let commitment = Hash::from_slice(&bytes).ok()?;
         inner.by_commitment.get(&commitment).cloned()
     }
 
-    /// All current policies, sorted by name.
-    pub fn list(&self) -> Vec<PolicyInfo> {
+    /// The current version of every name, sorted by name.
+    pub fn list(&self) -> Vec<VersionInfo> {
         let Ok(inner) = self.inner.read() else {
             return Vec::new();
         };
-        let mut out: Vec<PolicyInfo> = inner
-            .latest
+        let mut out: Vec<VersionInfo> = inner
+            .history
             .values()
-            .filter_map(|c| inner.by_commitment.get(c))
-            .map(|p| PolicyInfo::of(p))
+            .filter_map(|h| h.last())
+            .map(|r| r.info.clone())
             .collect();
         out.sort_by(|a, b| a.name.cmp(&b.name));
         out
     }
 
-    /// Load the policy files of `dir` (see the module docs). Returns the names loaded.
-    ///
-    /// # Errors
-    /// [`RegistryError`] for an unreadable directory or a policy that does not compile.
-    pub fn load_dir(&self, dir: &Path) -> Result<Vec<String>, RegistryError> {
-        let io = |source| RegistryError::Io {
-            path: dir.to_owned(),
-            source,
-        };
-        let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-            .map_err(io)?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| is_policy_file_name(p))
-            .collect();
-        files.sort();
-        let mut names = Vec::new();
-        for path in files {
-            let source = std::fs::read_to_string(&path).map_err(|source| RegistryError::Io {
-                path: path.clone(),
-                source,
-            })?;
-            if !looks_like_policy(&source) {
-                continue;
-            }
-            let compiled = self
-                .compile(&source)
-                .map_err(|e| e.with_file(path.display().to_string()))?;
-            names.push(compiled.name().to_owned());
-            self.insert(compiled);
-        }
-        Ok(names)
+    /// Every version of `name` in registration order, or `None` for an unknown name.
+    pub fn versions(&self, name: &str) -> Option<Vec<VersionInfo>> {
+        let inner = self.inner.read().ok()?;
+        inner
+            .history
+            .get(name)
+            .map(|h| h.iter().map(|r| r.info.clone()).collect())
     }
+}
 
-    /// Reload policies persisted by [`Self::register`] in earlier runs.
-    ///
-    /// # Errors
-    /// [`RegistryError`].
-    pub fn load_registered(&self) -> Result<usize, RegistryError> {
-        let Some(dir) = &self.persist_dir else {
-            return Ok(0);
-        };
-        if !dir.exists() {
-            return Ok(0);
+/// The policy files of `dir`, sorted by path, with their text.
+fn policy_files(dir: &Path) -> Result<Vec<(PathBuf, String)>, RegistryError> {
+    let io = |source| RegistryError::Io {
+        path: dir.to_owned(),
+        source,
+    };
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(io)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| is_policy_file_name(p))
+        .collect();
+    files.sort();
+    let mut out = Vec::new();
+    for path in files {
+        let source = std::fs::read_to_string(&path).map_err(|source| RegistryError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        if looks_like_policy(&source) {
+            out.push((path, source));
         }
-        let n = self.load_dir(dir)?.len();
-        if let Ok(mut inner) = self.inner.write() {
-            inner.registered = n;
-        }
-        Ok(n)
     }
+    Ok(out)
 }
 
 fn is_policy_file_name(path: &Path) -> bool {
@@ -233,21 +756,6 @@ fn looks_like_policy(source: &str) -> bool {
         // Let the compiler report the located syntax error.
         Err(_) => true,
     }
-}
-
-fn write_durably(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write as _;
-    let tmp = path.with_extension("toml.tmp");
-    {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-    }
-    std::fs::rename(&tmp, path)?;
-    if let Some(parent) = path.parent() {
-        std::fs::File::open(parent)?.sync_all()?;
-    }
-    Ok(())
 }
 
 /// Findings of the checker's analysis (`verdict_checker::analyze`), run on a blocking thread

@@ -1,4 +1,4 @@
-//! Private records: the raw action, its salt, the request id and the policy commitment of each
+//! Private records: the raw action, its salt, the request id, the agent name and the policy commitment of each
 //! logged decision, kept beside the log entry in the private store. Only the auditor endpoint
 //! (`GET /v1/private/actions/{index}`) serves them, and the request-id window is restored from
 //! them at start ([`super::request_ids::RequestIds::restore`]).
@@ -17,6 +17,10 @@ use crate::log::Log;
 pub(crate) struct PrivateRecord<'a> {
     /// The raw action as received.
     pub(crate) action: std::borrow::Cow<'a, serde_json::Value>,
+    /// Name of the agent token that asked for the decision (absent in records written before
+    /// roles existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) agent: Option<std::borrow::Cow<'a, str>>,
     /// The canonical action the commitment covers.
     pub(crate) canonical_action: std::borrow::Cow<'a, str>,
     /// Policy commitment, hex.
@@ -35,10 +39,12 @@ pub(crate) fn encode_record(
     policy: &CompiledPolicy,
     outcome: &Outcome,
     request_id: &str,
+    agent: &str,
     action: &serde_json::Value,
 ) -> Result<Vec<u8>, ServiceError> {
     serde_json::to_vec(&PrivateRecord {
         action: std::borrow::Cow::Borrowed(action),
+        agent: Some(std::borrow::Cow::Borrowed(agent)),
         canonical_action: String::from_utf8_lossy(&outcome.canonical_action),
         policy: policy.commitment().to_hex(),
         request_id: std::borrow::Cow::Borrowed(request_id),

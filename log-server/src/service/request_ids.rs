@@ -71,6 +71,11 @@ impl RequestIds {
             .map_err(|_| ServiceError::internal("request id table poisoned"))
     }
 
+    /// The fingerprint a seen id was first used with, if the id is in the window.
+    pub(crate) fn fingerprint(&self, id: &str) -> Option<[u8; 32]> {
+        self.lock().ok()?.0.get(id).map(|s| s.fingerprint)
+    }
+
     pub(crate) fn reserve(
         &self,
         id: &str,

@@ -58,6 +58,7 @@ struct Data {
     staged: BTreeMap<u64, Vec<u8>>,
     staged_size: u64,
     private: BTreeMap<u64, Vec<u8>>,
+    policies: BTreeMap<Vec<u8>, Vec<u8>>,
     tiles: BTreeMap<(TileKind, u64), StoredTile>,
     state: Option<LogState>,
 }
@@ -227,6 +228,24 @@ impl Storage for MemStorage {
 
     fn private_record(&self, index: LeafIndex) -> Result<Option<Vec<u8>>, StorageError> {
         Ok(lock(&self.data).private.get(&index.0).cloned())
+    }
+
+    fn put_policy_record(&self, key: &[u8], value: Option<&[u8]>) -> Result<(), StorageError> {
+        self.write("put policy record", |data| {
+            match value {
+                Some(v) => data.policies.insert(key.to_vec(), v.to_vec()),
+                None => data.policies.remove(key),
+            };
+            Ok(())
+        })
+    }
+
+    fn policy_records(&self) -> Result<Vec<super::PolicyRecordEntry>, StorageError> {
+        Ok(lock(&self.data)
+            .policies
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect())
     }
 
     fn write_tiles(&self, tiles: &[TileWrite]) -> Result<(), StorageError> {

@@ -211,6 +211,8 @@ impl StorageError {
         }
     }
 }
+/// One policy-registry record: key and value ([`Storage::policy_records`]).
+pub type PolicyRecordEntry = (Vec<u8>, Vec<u8>);
 
 /// Durable storage of one log.
 ///
@@ -241,7 +243,7 @@ impl StorageError {
 ///   to the size of the log; any cache has a fixed byte bound (the sled backend: sled's page cache, which then only
 ///   holds partial tiles and small records).
 /// - **Private records are separate.** They live apart from tiles and entries; no tile or entry
-///   read returns them.
+///   read returns them. So do policy-registry records ([`Storage::put_policy_record`]).
 ///
 /// Implementations must be safe to call from several threads; only one sequencer writes.
 pub trait Storage: Send + Sync + 'static {
@@ -308,6 +310,19 @@ pub trait Storage: Send + Sync + 'static {
     fn recover(&self) -> Result<(), StorageError> {
         Ok(())
     }
+    /// Write (`Some`) or delete (`None`) the policy-registry record under `key`, durably and
+    /// atomically. The policy registry (`service::policies`) keeps policy texts and their
+    /// registrations here, apart from tiles, entries and private records.
+    ///
+    /// # Errors
+    /// Backend errors.
+    fn put_policy_record(&self, key: &[u8], value: Option<&[u8]>) -> Result<(), StorageError>;
+
+    /// Every policy-registry record, sorted by key (bytewise).
+    ///
+    /// # Errors
+    /// Backend errors.
+    fn policy_records(&self) -> Result<Vec<PolicyRecordEntry>, StorageError>;
 }
 
 /// Check that `write` is a well-formed tile: width 1..=256, and a hash tile of `width * 32` bytes.

@@ -2,7 +2,8 @@
 //!
 //! Trees: `state` (the published [`LogState`] and the staged size), `staged` (entries by index),
 //! `private` (private records by index), `tiles` (hash tile records by level and index), `entries`
-//! (entry bundle records by index). (Stores of earlier versions also hold an unused `aux` tree.)
+//! (entry bundle records by index), `policies` (policy-registry records, [`Storage::put_policy_record`]).
+//! (Stores of earlier versions also hold an unused `aux` tree.)
 //! Multi-tree writes use sled transactions; every write ends with `flush()`, sled's durability
 //! point, before it returns.
 //!
@@ -112,6 +113,7 @@ pub(crate) struct Trees {
     pub(crate) state: sled::Tree,
     pub(crate) staged: sled::Tree,
     pub(crate) private: sled::Tree,
+    pub(crate) policies: sled::Tree,
     pub(crate) tiles: sled::Tree,
     pub(crate) entries: sled::Tree,
 }
@@ -130,6 +132,7 @@ impl Trees {
                     state: tree("state")?,
                     staged: tree("staged")?,
                     private: tree("private")?,
+                    policies: tree("policies")?,
                     tiles: tree("tiles")?,
                     entries: tree("entries")?,
                     db,
@@ -397,6 +400,27 @@ impl Storage for SledStorage {
             .get(index_key(index.0))
             .map_err(backend("read private"))?
             .map(|v| v.to_vec()))
+    }
+
+    fn put_policy_record(&self, key: &[u8], value: Option<&[u8]>) -> Result<(), StorageError> {
+        let trees = self.trees()?;
+        match value {
+            Some(v) => trees.policies.insert(key, v).map(drop),
+            None => trees.policies.remove(key).map(drop),
+        }
+        .map_err(backend("write policy record"))?;
+        trees.flush("flush policy record")
+    }
+
+    fn policy_records(&self) -> Result<Vec<super::PolicyRecordEntry>, StorageError> {
+        self.trees()?
+            .policies
+            .iter()
+            .map(|r| {
+                r.map(|(k, v)| (k.to_vec(), v.to_vec()))
+                    .map_err(backend("read policy records"))
+            })
+            .collect()
     }
 
     fn write_tiles(&self, tiles: &[TileWrite]) -> Result<(), StorageError> {

@@ -277,7 +277,7 @@ async fn wait_false_returns_after_sequencing() {
     let r = s
         .post_json(
             "/v1/check?wait=false",
-            Some(&s.write_token.clone()),
+            Some(&s.agent_token.clone()),
             &json!({"policy": "customer-data-egress", "action": {"destination": "internal"}}),
         )
         .await;
@@ -478,7 +478,7 @@ async fn auth_and_private_store() {
             .unwrap()
     };
     assert_eq!(
-        s.send(with(&s.write_token)).await.status,
+        s.send(with(&s.agent_token)).await.status,
         StatusCode::FORBIDDEN
     );
     let private = s.send(with(&s.auditor_token)).await;
@@ -518,7 +518,7 @@ async fn auth_and_private_store() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn screen_in_scope_logs_nothing_out_of_scope_logs_not_applicable() {
     let s = TestServer::start().await;
-    let token = s.write_token.clone();
+    let token = s.agent_token.clone();
     let before = s.log_size();
     let r = s
         .post_json("/v1/screen", Some(&token), &json!({"policy": "customer-data-egress", "action": {"destination": "external", "colour": "red"}}))
@@ -557,7 +557,7 @@ async fn screen_in_scope_logs_nothing_out_of_scope_logs_not_applicable() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn register_policy_versions() {
     let s = TestServer::start().await;
-    let token = s.write_token.clone();
+    let token = s.admin_token.clone();
     let source = crate::test_policy(&s.approver.verifier())
         .replace("version = \"1.0.0\"", "version = \"2.0.0\"");
     let r = s
@@ -580,7 +580,7 @@ async fn register_policy_versions() {
         .json();
     assert_eq!(c["policy"]["version"], "2.0.0");
     assert_eq!(c["policy"]["commitment"], j["policy"]["commitment"]);
-    // The TOML body form works too, and the policy was persisted under the data dir.
+    // The TOML body form works too.
     let toml_req = Request::post("/v1/policies")
         .header("content-type", "application/toml")
         .header("authorization", format!("Bearer {token}"))
@@ -588,19 +588,8 @@ async fn register_policy_versions() {
         .unwrap();
     let t = s.send(toml_req).await;
     assert_eq!(t.status, StatusCode::CREATED);
-    let persisted = std::fs::read_dir(s.state.config.data_dir.join("policies"))
-        .unwrap()
-        .count();
-    assert_eq!(persisted, 2);
-    let list = s
-        .send(
-            Request::get("/v1/policies")
-                .header("authorization", format!("Bearer {token}"))
-                .body(Body::empty())
-                .unwrap(),
-        )
-        .await
-        .json();
+    // Listing is public.
+    let list = s.get("/v1/policies").await.json();
     assert_eq!(list[0]["version"], "3.0.0");
 }
 
@@ -636,5 +625,97 @@ async fn pushes_back_with_503_and_retry_after_and_loses_nothing() {
         assert_eq!(reply.status, StatusCode::OK);
         verify_decision(&s, &reply.json(), Decision::Escalate);
     }
-    assert_eq!(s.tree_size(), 2);
+    // The policy's registration statement (logged at start) and the two decisions.
+    assert_eq!(s.tree_size(), 3);
+}
+
+/// Issue 11 acceptance: an agent token cannot register a policy (403), and the decision for the
+/// same action is unchanged afterwards, also after a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_token_cannot_change_its_policy() {
+    let s = TestServer::start().await;
+    let action = json!({"policy": "customer-data-egress", "action": {"destination": "external", "vendor": "evil", "record_count": 5}});
+    let before = s.check(action.clone()).await.json();
+    assert_eq!(before["decision"], "deny");
+    let permissive = r#"
+name = "customer-data-egress"
+version = "9.0.0"
+[variables]
+destination = { type = "enum", values = ["internal", "external"] }
+[[rules]]
+id = "anything-goes"
+text = "Every destination is fine."
+require = 'destination == "internal" or destination == "external"'
+effect = "deny"
+"#;
+    let size = s.log_size();
+    for token in [s.agent_token.clone(), s.auditor_token.clone()] {
+        let r = s
+            .post_json(
+                "/v1/policies",
+                Some(&token),
+                &json!({ "source": permissive }),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN);
+        assert_eq!(r.json()["error"], "forbidden");
+    }
+    assert_eq!(s.log_size(), size, "a refused registration logs nothing");
+    let after = s.check(action.clone()).await.json();
+    assert_eq!(after["decision"], "deny");
+    assert_eq!(after["policy"], before["policy"]);
+    let s = s.restart().await;
+    let restarted = s.check(action).await.json();
+    assert_eq!(restarted["decision"], "deny");
+    assert_eq!(restarted["policy"], before["policy"]);
+    // The admin token may register it.
+    let r = s
+        .post_json(
+            "/v1/policies",
+            Some(&s.admin_token.clone()),
+            &json!({ "source": permissive }),
+        )
+        .await;
+    assert_eq!(
+        r.status,
+        StatusCode::CREATED,
+        "{}",
+        String::from_utf8_lossy(&r.body)
+    );
+}
+
+/// The decision's private record names the agent whose token asked for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn private_record_names_the_agent() {
+    let bot = "ef".repeat(32);
+    let b = bot.clone();
+    let s = TestServer::start_prepared(
+        move |data| std::fs::write(data.join("agent-billing-bot.token"), format!("{b}\n")).unwrap(),
+        |_| {},
+    )
+    .await;
+    let body = json!({"policy": "customer-data-egress", "action": {"destination": "internal"}});
+    for (token, name) in [
+        (bot.as_str(), "billing-bot"),
+        (s.agent_token.as_str(), "default"),
+    ] {
+        let r = s.post_json("/v1/check", Some(token), &body).await;
+        assert_eq!(r.status, StatusCode::OK);
+        let index = r.json()["index"].as_u64().unwrap();
+        let private = s
+            .send(
+                Request::get(format!("/v1/private/actions/{index}"))
+                    .header("authorization", format!("Bearer {}", s.auditor_token))
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .json();
+        assert_eq!(private["record"]["agent"], name);
+    }
+    // The admin token may not check.
+    let r = s
+        .post_json("/v1/check", Some(&s.admin_token.clone()), &body)
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
 }

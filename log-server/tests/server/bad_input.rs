@@ -86,13 +86,15 @@ async fn bad_input_gets_4xx_json_and_leaves_the_log_unchanged() {
     let main_before = snapshot(&s);
     let expired_before = snapshot(&e);
     let secrets = [
-        s.write_token.clone(),
+        s.agent_token.clone(),
+        s.admin_token.clone(),
         s.auditor_token.clone(),
         expired_write.clone(),
         expired_auditor.clone(),
     ];
     let cases = bad_input_cases::all(&Tokens {
-        write: &s.write_token,
+        write: &s.agent_token,
+        admin: &s.admin_token,
         auditor: &s.auditor_token,
         expired_write: &expired_write,
         expired_auditor: &expired_auditor,

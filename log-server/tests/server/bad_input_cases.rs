@@ -28,7 +28,10 @@ pub struct Case {
 
 /// The tokens of both servers.
 pub struct Tokens<'a> {
+    /// The default agent's token (screen, check).
     pub write: &'a str,
+    /// The admin token (policy registration).
+    pub admin: &'a str,
     pub auditor: &'a str,
     pub expired_write: &'a str,
     pub expired_auditor: &'a str,

@@ -32,6 +32,7 @@ mod integrity;
 mod log_faults;
 mod log_props;
 mod openapi;
+mod policies;
 mod slow_client;
 mod token_expiry;
 mod wire_input;
@@ -94,7 +95,10 @@ effect = "escalate"
 pub struct TestServer {
     pub app: Router,
     pub state: AppState,
-    pub write_token: String,
+    /// The default agent's token (screen, check).
+    pub agent_token: String,
+    /// The admin token (policy registration).
+    pub admin_token: String,
     pub auditor_token: String,
     pub log_key: Verifier,
     pub checker_key: Verifier,
@@ -194,7 +198,8 @@ impl TestServer {
         }
         Self {
             app: verdict_log_server::app(state.clone()),
-            write_token: started.keys.write_token.secret().to_owned(),
+            agent_token: started.keys.agent_token.secret().to_owned(),
+            admin_token: started.keys.admin_token.secret().to_owned(),
             auditor_token: started.keys.auditor_token.secret().to_owned(),
             log_key: started.keys.log.verifier(),
             checker_key: started.keys.checker.verifier(),
@@ -240,7 +245,7 @@ impl TestServer {
     }
 
     pub async fn check(&self, body: serde_json::Value) -> Reply {
-        self.post_json("/v1/check", Some(&self.write_token.clone()), &body)
+        self.post_json("/v1/check", Some(&self.agent_token.clone()), &body)
             .await
     }
 

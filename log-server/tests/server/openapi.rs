@@ -23,9 +23,11 @@ async fn openapi_document_snapshot() {
         "/metrics",
         "/openapi.json",
         "/v1/policies",
+        "/v1/policies/{name}/versions",
         "/v1/screen",
         "/v1/check",
         "/v1/private/actions/{index}",
+        "/v1/private/policies/{commitment}",
     ] {
         assert!(doc["paths"].get(path).is_some(), "{path} undocumented");
     }

@@ -146,7 +146,7 @@ async fn trickling_clients_do_not_starve_others() {
         let head = format!(
             "POST /v1/check HTTP/1.1\r\nHost: verdict.test\r\nAuthorization: Bearer {}\r\n\
              Content-Type: application/json\r\nContent-Length: 4000\r\n\r\n{{",
-            s.write_token
+            s.agent_token
         );
         slow_tasks.push((
             "body",
@@ -181,7 +181,7 @@ async fn trickling_clients_do_not_starve_others() {
         assert!(r.text().await.unwrap().contains("verdict.localhost"));
         let r = client
             .post(format!("{base}/v1/check"))
-            .bearer_auth(&s.write_token)
+            .bearer_auth(&s.agent_token)
             .json(&serde_json::json!({
                 "policy": "customer-data-egress",
                 "action": {"destination": "internal", "record_count": k},

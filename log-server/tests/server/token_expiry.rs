@@ -65,10 +65,10 @@ async fn tokens_expire_at_their_expiry() {
         |_| {},
     )
     .await;
-    assert_eq!(s.write_token, write);
+    assert_eq!(s.agent_token, write);
     assert_eq!(
         s.state.tokens.role(&write),
-        Some(verdict_log_server::auth::Role::Writer)
+        Some(verdict_log_server::auth::Role::Agent)
     );
     let before = s.log_size();
 
@@ -108,15 +108,11 @@ async fn tokens_expire_at_their_expiry() {
     assert_expired(&r, &write, "write token after expiry");
     let r = s.post_json("/v1/screen", Some(&write), &body).await;
     assert_expired(&r, &write, "screen after expiry");
+    // Expired wins over the wrong role (an agent token may not register policies).
     let r = s
-        .send(
-            Request::get("/v1/policies")
-                .header("authorization", format!("Bearer {write}"))
-                .body(Body::empty())
-                .unwrap(),
-        )
+        .post_json("/v1/policies", Some(&write), &json!({"source": "x"}))
         .await;
-    assert_expired(&r, &write, "list policies after expiry");
+    assert_expired(&r, &write, "register a policy after expiry");
     // Public endpoints need no token and keep working; the log did not change.
     assert_eq!(s.get("/checkpoint").await.status, StatusCode::OK);
     tokio::time::sleep(Duration::from_millis(30)).await;
@@ -142,7 +138,7 @@ async fn a_bad_expiry_stops_the_start() {
     let err = verdict_log_server::start(&config).await.unwrap_err();
     let msg = err.to_string();
     assert!(
-        msg.contains("write.token") && msg.contains("line 2"),
+        msg.contains("agent.token") && msg.contains("line 2"),
         "{msg}"
     );
     assert!(!msg.contains(&"ab".repeat(32)), "{msg}");

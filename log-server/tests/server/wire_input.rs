@@ -81,7 +81,7 @@ async fn framing_errors_get_4xx_and_leave_the_log_unchanged() {
             let _ = stop_rx.await;
         },
     ));
-    let w = s.write_token.clone();
+    let w = s.agent_token.clone();
     let before = s.log_size();
     let tree = s.tree_size();
     let body = r#"{"policy":"customer-data-egress","action":{"destination":"internal"}}"#;

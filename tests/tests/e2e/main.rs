@@ -9,7 +9,8 @@
 //! - [`integrity`]: a restored backup under a newer checkpoint lock is refused (exit 3); a
 //!   damaged store is refused (exit 1 or 3) or served consistently;
 //! - [`soak`]: the short crash soak (kill -9 and restart, nothing acknowledged lost);
-//! - [`secrets`]: no public endpoint returns a secret value, salt, policy text or token.
+//! - [`secrets`]: no public endpoint returns a secret value, salt, policy text or token;
+//! - [`policies`]: 50 concurrent policy registrations survive kill -9 (issue 11).
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -22,6 +23,7 @@ mod audit;
 mod audit_faults;
 mod flow;
 mod integrity;
+mod policies;
 mod secrets;
 mod soak;
 mod tamper;

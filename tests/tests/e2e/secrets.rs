@@ -93,7 +93,7 @@ async fn public_endpoints_leak_no_secrets() {
             needles.extend(secrets.into_iter().map(String::into_bytes));
         }
     }
-    for file in ["write.token", "auditor.token"] {
+    for file in ["admin.token", "agent.token", "auditor.token"] {
         let token = std::fs::read_to_string(server.data_dir.join(file)).unwrap();
         needles.push(token.trim().as_bytes().to_vec());
     }

@@ -11,6 +11,7 @@ use verdict_core::merkle::leaf_hash;
 use verdict_core::note::Verifier;
 use verdict_core::proof::{inclusion_proof, verify_inclusion, ProveError};
 use verdict_core::receipt::{Receipt, VerifiedReceipt};
+use verdict_core::statement::{entry_type, EntryType, PolicyStatement, VerifiedPolicyStatement};
 use verdict_core::tile::{decode_entry_bundle_for, EntrySlot, TileHashSource, TileSourceError};
 use verdict_core::LeafIndex;
 
@@ -25,6 +26,8 @@ use crate::verify::receipt_failure;
 pub enum Outcome {
     /// Inclusion and receipt signature verified.
     Verified(Box<VerifiedReceipt>),
+    /// Inclusion and policy-statement signature verified (spec `policy-statement.md` §2).
+    Statement(Box<VerifiedPolicyStatement>),
     /// A check failed: the log served evidence that does not verify.
     Failed {
         /// The failed check.
@@ -50,12 +53,9 @@ impl From<CliError> for Outcome {
     }
 }
 
-impl From<Result<VerifiedReceipt, CliError>> for Outcome {
-    fn from(r: Result<VerifiedReceipt, CliError>) -> Self {
-        match r {
-            Ok(receipt) => Outcome::Verified(Box::new(receipt)),
-            Err(e) => e.into(),
-        }
+impl From<Result<Outcome, CliError>> for Outcome {
+    fn from(r: Result<Outcome, CliError>) -> Self {
+        r.unwrap_or_else(Outcome::from)
     }
 }
 
@@ -66,6 +66,15 @@ fn record(report: &mut AuditReport, index: u64, outcome: Outcome) {
             report.checked += 1;
             report.verified += 1;
             report.counts.add(&receipt);
+        }
+        Outcome::Statement(_) => {
+            report.checked += 1;
+            report.verified += 1;
+            *report
+                .counts
+                .by_kind
+                .entry("policy-statement".to_owned())
+                .or_default() += 1;
         }
         Outcome::Failed { check, reason } => {
             report.checked += 1;
@@ -197,7 +206,7 @@ async fn verify_entry(
     entries: &[Vec<u8>],
     index: u64,
     checkers: &[Verifier],
-) -> Result<VerifiedReceipt, CliError> {
+) -> Result<Outcome, CliError> {
     let size = cp.size;
     let entry = entries
         .get(EntrySlot::of(LeafIndex(index)).position)
@@ -210,5 +219,14 @@ async fn verify_entry(
         })?;
     verify_inclusion(&leaf_hash(entry), LeafIndex(index), size, &proof, &cp.root)
         .map_err(|e| CliError::failed(Check::Inclusion, e))?;
-    Receipt::verify(entry, checkers).map_err(receipt_failure)
+    if entry_type(entry) == EntryType::PolicyStatement {
+        return PolicyStatement::verify(entry, checkers)
+            .map(|s| Outcome::Statement(Box::new(s)))
+            .map_err(|e| {
+                CliError::failed(Check::PolicyRegistration, format!("policy statement: {e}"))
+            });
+    }
+    Receipt::verify(entry, checkers)
+        .map(|r| Outcome::Verified(Box::new(r)))
+        .map_err(receipt_failure)
 }

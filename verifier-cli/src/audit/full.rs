@@ -1,7 +1,11 @@
 //! `verdict audit --full`: every entry bundle and level-0 tile is downloaded, every receipt is
 //! verified, the root of the whole log is recomputed with [`RightEdge`], and every stored hash
 //! of a higher tile level is compared with the recomputed one. Memory stays O(log n) plus the
-//! tiles in flight.
+//! tiles in flight and one entry per registered policy version.
+//!
+//! Policy statements (spec `policy-statement.md`) are verified as such, and every receipt's
+//! policy commitment must have been registered by a statement at a lower index (§7); otherwise
+//! the receipt fails check `policy_registration`.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -10,8 +14,9 @@ use verdict_core::checkpoint::Checkpoint;
 use verdict_core::merkle::{leaf_hash, RightEdge, StoredHash};
 use verdict_core::note::Verifier;
 use verdict_core::receipt::Receipt;
+use verdict_core::statement::{entry_type, EntryType, PolicyStatement};
 use verdict_core::tile::{decode_entry_bundle_for, Tile, TileKind, TILE_HEIGHT, TILE_WIDTH};
-use verdict_core::TreeSize;
+use verdict_core::{Hash, TreeSize};
 
 use super::{progress_bar, Counts, SampleFailure, PARALLEL};
 use crate::error::{Check, CliError};
@@ -29,6 +34,8 @@ pub struct FullOutcome {
     pub counts: Counts,
     /// Failures (all of them; the caller truncates the list).
     pub failures: Vec<SampleFailure>,
+    /// Policy versions registered in the log: `name version commitment` by log index.
+    pub registrations: Vec<(u64, String)>,
 }
 
 /// The tile of `kind` at `index` in the tree of `size`.
@@ -55,6 +62,7 @@ pub async fn run(
     let mut out = FullOutcome::default();
     let mut edge = RightEdge::new();
     let mut upper: HashMap<u8, (Tile, Arc<Vec<u8>>)> = HashMap::new();
+    let mut registered: HashMap<Hash, u64> = HashMap::new();
     let mut n = 0u64;
     while n < bundles {
         let end = (n + PARALLEL as u64).min(bundles);
@@ -100,10 +108,51 @@ pub async fn run(
                     check_upper(tiles, size, &mut upper, h).await?;
                 }
                 out.checked += 1;
+                if entry_type(entry) == EntryType::PolicyStatement {
+                    match PolicyStatement::verify(entry, checkers) {
+                        Ok(s) => {
+                            let r = s.record();
+                            out.verified += 1;
+                            registered.entry(r.policy_commitment).or_insert(index);
+                            out.registrations.push((
+                                index,
+                                format!(
+                                    "{} {} {}",
+                                    r.name,
+                                    r.policy_version,
+                                    r.policy_commitment.to_hex()
+                                ),
+                            ));
+                            *out.counts
+                                .by_kind
+                                .entry("policy-statement".to_owned())
+                                .or_default() += 1;
+                        }
+                        Err(e) => out.failures.push(SampleFailure {
+                            index,
+                            check: Check::PolicyRegistration,
+                            reason: format!("policy statement: {e}"),
+                        }),
+                    }
+                    bar.inc(1);
+                    continue;
+                }
                 match Receipt::verify(entry, checkers) {
                     Ok(r) => {
                         out.verified += 1;
                         out.counts.add(&r);
+                        let c = r.statement().policy_commitment;
+                        if !registered.contains_key(&c) {
+                            out.failures.push(SampleFailure {
+                                index,
+                                check: Check::PolicyRegistration,
+                                reason: format!(
+                                    "receipt cites policy commitment {} ({}), which no policy statement at a lower index registers",
+                                    c.to_hex(),
+                                    r.statement().policy_version
+                                ),
+                            });
+                        }
                     }
                     Err(e) => {
                         if let CliError::Failed { check, reason } = receipt_failure(e) {

@@ -161,6 +161,7 @@ pub async fn run(opts: &AuditOptions, trust: &Trust) -> Result<AuditReport, CliE
         failure_count: 0,
         unchecked: Vec::new(),
         counts: Counts::default(),
+        policy_versions: Vec::new(),
         witnesses: trust.witness_note(),
     };
 
@@ -169,6 +170,11 @@ pub async fn run(opts: &AuditOptions, trust: &Trust) -> Result<AuditReport, CliE
         report.checked = outcome.checked;
         report.verified = outcome.verified;
         report.counts = outcome.counts;
+        report.policy_versions = outcome
+            .registrations
+            .iter()
+            .map(|(i, v)| format!("{i}: {v}"))
+            .collect();
         report.failure_count = outcome.failures.len() as u64;
         report.failures = outcome.failures;
     } else {

@@ -131,6 +131,9 @@ pub struct AuditReport {
     pub unchecked: Vec<Unchecked>,
     /// Counts of verified receipts.
     pub counts: Counts,
+    /// Policy versions registered in the log (full mode): `<index>: <name> <version> <commitment>`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub policy_versions: Vec<String>,
     /// A note about witnesses, when the policy lists any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub witnesses: Option<String>,

@@ -197,8 +197,12 @@ async fn serve(config: Config) -> CmdResult {
     println!("  log verifier key:    {}", keys.log.verifier());
     println!("  checker verifier key: {}", keys.checker.verifier());
     println!(
-        "  write token file:    {}",
-        keys.paths.write_token.display()
+        "  admin token file:    {}",
+        keys.paths.admin_token.display()
+    );
+    println!(
+        "  agent token file:    {}",
+        keys.paths.agent_token.display()
     );
     println!(
         "  auditor token file:  {}",
@@ -213,6 +217,11 @@ async fn serve(config: Config) -> CmdResult {
     );
     if keys.created {
         println!("  (created new keys and tokens in the data directory, mode 0600)");
+    }
+    if keys.migrated_write_token {
+        println!(
+            "  (migrated write.token to agent.token: it may screen and check, not register policies; use admin.token)"
+        );
     }
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -262,7 +271,8 @@ fn print_expiries(keys: &verdict_log_server::keys::Keys, indent: &str) {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
     for (name, token) in [
-        ("write", &keys.write_token),
+        ("admin", &keys.admin_token),
+        ("agent", &keys.agent_token),
         ("auditor", &keys.auditor_token),
     ] {
         if let Some(at) = token.expires_at() {
@@ -298,7 +308,8 @@ fn keygen(config: &Config, name: Option<String>, out: Option<PathBuf>) -> CmdRes
     println!("origin:               {}", keys.log.name());
     println!("log verifier key:     {}", keys.log.verifier());
     println!("checker verifier key: {}", keys.checker.verifier());
-    println!("write token file:     {}", keys.paths.write_token.display());
+    println!("admin token file:     {}", keys.paths.admin_token.display());
+    println!("agent token file:     {}", keys.paths.agent_token.display());
     println!(
         "auditor token file:   {}",
         keys.paths.auditor_token.display()
@@ -330,7 +341,8 @@ async fn info(config: &Config) -> CmdResult {
     println!("origin:               {}", keys.log.name());
     println!("log verifier key:     {}", keys.log.verifier());
     println!("checker verifier key: {}", keys.checker.verifier());
-    println!("write token file:     {}", keys.paths.write_token.display());
+    println!("admin token file:     {}", keys.paths.admin_token.display());
+    println!("agent token file:     {}", keys.paths.agent_token.display());
     println!(
         "auditor token file:   {}",
         keys.paths.auditor_token.display()

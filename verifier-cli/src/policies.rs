@@ -13,7 +13,7 @@ use std::sync::Arc;
 use serde::Serialize;
 use verdict_core::checkpoint::Checkpoint;
 
-use crate::audit::{verify_sample, Verified};
+use crate::audit::check::{verify_sample, Outcome};
 use crate::consistency::open_checkpoint;
 use crate::error::{Check, CliError};
 use crate::fetch::{Fetcher, HttpTiles, MAX_CHECKPOINT_BODY};
@@ -104,7 +104,7 @@ pub async fn run(log: &str, trust: &Trust) -> Result<PoliciesReport, CliError> {
     let fetcher = Fetcher::new(log)?;
     let note = fetcher.get("checkpoint", MAX_CHECKPOINT_BODY).await?;
     let cp: Checkpoint = open_checkpoint(&note, trust)?.checkpoint().clone();
-    let tiles = HttpTiles::new(fetcher.clone(), tokio::runtime::Handle::current());
+    let tiles = HttpTiles::new(fetcher.clone());
     let list = get_json(&fetcher, "v1/policies").await?;
     let names: Vec<String> = list
         .as_array()
@@ -131,11 +131,8 @@ pub async fn run(log: &str, trust: &Trust) -> Result<PoliciesReport, CliError> {
                     cp.size
                 )));
             }
-            let (t, c, k) = (tiles.clone(), Arc::clone(&cp), Arc::clone(&checkers));
-            let verified = tokio::task::spawn_blocking(move || verify_sample(&t, &c, index, &k))
-                .await
-                .map_err(|e| CliError::input("verify task", e))??;
-            let Verified::Statement(statement) = verified else {
+            let verified = verify_sample(&tiles, &cp, index, &checkers).await?;
+            let Outcome::Statement(statement) = verified else {
                 return Err(fail(format!(
                     "entry {index}, claimed as the registration of {name}, is a receipt"
                 )));

@@ -28,6 +28,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
 use verdict_checker::{CheckError, CheckRequest, CompiledPolicy, Outcome};
 use verdict_core::receipt::{Decision, Kind, Salt};
 

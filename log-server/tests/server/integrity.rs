@@ -584,7 +584,7 @@ async fn full_disk_is_503_with_retry_after_then_recovers_over_http() {
     let mut refused = None;
     // `wait=false`: a check that waits for its proof while integration fails gets 503 when the
     // request times out instead (it is sequenced; a retry with its request id finds it).
-    let token = s.write_token.clone();
+    let token = s.agent_token.clone();
     for _ in 0..50 {
         let r = s
             .post_json("/v1/check?wait=false", Some(&token), &action)

@@ -177,6 +177,20 @@ async fn verify_group(
     out
 }
 
+/// Verify one entry `index` against `cp`: its bundle, inclusion and signature.
+///
+/// # Errors
+/// [`CliError::Failed`] naming the check; [`CliError::Network`] when a tile cannot be fetched.
+pub async fn verify_sample(
+    tiles: &HttpTiles,
+    cp: &Checkpoint,
+    index: u64,
+    checkers: &[Verifier],
+) -> Result<Outcome, CliError> {
+    let entries = fetch_entries(tiles, cp, EntrySlot::of(LeafIndex(index))).await?;
+    verify_entry(tiles, cp, &entries, index, checkers).await
+}
+
 /// Fetch and decode the entry bundle holding `slot`, at its width in the tree of `cp`.
 async fn fetch_entries(
     tiles: &HttpTiles,

@@ -290,7 +290,7 @@ impl Abstraction {
         let mut visited = 0u32;
         loop {
             visited = visited.wrapping_add(1);
-            if visited % 64 == 0 && Instant::now() >= deadline {
+            if visited.is_multiple_of(64) && Instant::now() >= deadline {
                 return None;
             }
             if visit(&completion) {

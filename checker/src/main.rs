@@ -7,7 +7,6 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 use serde_json::{json, Value};
 use verdict_checker::analyze::{self, Severity};
@@ -121,18 +120,52 @@ enum Command {
     },
 }
 
-/// A failure with its exit code.
+/// A failure with its exit code and its one-line message: the error and its sources, joined by
+/// `: ` (the form the CLI snapshots pin).
 struct Failure {
     code: u8,
-    error: anyhow::Error,
+    message: String,
 }
 
-impl<E: Into<anyhow::Error>> From<E> for Failure {
-    fn from(e: E) -> Self {
+impl Failure {
+    /// Exit 2 with `message`.
+    fn msg(message: impl std::fmt::Display) -> Self {
         Failure {
             code: 2,
-            error: e.into(),
+            message: message.to_string(),
         }
+    }
+}
+
+impl<E: std::error::Error> From<E> for Failure {
+    fn from(e: E) -> Self {
+        let mut message = e.to_string();
+        let mut source = e.source();
+        while let Some(s) = source {
+            message.push_str(": ");
+            message.push_str(&s.to_string());
+            source = s.source();
+        }
+        Failure::msg(message)
+    }
+}
+
+/// `context` for results: prefix the error chain with what was being done.
+trait Context<T> {
+    fn context(self, what: &str) -> Result<T, Failure>;
+    fn with_context(self, what: impl FnOnce() -> String) -> Result<T, Failure>;
+}
+
+impl<T, E: std::error::Error> Context<T> for Result<T, E> {
+    fn context(self, what: &str) -> Result<T, Failure> {
+        self.with_context(|| what.to_owned())
+    }
+
+    fn with_context(self, what: impl FnOnce() -> String) -> Result<T, Failure> {
+        self.map_err(|e| {
+            let inner = Failure::from(e);
+            Failure::msg(format!("{}: {}", what(), inner.message))
+        })
     }
 }
 
@@ -148,7 +181,7 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(f) => {
-            let text = format!("{:#}", f.error);
+            let text = f.message;
             // Located policy errors already render rustc style (`file:line:col: error: ...`).
             if text.contains(": error: ") {
                 eprintln!("{text}");
@@ -198,12 +231,11 @@ fn load_policy(path: &Path, common: &Common) -> Result<CompiledPolicy, Failure> 
     let meta =
         std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?;
     if meta.len() > verdict_checker::parse::MAX_POLICY_BYTES as u64 {
-        return Err(anyhow::anyhow!(
+        return Err(Failure::msg(format_args!(
             "{}: policy exceeds {} bytes",
             path.display(),
             verdict_checker::parse::MAX_POLICY_BYTES
-        )
-        .into());
+        )));
     }
     let text =
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
@@ -222,10 +254,7 @@ fn located(path: &Path, e: PolicyError, json: bool) -> Failure {
         });
         println!("{v}");
     }
-    Failure {
-        code: 2,
-        error: anyhow::anyhow!("{e}"),
-    }
+    Failure::msg(e)
 }
 
 fn policy_salt(common: &Common) -> Result<Salt, Failure> {
@@ -384,8 +413,8 @@ fn scenarios_cmd(file: &Path, max: usize, common: &Common) -> Result<u8, Failure
     if common.json {
         print_json(&serde_json::to_value(&skeleton)?)?;
     } else {
-        let text = scenarios::to_toml(&skeleton, &file.display().to_string())
-            .map_err(|e| anyhow::anyhow!(e))?;
+        let text =
+            scenarios::to_toml(&skeleton, &file.display().to_string()).map_err(Failure::msg)?;
         print!("{text}");
     }
     Ok(0)

@@ -24,10 +24,11 @@ use verdict_core::proof::{
     consistency_proof, inclusion_proof, verify_consistency, verify_inclusion, VerifyError,
 };
 use verdict_core::tile::{
-    decode_entry_bundle, BundleError, Tile, TileHashSource, TileKind, TILE_HEIGHT, TILE_WIDTH,
+    decode_entry_bundle, width_in, BundleError, EntrySlot, Tile, TileHashSource, TileKind,
+    TILE_HEIGHT, TILE_WIDTH,
 };
 
-use super::tiles::{tile_prefix, width_in, CachedTiles};
+use super::tiles::{bundle_entry, tile_prefix, CachedTiles};
 use crate::storage::cache::TileCache;
 use crate::storage::{Storage, StorageError};
 
@@ -225,17 +226,19 @@ fn storage_entry(
     index: LeafIndex,
     size: TreeSize,
 ) -> Result<Vec<u8>, CheckError> {
-    let bundle = index.0 / WIDTH;
-    let width = width_in(TileKind::Entries, bundle, size);
+    let slot = EntrySlot::of(index);
     let missing = || CheckError::MissingTile {
         what: "entry",
-        path: path(TileKind::Entries, bundle, width),
+        path: path(
+            TileKind::Entries,
+            slot.bundle,
+            width_in(TileKind::Entries, slot.bundle, size),
+        ),
     };
     let stored = storage
-        .read_tile(TileKind::Entries, bundle)?
+        .read_tile(TileKind::Entries, slot.bundle)?
         .ok_or_else(missing)?;
-    let position = usize::try_from(index.0 % WIDTH).unwrap_or(usize::MAX);
-    super::tiles::bundle_entry(&stored.bytes, position).map_err(CheckError::Storage)
+    bundle_entry(&stored.bytes, slot.position).map_err(CheckError::Storage)
 }
 
 fn check_consistency<R: verdict_core::tile::TileReader>(

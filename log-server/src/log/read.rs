@@ -8,9 +8,9 @@ use std::sync::atomic::Ordering;
 use verdict_core::bundle::ProofBundle;
 use verdict_core::merkle::{Hash, LeafIndex, TreeSize};
 use verdict_core::proof::{consistency_proof, inclusion_proof};
-use verdict_core::tile::{Tile, TileHashSource, TileKind, TILE_WIDTH};
+use verdict_core::tile::{width_in, EntrySlot, Tile, TileHashSource, TileKind, TILE_WIDTH};
 
-use super::tiles::{bundle_entry, tile_prefix, width_in, CachedTiles};
+use super::tiles::{bundle_entry, tile_prefix, CachedTiles};
 use super::{Log, LogError, SignedCheckpoint};
 
 impl Log {
@@ -131,16 +131,14 @@ impl Log {
         if index.0 >= self.published_size().0 {
             return Ok(None);
         }
-        let width = u64::from(TILE_WIDTH);
-        let position = usize::try_from(index.0 % width).unwrap_or(usize::MAX);
-        let needed = u16::try_from(index.0 % width + 1).unwrap_or(TILE_WIDTH);
+        let slot = EntrySlot::of(index);
         let bundle = self
             .tiles()
-            .stored(TileKind::Entries, index.0 / width, needed)?
+            .stored(TileKind::Entries, slot.bundle, slot.min_width())?
             .ok_or(LogError::Integrity {
                 what: "published entry bundle missing",
             })?;
-        Ok(Some(bundle_entry(&bundle.bytes, position)?))
+        Ok(Some(bundle_entry(&bundle.bytes, slot.position)?))
     }
 
     /// The C2SP tlog-proof of `index` against the latest checkpoint, with the entry as `extra`.
@@ -163,15 +161,13 @@ impl Log {
         }
         let tiles = self.tiles();
         let proof = inclusion_proof(&TileHashSource::new(&tiles, size), index, size)?;
-        let width = u64::from(TILE_WIDTH);
-        let needed = u16::try_from(index.0 % width + 1).unwrap_or(TILE_WIDTH);
+        let slot = EntrySlot::of(index);
         let stored = tiles
-            .stored(TileKind::Entries, index.0 / width, needed)?
+            .stored(TileKind::Entries, slot.bundle, slot.min_width())?
             .ok_or(LogError::Integrity {
                 what: "published entry bundle missing",
             })?;
-        let position = usize::try_from(index.0 % width).unwrap_or(usize::MAX);
-        let entry = bundle_entry(&stored.bytes, position)?;
+        let entry = bundle_entry(&stored.bytes, slot.position)?;
         Ok(ProofBundle {
             extra: Some(entry),
             index,

@@ -11,37 +11,13 @@ use std::sync::{Arc, Mutex};
 
 use verdict_core::merkle::{leaf_hash, Hash, LeafIndex, RightEdge, StoredHash, TreeSize};
 use verdict_core::tile::{
-    encode_entry_bundle, tile_updates, Tile, TileKind, TileReader, TILE_HEIGHT, TILE_WIDTH,
+    self, encode_entry_bundle, tile_updates, width_in, EntrySlot, Tile, TileKind, TileReader,
+    TILE_HEIGHT, TILE_WIDTH,
 };
 
 use super::LogError;
 use crate::storage::cache::TileCache;
 use crate::storage::{Storage, StorageError, StoredTile, TileWrite};
-
-const WIDTH: u64 = TILE_WIDTH as u64;
-
-/// Number of complete items of `kind` in a tree of `size`: hashes of tree level `8 L` for hash
-/// tiles of level `L`, entries for entry bundles.
-pub fn items_in(kind: TileKind, size: TreeSize) -> u64 {
-    match kind {
-        TileKind::Hashes { level } => size
-            .0
-            .checked_shr(u32::from(level) * u32::from(TILE_HEIGHT))
-            .unwrap_or(0),
-        TileKind::Entries => size.0,
-    }
-}
-
-/// Width of tile `index` of `kind` in a tree of `size`: 256 for a full tile, the partial width,
-/// or 0 when the tile does not exist at that size.
-pub fn width_in(kind: TileKind, index: u64, size: TreeSize) -> u16 {
-    let items = items_in(kind, size);
-    let Some(start) = index.checked_mul(WIDTH) else {
-        return 0;
-    };
-    let width = items.saturating_sub(start).min(WIDTH);
-    u16::try_from(width).unwrap_or(TILE_WIDTH)
-}
 
 /// The first `width` items of a stored tile: `width * 32` bytes of a hash tile, or the first
 /// `width` length-prefixed entries of a bundle.
@@ -62,49 +38,27 @@ pub fn tile_prefix(kind: TileKind, stored: &StoredTile, width: u16) -> Result<&[
             .get(..usize::from(width) * Hash::LEN)
             .ok_or(narrow),
         TileKind::Entries => {
-            let end = bundle_offset(&stored.bytes, usize::from(width))?;
-            stored.bytes.get(..end).ok_or(narrow)
+            tile::bundle_prefix(&stored.bytes, usize::from(width)).map_err(corrupt_bundle)
         }
     }
 }
 
-/// Byte offset just past the first `count` entries of a bundle.
-fn bundle_offset(bytes: &[u8], count: usize) -> Result<usize, StorageError> {
-    let truncated = || StorageError::Corrupt {
-        what: "entry bundle",
-        reason: "truncated",
-    };
-    let mut offset = 0usize;
-    for _ in 0..count {
-        let len = bytes
-            .get(offset..offset.saturating_add(2))
-            .ok_or_else(truncated)?;
-        let len = usize::from(u16::from_be_bytes([
-            len.first().copied().unwrap_or_default(),
-            len.get(1).copied().unwrap_or_default(),
-        ]));
-        offset = offset.saturating_add(2).saturating_add(len);
-        if offset > bytes.len() {
-            return Err(truncated());
-        }
-    }
-    Ok(offset)
-}
-
-/// Entry `position` of a bundle.
+/// Entry `position` of a bundle, with core's codec (spec `tiles.md` §4).
 ///
 /// # Errors
 /// [`StorageError::Corrupt`] when the bundle is shorter or malformed.
 pub fn bundle_entry(bytes: &[u8], position: usize) -> Result<Vec<u8>, StorageError> {
-    let start = bundle_offset(bytes, position)?;
-    let end = bundle_offset(bytes, position.saturating_add(1))?;
-    bytes
-        .get(start.saturating_add(2)..end)
-        .map(<[u8]>::to_vec)
-        .ok_or(StorageError::Corrupt {
-            what: "entry bundle",
-            reason: "truncated",
-        })
+    Ok(tile::bundle_entry(bytes, position)
+        .map_err(corrupt_bundle)?
+        .to_vec())
+}
+
+/// A stored entry bundle that core's codec rejects is corrupt storage.
+fn corrupt_bundle(_: tile::BundleError) -> StorageError {
+    StorageError::Corrupt {
+        what: "entry bundle",
+        reason: "truncated",
+    }
 }
 
 /// The result of extending the tree by a batch.
@@ -159,7 +113,9 @@ pub fn extend(
         });
     }
     if new.0 > old.0 {
-        for index in old.0 / WIDTH..=(new.0 - 1) / WIDTH {
+        let first = EntrySlot::of(LeafIndex(old.0)).bundle;
+        let last = EntrySlot::of(LeafIndex(new.0 - 1)).bundle;
+        for index in first..=last {
             writes.push(entry_bundle(storage, index, old, new, entries)?);
         }
     }
@@ -177,8 +133,9 @@ fn entry_bundle(
     new: TreeSize,
     batch: &[Vec<u8>],
 ) -> Result<TileWrite, LogError> {
-    let start = index.saturating_mul(WIDTH);
-    let end = start.saturating_add(WIDTH).min(new.0);
+    let width = width_in(TileKind::Entries, index, new);
+    let start = index.saturating_mul(u64::from(TILE_WIDTH));
+    let end = start.saturating_add(u64::from(width));
     let mut items = if old.0 > start {
         storage.staged(LeafIndex(start), LeafIndex(old.0))?
     } else {
@@ -190,7 +147,6 @@ fn entry_bundle(
         what: "batch shorter than the tree extension",
     })?;
     items.extend(new_items.iter().cloned());
-    let width = width_in(TileKind::Entries, index, new);
     if items.len() != usize::from(width) {
         return Err(LogError::Integrity {
             what: "entry bundle width does not match tree size",

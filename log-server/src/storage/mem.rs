@@ -13,6 +13,9 @@
 use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard};
 
+use rand::rngs::StdRng;
+use rand::{RngCore as _, SeedableRng as _};
+
 use verdict_core::merkle::{LeafIndex, TreeSize};
 use verdict_core::tile::TileKind;
 
@@ -68,7 +71,8 @@ struct Faults {
     plan: FaultPlan,
     calls: u64,
     injected: u64,
-    rng: u64,
+    /// Seeded by [`FaultPlan::Random`].
+    rng: Option<StdRng>,
 }
 
 /// In-memory storage with fault injection. See the module docs.
@@ -76,15 +80,6 @@ struct Faults {
 pub struct MemStorage {
     data: Mutex<Data>,
     faults: Mutex<Faults>,
-}
-
-/// splitmix64: a tiny, good-enough generator for choosing faults.
-fn splitmix64(state: &mut u64) -> u64 {
-    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    let mut z = *state;
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -105,7 +100,7 @@ impl MemStorage {
     pub fn set_plan(&self, plan: FaultPlan) {
         let mut faults = lock(&self.faults);
         if let FaultPlan::Random { seed, .. } = plan {
-            faults.rng = seed;
+            faults.rng = Some(StdRng::seed_from_u64(seed));
         }
         faults.plan = plan;
     }
@@ -129,7 +124,10 @@ impl MemStorage {
             FaultPlan::Never => None,
             FaultPlan::AtCall { call: at, mode } => (at == call).then_some(mode),
             FaultPlan::Random { one_in, .. } => {
-                let draw = splitmix64(&mut faults.rng);
+                let draw = faults
+                    .rng
+                    .get_or_insert_with(|| StdRng::seed_from_u64(0))
+                    .next_u64();
                 let fail = one_in <= 1 || draw.is_multiple_of(u64::from(one_in));
                 let mode = if draw >> 63 == 0 {
                     FaultMode::FailNotPersisted

@@ -34,7 +34,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::Transactional as _;
 use verdict_core::merkle::{leaf_hash, root_of, Hash, LeafIndex, TreeSize};
-use verdict_core::tile::{TileKind, TILE_WIDTH};
+use verdict_core::tile::{bundle_entries, EntrySlot, TileKind, TILE_WIDTH};
 
 use crate::storage::cache::TileCache;
 use crate::storage::files::{FullTile, TileFiles};
@@ -71,24 +71,19 @@ fn corrupt(reason: &'static str) -> StorageError {
     }
 }
 
-/// The leaf hashes of a full entry bundle, as the bytes of its level-0 hash tile.
+/// The leaf hashes of a full entry bundle, as the bytes of its level-0 hash tile. The bundle is
+/// read with core's codec (spec `tiles.md` §4) and must hold exactly 256 entries.
 fn bundle_leaf_hashes(bytes: &[u8]) -> Result<Vec<u8>, StorageError> {
     let mut out = Vec::with_capacity(usize::from(TILE_WIDTH) * Hash::LEN);
-    let mut rest = bytes;
-    for _ in 0..TILE_WIDTH {
-        let (len, tail) = rest
-            .split_at_checked(2)
-            .ok_or(corrupt("truncated entry bundle"))?;
-        let len = usize::from(u16::from_be_bytes(
-            <[u8; 2]>::try_from(len).map_err(|_| corrupt("truncated entry bundle"))?,
-        ));
-        let (entry, tail) = tail
-            .split_at_checked(len)
-            .ok_or(corrupt("truncated entry bundle"))?;
+    let mut entries = bundle_entries(bytes);
+    for entry in entries.by_ref().take(usize::from(TILE_WIDTH)) {
+        let entry = entry.map_err(|_| corrupt("truncated entry bundle"))?;
         out.extend_from_slice(&leaf_hash(entry).0);
-        rest = tail;
     }
-    if !rest.is_empty() {
+    if out.len() < usize::from(TILE_WIDTH) * Hash::LEN {
+        return Err(corrupt("truncated entry bundle"));
+    }
+    if entries.next().is_some() {
         return Err(corrupt("entry bundle holds more than 256 entries"));
     }
     Ok(out)
@@ -247,7 +242,7 @@ impl SledStorage {
     /// # Errors
     /// [`StorageError::Corrupt`] when the parent covers the tile and the bytes differ.
     fn covered(&self, kind: TileKind, index: u64, bytes: &[u8]) -> Result<bool, StorageError> {
-        let (parent, position, expected) = match kind {
+        let (parent, slot, expected) = match kind {
             TileKind::Entries => (
                 TileKind::Hashes { level: 0 },
                 None,
@@ -262,24 +257,21 @@ impl SledStorage {
                     .map(Hash::from_slice)
                     .collect::<Result<Vec<_>, _>>()
                     .map_err(|_| corrupt("hash tile length"))?;
-                let position = usize::try_from(index % u64::from(TILE_WIDTH)).unwrap_or(0);
+                // The tile's root is hash `index` of the parent level: it sits in parent tile
+                // `index / 256` at `index mod 256`, the same arithmetic as an entry's slot.
                 (
                     TileKind::Hashes { level: level + 1 },
-                    Some(position),
+                    Some(EntrySlot::of(LeafIndex(index))),
                     root_of(&hashes).0.to_vec(),
                 )
             }
         };
-        let parent_index = match position {
-            None => index,
-            Some(_) => index / u64::from(TILE_WIDTH),
+        let (parent_index, start, width_needed) = match slot {
+            None => (index, 0, TILE_WIDTH),
+            Some(s) => (s.bundle, s.position * Hash::LEN, s.min_width()),
         };
         let Some(parent_tile) = self.read_tile(parent, parent_index)? else {
             return Ok(false);
-        };
-        let (start, width_needed) = match position {
-            None => (0, TILE_WIDTH),
-            Some(p) => (p * Hash::LEN, u16::try_from(p + 1).unwrap_or(TILE_WIDTH)),
         };
         if parent_tile.width < width_needed {
             return Ok(false);

@@ -163,7 +163,7 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(128))]
 
     #[test]
-    fn note_round_trip(text in note_text(), names in prop::collection::vec(key_name(), 1..4),
+    fn note_round_trip(text in note_text(), names in prop::collection::btree_set(key_name(), 1..4),
                        seed in any::<[u8; 32]>()) {
         let mut note = Note::new(&text).unwrap();
         let signers: Vec<Signer> = names

@@ -612,7 +612,19 @@ async fn full_disk_is_503_with_retry_after_then_recovers_over_http() {
         assert!(Instant::now() < deadline, "no recovery: {:?}", r.json());
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    assert_eq!(s.get("/health").await.status, StatusCode::OK);
+    // /health turns green once the sequencer has integrated and re-signed after recovery.
+    loop {
+        let h = s.get("/health").await;
+        if h.status == StatusCode::OK {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "health did not recover: {:?}",
+            h.json()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     assert!(s.log_size() > size_before);
     s.state.log.shutdown().await.unwrap();
     drop(s);

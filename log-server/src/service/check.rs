@@ -129,11 +129,7 @@ pub async fn check(
         .map_err(|_| ServiceError::BadRequest {
             detail: "salt must be 64 hex digits".to_owned(),
         })?;
-    if !body.action.is_object() {
-        return Err(ServiceError::InvalidAction {
-            detail: "action must be a json object".to_owned(),
-        });
-    }
+    require_object(&body.action)?;
     let approvals = body.approvals;
     // An escalated request resubmitted (with approvals) after a new version of its policy was
     // registered is decided under the version it was first decided under (issue 11).
@@ -225,11 +221,7 @@ pub async fn screen(
     let started = Instant::now();
     let policy = resolve(ctx, &body.policy)?;
     let request_id = request_id(body.request_id)?;
-    if !body.action.is_object() {
-        return Err(ServiceError::InvalidAction {
-            detail: "action must be a json object".to_owned(),
-        });
-    }
+    require_object(&body.action)?;
     let screen_started = Instant::now();
     let screen = verdict_checker::screen(&policy, &body.action).map_err(check_error)?;
     ctx.metrics.screen.observe(screen_started.elapsed());
@@ -330,6 +322,17 @@ fn mix_salt(server: Salt, client: Salt) -> Salt {
     h.update(server.0);
     h.update(client.0);
     Salt(h.finalize().into())
+}
+
+/// An action is a JSON object (spec `decision-semantics.md` §3); anything else is 4xx.
+fn require_object(action: &serde_json::Value) -> Result<(), ServiceError> {
+    if action.is_object() {
+        Ok(())
+    } else {
+        Err(ServiceError::InvalidAction {
+            detail: "action must be a json object".to_owned(),
+        })
+    }
 }
 
 fn check_error(e: CheckError) -> ServiceError {

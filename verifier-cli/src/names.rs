@@ -57,12 +57,23 @@ mod tests {
             Check::Rollback,
             Check::Fork,
             Check::Tiles,
+            Check::Cosignature,
+            Check::WitnessQuorum,
+            Check::PolicyCommitment,
+            Check::PolicyRegistration,
         ];
-        let names = serde_json::json!({
-            "decision": decisions().into_iter().map(decision_name).collect::<Vec<_>>(),
-            "kind": kinds.into_iter().map(kind_name).collect::<Vec<_>>(),
-            "check": checks.into_iter().map(Check::name).collect::<Vec<_>>(),
-        });
+        // A BTreeMap, not `json!`: serde_json's `preserve_order` feature is switched on by other
+        // crates in a workspace build, and the key order must not depend on who else is built.
+        let names: std::collections::BTreeMap<&str, Vec<&str>> = [
+            (
+                "decision",
+                decisions().into_iter().map(decision_name).collect(),
+            ),
+            ("kind", kinds.into_iter().map(kind_name).collect()),
+            ("check", checks.into_iter().map(Check::name).collect()),
+        ]
+        .into_iter()
+        .collect();
         insta::assert_json_snapshot!("output_names", names);
         // `--json` serialises a check with the same name.
         for c in checks {

@@ -18,6 +18,7 @@
 pub mod bundle;
 mod cbor;
 pub mod checkpoint;
+mod cose;
 pub mod cosignature;
 pub mod merkle;
 pub mod note;

@@ -40,10 +40,11 @@
 //! ```
 
 use crate::merkle::Hash;
-use coset::{iana, CoseSign1, CoseSign1Builder, HeaderBuilder};
+use coset::CoseSign1;
 use sha2::{Digest as _, Sha256};
 
 use crate::cbor;
+use crate::cose;
 use crate::note::{KeyId, Signer, Verifier};
 
 /// Maximum size of an encoded receipt: it must fit one entry of a tile bundle.
@@ -231,77 +232,12 @@ fn malformed(reason: impl Into<String>) -> ReceiptError {
     }
 }
 
-/// Build the COSE_Sign1 of a statement payload, with `signature` still to be set.
-fn envelope(key_id: KeyId, payload: Vec<u8>) -> CoseSign1Builder {
-    let protected = HeaderBuilder::new()
-        .algorithm(iana::Algorithm::EdDSA)
-        .key_id(key_id.0.to_vec())
-        .build();
-    CoseSign1Builder::new()
-        .protected(protected)
-        .payload(payload)
-}
-
-fn to_tagged_bytes(sign1: CoseSign1) -> Result<Vec<u8>, ReceiptError> {
-    use coset::TaggedCborSerializable as _;
-    let bytes = sign1
-        .to_tagged_vec()
-        .map_err(|e| malformed(format!("cose encoding failed: {e}")))?;
-    if bytes.len() > MAX_RECEIPT_SIZE {
-        return Err(ReceiptError::TooLarge { len: bytes.len() });
-    }
-    Ok(bytes)
-}
-
 /// Decode and check everything but the signature; also return the COSE structure for its
 /// to-be-signed bytes.
 fn decode_inner(bytes: &[u8]) -> Result<(Receipt, CoseSign1), ReceiptError> {
-    use coset::AsCborValue as _;
-    if bytes.len() > MAX_RECEIPT_SIZE {
-        return Err(ReceiptError::TooLarge { len: bytes.len() });
-    }
-    let ciborium::value::Value::Tag(tag, inner) = cbor::read_one(bytes)? else {
-        return Err(malformed("not a tagged cose_sign1"));
-    };
-    if tag != <CoseSign1 as coset::TaggedCborSerializable>::TAG {
-        return Err(malformed(format!("cbor tag {tag} is not cose_sign1 (18)")));
-    }
-    let sign1 = CoseSign1::from_cbor_value(*inner)
-        .map_err(|e| malformed(format!("not a cose_sign1: {e}")))?;
-    let header = &sign1.protected.header;
-    if let Some(label) = header.crit.first() {
-        return Err(ReceiptError::UnknownCritical {
-            field: format!("header {label:?}"),
-        });
-    }
-    if !sign1.unprotected.crit.is_empty() {
-        return Err(ReceiptError::UnknownCritical {
-            field: "crit in unprotected header".into(),
-        });
-    }
-    if header.alg != Some(coset::Algorithm::Assigned(iana::Algorithm::EdDSA)) {
-        return Err(ReceiptError::UnsupportedAlgorithm);
-    }
-    let key_id = <[u8; 4]>::try_from(header.key_id.as_slice())
-        .map(KeyId)
-        .map_err(|_| malformed("kid is not 4 bytes"))?;
-    let mut expected = header.clone();
-    expected.alg = None;
-    expected.key_id.clear();
-    if !expected.is_empty() {
-        return Err(malformed("unexpected protected header parameter"));
-    }
-    if !sign1.unprotected.is_empty() {
-        return Err(malformed("unprotected header is not empty"));
-    }
-    let payload = sign1
-        .payload
-        .as_deref()
-        .ok_or(malformed("detached payload"))?;
+    let sign1 = cose::parse_sign1(bytes)?;
+    let (key_id, payload) = cose::check_envelope(&sign1, None)?;
     let statement = Statement::from_cbor(payload)?;
-    if sign1.signature.len() != ed25519_dalek::SIGNATURE_LENGTH {
-        return Err(malformed("signature is not 64 bytes"));
-    }
     let receipt = Receipt {
         statement,
         key_id,
@@ -325,10 +261,10 @@ impl Receipt {
         if statement.checker_key_id != signer.key_id() {
             return Err(ReceiptError::KeyIdMismatch);
         }
-        let sign1 = envelope(statement.checker_key_id, statement.to_cbor()?)
+        let sign1 = cose::envelope(statement.checker_key_id, None, statement.to_cbor()?)
             .create_signature(&[], |tbs| signer.sign_raw(tbs).to_vec())
             .build();
-        to_tagged_bytes(sign1)
+        cose::to_tagged_bytes(sign1)
     }
 
     /// Re-encode a decoded receipt; for a receipt returned by [`Receipt::decode`] this gives
@@ -337,10 +273,10 @@ impl Receipt {
     /// # Errors
     /// [`ReceiptError::Malformed`] or [`ReceiptError::TooLarge`].
     pub fn encode(&self) -> Result<Vec<u8>, ReceiptError> {
-        let sign1 = envelope(self.key_id, self.statement.to_cbor()?)
+        let sign1 = cose::envelope(self.key_id, None, self.statement.to_cbor()?)
             .signature(self.signature.clone())
             .build();
-        to_tagged_bytes(sign1)
+        cose::to_tagged_bytes(sign1)
     }
 
     /// Decode without verifying (for `verdict inspect`). Checks, in order (spec `receipt.md`
@@ -364,26 +300,13 @@ impl Receipt {
         checker_keys: &[Verifier],
     ) -> Result<VerifiedReceipt, ReceiptError> {
         let (receipt, sign1) = decode_inner(bytes)?;
-        let mut candidates = checker_keys
-            .iter()
-            .filter(|k| k.key_id() == receipt.key_id)
-            .peekable();
-        if candidates.peek().is_none() {
-            return Err(ReceiptError::UntrustedKey {
-                key_id: receipt.key_id,
-            });
-        }
-        if receipt.statement.checker_key_id != receipt.key_id {
-            return Err(ReceiptError::KeyIdMismatch);
-        }
-        let tbs = sign1.tbs_data(&[]);
-        if candidates.any(|k| k.verify_raw(&tbs, &receipt.signature).is_ok()) {
-            Ok(VerifiedReceipt { receipt })
-        } else {
-            Err(ReceiptError::BadSignature {
-                key_id: receipt.key_id,
-            })
-        }
+        cose::verify(
+            &sign1,
+            receipt.key_id,
+            receipt.statement.checker_key_id,
+            checker_keys,
+        )?;
+        Ok(VerifiedReceipt { receipt })
     }
 }
 

@@ -38,9 +38,10 @@
 //! ```
 
 use ciborium::value::{Integer, Value};
-use coset::{iana, CoseSign1, CoseSign1Builder, HeaderBuilder};
+use coset::CoseSign1;
 
 use crate::cbor;
+use crate::cose;
 use crate::merkle::Hash;
 use crate::note::{KeyId, Signer, Verifier};
 use crate::receipt::{ReceiptError, MAX_RECEIPT_SIZE};
@@ -336,47 +337,10 @@ impl PolicyRecord {
     }
 }
 
-fn envelope(key_id: KeyId, payload: Vec<u8>) -> CoseSign1Builder {
-    let protected = HeaderBuilder::new()
-        .algorithm(iana::Algorithm::EdDSA)
-        .content_type(CONTENT_TYPE.to_owned())
-        .key_id(key_id.0.to_vec())
-        .build();
-    CoseSign1Builder::new()
-        .protected(protected)
-        .payload(payload)
-}
-
-fn to_tagged_bytes(sign1: CoseSign1) -> Result<Vec<u8>, ReceiptError> {
-    use coset::TaggedCborSerializable as _;
-    let bytes = sign1
-        .to_tagged_vec()
-        .map_err(|e| malformed(format!("cose encoding failed: {e}")))?;
-    if bytes.len() > MAX_RECEIPT_SIZE {
-        return Err(ReceiptError::TooLarge { len: bytes.len() });
-    }
-    Ok(bytes)
-}
-
-/// Parse a tagged COSE_Sign1 (size bound, one item, tag 18).
-fn parse_sign1(bytes: &[u8]) -> Result<CoseSign1, ReceiptError> {
-    use coset::AsCborValue as _;
-    if bytes.len() > MAX_RECEIPT_SIZE {
-        return Err(ReceiptError::TooLarge { len: bytes.len() });
-    }
-    let Value::Tag(tag, inner) = cbor::read_one(bytes)? else {
-        return Err(malformed("not a tagged cose_sign1"));
-    };
-    if tag != <CoseSign1 as coset::TaggedCborSerializable>::TAG {
-        return Err(malformed(format!("cbor tag {tag} is not cose_sign1 (18)")));
-    }
-    CoseSign1::from_cbor_value(*inner).map_err(|e| malformed(format!("not a cose_sign1: {e}")))
-}
-
 /// Classify a log entry by its COSE protected header (spec `policy-statement.md` §2). Only the
 /// header is looked at; decode the entry to check the rest.
 pub fn entry_type(bytes: &[u8]) -> EntryType {
-    let Ok(sign1) = parse_sign1(bytes) else {
+    let Ok(sign1) = cose::parse_sign1(bytes) else {
         return EntryType::Unknown;
     };
     match &sign1.protected.header.content_type {
@@ -387,40 +351,9 @@ pub fn entry_type(bytes: &[u8]) -> EntryType {
 }
 
 fn decode_inner(bytes: &[u8]) -> Result<(PolicyStatement, CoseSign1), ReceiptError> {
-    let sign1 = parse_sign1(bytes)?;
-    let header = &sign1.protected.header;
-    if !header.crit.is_empty() || !sign1.unprotected.crit.is_empty() {
-        return Err(ReceiptError::UnknownCritical {
-            field: "crit header".into(),
-        });
-    }
-    if header.alg != Some(coset::Algorithm::Assigned(iana::Algorithm::EdDSA)) {
-        return Err(ReceiptError::UnsupportedAlgorithm);
-    }
-    if header.content_type != Some(coset::ContentType::Text(CONTENT_TYPE.to_owned())) {
-        return Err(malformed("content type is not a policy statement"));
-    }
-    let key_id = <[u8; 4]>::try_from(header.key_id.as_slice())
-        .map(KeyId)
-        .map_err(|_| malformed("kid is not 4 bytes"))?;
-    let mut rest = header.clone();
-    rest.alg = None;
-    rest.content_type = None;
-    rest.key_id.clear();
-    if !rest.is_empty() {
-        return Err(malformed("unexpected protected header parameter"));
-    }
-    if !sign1.unprotected.is_empty() {
-        return Err(malformed("unprotected header is not empty"));
-    }
-    let payload = sign1
-        .payload
-        .as_deref()
-        .ok_or(malformed("detached payload"))?;
+    let sign1 = cose::parse_sign1(bytes)?;
+    let (key_id, payload) = cose::check_envelope(&sign1, Some(CONTENT_TYPE))?;
     let record = PolicyRecord::from_cbor(payload)?;
-    if sign1.signature.len() != ed25519_dalek::SIGNATURE_LENGTH {
-        return Err(malformed("signature is not 64 bytes"));
-    }
     let statement = PolicyStatement {
         record,
         key_id,
@@ -442,10 +375,10 @@ impl PolicyStatement {
         if record.checker_key_id != signer.key_id() {
             return Err(ReceiptError::KeyIdMismatch);
         }
-        let sign1 = envelope(record.checker_key_id, record.to_cbor()?)
+        let sign1 = cose::envelope(record.checker_key_id, Some(CONTENT_TYPE), record.to_cbor()?)
             .create_signature(&[], |tbs| signer.sign_raw(tbs).to_vec())
             .build();
-        to_tagged_bytes(sign1)
+        cose::to_tagged_bytes(sign1)
     }
 
     /// Re-encode; gives back exactly the bytes a statement was decoded from.
@@ -453,10 +386,10 @@ impl PolicyStatement {
     /// # Errors
     /// As [`PolicyRecord::to_cbor`].
     pub fn encode(&self) -> Result<Vec<u8>, ReceiptError> {
-        let sign1 = envelope(self.key_id, self.record.to_cbor()?)
+        let sign1 = cose::envelope(self.key_id, Some(CONTENT_TYPE), self.record.to_cbor()?)
             .signature(self.signature.clone())
             .build();
-        to_tagged_bytes(sign1)
+        cose::to_tagged_bytes(sign1)
     }
 
     /// Decode without verifying. Checks (spec §5): size, one CBOR item without trailing data,
@@ -479,26 +412,13 @@ impl PolicyStatement {
         checker_keys: &[Verifier],
     ) -> Result<VerifiedPolicyStatement, ReceiptError> {
         let (statement, sign1) = decode_inner(bytes)?;
-        let mut candidates = checker_keys
-            .iter()
-            .filter(|k| k.key_id() == statement.key_id)
-            .peekable();
-        if candidates.peek().is_none() {
-            return Err(ReceiptError::UntrustedKey {
-                key_id: statement.key_id,
-            });
-        }
-        if statement.record.checker_key_id != statement.key_id {
-            return Err(ReceiptError::KeyIdMismatch);
-        }
-        let tbs = sign1.tbs_data(&[]);
-        if candidates.any(|k| k.verify_raw(&tbs, &statement.signature).is_ok()) {
-            Ok(VerifiedPolicyStatement { statement })
-        } else {
-            Err(ReceiptError::BadSignature {
-                key_id: statement.key_id,
-            })
-        }
+        cose::verify(
+            &sign1,
+            statement.key_id,
+            statement.record.checker_key_id,
+            checker_keys,
+        )?;
+        Ok(VerifiedPolicyStatement { statement })
     }
 }
 

@@ -26,12 +26,10 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-use base64::Engine as _;
-use sha2::{Digest as _, Sha256};
 
 use crate::checkpoint::Checkpoint;
 use crate::note::{KeyId, Note, NoteSignature};
-use crate::note_key::check_name;
+use crate::note_key::{check_name, decode_typed_key, parse_key_id, typed_key_base64};
 
 /// Signature type byte of Ed25519 `cosignature/v1` keys (c2sp.org/tlog-cosignature).
 pub const COSIGNATURE_V1_TYPE: u8 = 0x04;
@@ -91,13 +89,7 @@ pub enum CosignatureError {
 
 /// The `cosignature/v1` key id: `SHA-256(name ‖ 0x0A ‖ 0x04 ‖ public key)[..4]`.
 pub fn key_id(name: &str, key: &ed25519_dalek::VerifyingKey) -> KeyId {
-    let mut h = Sha256::new();
-    h.update(name.as_bytes());
-    h.update([0x0A, COSIGNATURE_V1_TYPE]);
-    h.update(key.as_bytes());
-    let digest: [u8; 32] = h.finalize().into();
-    let [a, b, c, d, ..] = digest;
-    KeyId([a, b, c, d])
+    KeyId::typed(name, COSIGNATURE_V1_TYPE, key)
 }
 
 /// The message a `cosignature/v1` signs: `cosignature/v1\ntime <timestamp>\n<body>`, the
@@ -215,7 +207,7 @@ impl CosignerKey {
         let (Some(name), Some(id), Some(key)) = (parts.next(), parts.next(), parts.next()) else {
             return Err(bad("verifier key needs three '+'-separated fields"));
         };
-        let id = parse_key_id(id)?;
+        let id = parse_key_id(id).map_err(malformed_key)?;
         let key = decode_key(key, &[COSIGNATURE_V1_TYPE])?.1;
         let key = ed25519_dalek::VerifyingKey::from_bytes(&key)
             .map_err(|_| bad("not an ed25519 public key"))?;
@@ -285,7 +277,7 @@ impl std::fmt::Display for CosignerKey {
             "{}+{}+{}",
             self.name,
             self.key_id,
-            typed_key_base64(self.key.as_bytes())
+            typed_key_base64(COSIGNATURE_V1_TYPE, self.key.as_bytes())
         )
     }
 }
@@ -381,7 +373,7 @@ impl Cosigner {
         ) else {
             return Err(bad("private key must be PRIVATE+KEY+<name>+<id>+<key>"));
         };
-        let id = parse_key_id(id)?;
+        let id = parse_key_id(id).map_err(malformed_key)?;
         let (kind, seed) = decode_key(key, &[COSIGNATURE_V1_TYPE, crate::note::ED25519_TYPE])?;
         let cosigner = Cosigner::new(name, ed25519_dalek::SigningKey::from_bytes(&seed))?;
         let public = cosigner.key.verifying_key();
@@ -402,7 +394,7 @@ impl Cosigner {
             "PRIVATE+KEY+{}+{}+{}",
             self.name,
             self.key_id(),
-            typed_key_base64(self.key.as_bytes())
+            typed_key_base64(COSIGNATURE_V1_TYPE, self.key.as_bytes())
         )
     }
 
@@ -450,38 +442,14 @@ impl Cosigner {
     }
 }
 
-/// Parse the 8 lowercase hex digits of a key id.
-fn parse_key_id(text: &str) -> Result<KeyId, CosignatureError> {
-    let bad = CosignatureError::MalformedKey {
-        reason: "key id is not 8 lowercase hex digits",
-    };
-    if text.len() != 8 || !text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
-        return Err(bad);
-    }
-    let mut id = [0u8; 4];
-    hex::decode_to_slice(text, &mut id).map_err(|_| bad)?;
-    Ok(KeyId(id))
+fn malformed_key(reason: &'static str) -> CosignatureError {
+    CosignatureError::MalformedKey { reason }
 }
 
-/// Decode `base64(type ‖ 32 bytes)` with a type among `types`.
+/// Decode `base64(type ‖ 32 bytes)` with a type among `types` (spec `witness.md`).
 fn decode_key(text: &str, types: &[u8]) -> Result<(u8, [u8; 32]), CosignatureError> {
-    let bad = |reason| CosignatureError::MalformedKey { reason };
-    let raw = base64::engine::general_purpose::STANDARD
-        .decode(text)
-        .map_err(|_| bad("key is not base64"))?;
-    let (kind, key) = raw.split_first().ok_or(bad("empty key"))?;
-    if !types.contains(kind) {
-        return Err(bad("signature type is not 0x04 (cosignature/v1)"));
-    }
-    let key = <[u8; 32]>::try_from(key).map_err(|_| bad("ed25519 key is not 32 bytes"))?;
-    Ok((*kind, key))
-}
-
-fn typed_key_base64(key: &[u8; 32]) -> String {
-    let mut raw = Vec::with_capacity(33);
-    raw.push(COSIGNATURE_V1_TYPE);
-    raw.extend_from_slice(key);
-    base64::engine::general_purpose::STANDARD.encode(raw)
+    decode_typed_key(text, types, "signature type is not 0x04 (cosignature/v1)")
+        .map_err(malformed_key)
 }
 
 #[cfg(test)]

@@ -19,9 +19,15 @@ impl std::fmt::Display for KeyId {
 impl KeyId {
     /// The Ed25519 key id of `name` and `key` (spec `note-and-checkpoint.md` §2).
     pub fn ed25519(name: &str, key: &ed25519_dalek::VerifyingKey) -> Self {
+        Self::typed(name, ED25519_TYPE, key)
+    }
+
+    /// `SHA-256(name ‖ 0x0A ‖ type ‖ public key)[..4]`, for signature type `kind` (0x01 for
+    /// Ed25519 note signatures, 0x04 for `cosignature/v1`).
+    pub(crate) fn typed(name: &str, kind: u8, key: &ed25519_dalek::VerifyingKey) -> Self {
         let mut h = Sha256::new();
         h.update(name.as_bytes());
-        h.update([0x0A, ED25519_TYPE]);
+        h.update([0x0A, kind]);
         h.update(key.as_bytes());
         let digest: [u8; 32] = h.finalize().into();
         let [a, b, c, d, ..] = digest;
@@ -50,31 +56,27 @@ pub(crate) fn check_name(name: &str) -> Result<(), NoteError> {
     Ok(())
 }
 
-/// Decode `base64(0x01 ‖ 32 bytes)` of a key string.
-fn decode_typed_key(text: &str) -> Result<[u8; 32], NoteError> {
+/// Decode `base64(type ‖ 32 bytes)` of a key string, the type among `types` (else the error is
+/// `wrong_type`); the error is the reason, for the caller's `MalformedKey`.
+pub(crate) fn decode_typed_key(
+    text: &str,
+    types: &[u8],
+    wrong_type: &'static str,
+) -> Result<(u8, [u8; 32]), &'static str> {
     let raw = base64::engine::general_purpose::STANDARD
         .decode(text)
-        .map_err(|_| NoteError::MalformedKey {
-            reason: "key is not base64",
-        })?;
-    let (alg, key) = raw.split_first().ok_or(NoteError::MalformedKey {
-        reason: "empty key",
-    })?;
-    if *alg != ED25519_TYPE {
-        return Err(NoteError::MalformedKey {
-            reason: "unknown signature type",
-        });
+        .map_err(|_| "key is not base64")?;
+    let (kind, key) = raw.split_first().ok_or("empty key")?;
+    if !types.contains(kind) {
+        return Err(wrong_type);
     }
-    <[u8; 32]>::try_from(key).map_err(|_| NoteError::MalformedKey {
-        reason: "ed25519 key is not 32 bytes",
-    })
+    let key = <[u8; 32]>::try_from(key).map_err(|_| "ed25519 key is not 32 bytes")?;
+    Ok((*kind, key))
 }
 
 /// Parse the 8 lowercase hex digits of a key id.
-fn parse_key_id(text: &str) -> Result<KeyId, NoteError> {
-    let bad = NoteError::MalformedKey {
-        reason: "key id is not 8 lowercase hex digits",
-    };
+pub(crate) fn parse_key_id(text: &str) -> Result<KeyId, &'static str> {
+    let bad = "key id is not 8 lowercase hex digits";
     if text.len() != 8 || !text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
         return Err(bad);
     }
@@ -83,9 +85,10 @@ fn parse_key_id(text: &str) -> Result<KeyId, NoteError> {
     Ok(KeyId(id))
 }
 
-fn typed_key_base64(key: &[u8; 32]) -> String {
+/// `base64(type ‖ key)`.
+pub(crate) fn typed_key_base64(kind: u8, key: &[u8; 32]) -> String {
     let mut raw = Vec::with_capacity(33);
-    raw.push(ED25519_TYPE);
+    raw.push(kind);
     raw.extend_from_slice(key);
     base64::engine::general_purpose::STANDARD.encode(raw)
 }
@@ -125,8 +128,10 @@ impl Verifier {
             });
         };
         check_name(name)?;
-        let id = parse_key_id(id)?;
-        let key = decode_typed_key(key)?;
+        let id = parse_key_id(id).map_err(|reason| NoteError::MalformedKey { reason })?;
+        let key = decode_typed_key(key, &[ED25519_TYPE], "unknown signature type")
+            .map_err(|reason| NoteError::MalformedKey { reason })?
+            .1;
         let key =
             ed25519_dalek::VerifyingKey::from_bytes(&key).map_err(|_| NoteError::MalformedKey {
                 reason: "not an ed25519 public key",
@@ -180,7 +185,7 @@ impl std::fmt::Display for Verifier {
             "{}+{}+{}",
             self.name,
             self.key_id,
-            typed_key_base64(self.key.as_bytes())
+            typed_key_base64(ED25519_TYPE, self.key.as_bytes())
         )
     }
 }
@@ -244,8 +249,10 @@ impl Signer {
             });
         };
         check_name(name)?;
-        let id = parse_key_id(id)?;
-        let seed = decode_typed_key(key)?;
+        let id = parse_key_id(id).map_err(|reason| NoteError::MalformedKey { reason })?;
+        let seed = decode_typed_key(key, &[ED25519_TYPE], "unknown signature type")
+            .map_err(|reason| NoteError::MalformedKey { reason })?
+            .1;
         let signer = Signer::new(name, ed25519_dalek::SigningKey::from_bytes(&seed))?;
         if signer.verifier().key_id != id {
             return Err(NoteError::MalformedKey {
@@ -261,7 +268,7 @@ impl Signer {
             "PRIVATE+KEY+{}+{}+{}",
             self.name,
             self.key_id(),
-            typed_key_base64(self.key.as_bytes())
+            typed_key_base64(ED25519_TYPE, self.key.as_bytes())
         )
     }
 

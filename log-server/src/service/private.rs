@@ -1,4 +1,5 @@
-//! Private records: the raw action, its salt, the request id, the agent name and the policy commitment of each
+//! Private records: the action as received with token values reduced to their presence
+//! (`true`; spec `policy-language.md`: a token's value is never stored), its salt, the request id, the agent name and the policy commitment of each
 //! logged decision, kept beside the log entry in the private store. Only the auditor endpoint
 //! (`GET /v1/private/actions/{index}`) serves them, and the request-id window is restored from
 //! them at start ([`super::request_ids::RequestIds::restore`]).
@@ -15,7 +16,8 @@ use crate::log::Log;
 /// `serde_json::json!` object.
 #[derive(serde::Serialize, serde::Deserialize)]
 pub(crate) struct PrivateRecord<'a> {
-    /// The raw action as received.
+    /// The action as received, with the value of every `token` variable replaced by `true`
+    /// (its presence), as in the canonical action.
     pub(crate) action: std::borrow::Cow<'a, serde_json::Value>,
     /// Name of the agent token that asked for the decision (absent in records written before
     /// roles existed).

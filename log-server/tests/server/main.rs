@@ -1,5 +1,7 @@
 //! Integration tests of `verdict-log-server`: one binary, sub-modules by concern.
 //!
+//! - `action_input`: strict action parsing (null, duplicate keys, size and string limits, `-0`,
+//!   tokens never echoed nor stored in the private record);
 //! - `api`: router tests through `tower::ServiceExt::oneshot` with a real sled log in a
 //!   tempdir, the real checker pool and real keys;
 //! - `bad_input` (cases in `bad_input_cases`, `bad_input_writes`, `bad_input_check`): the bad-input suite over every endpoint (each
@@ -23,6 +25,7 @@
     reason = "tests"
 )]
 
+mod action_input;
 mod api;
 mod bad_input;
 mod bad_input_cases;

@@ -9,6 +9,7 @@
 //! - [`integrity`]: a restored backup under a newer checkpoint lock is refused (exit 3); a
 //!   damaged store is refused (exit 1 or 3) or served consistently;
 //! - [`soak`]: the short crash soak (kill -9 and restart, nothing acknowledged lost);
+//! - [`at_rest`]: under umask 022 the data directory is 0700/0600 and holds no token value;
 //! - [`secrets`]: no public endpoint returns a secret value, salt, policy text or token;
 //! - [`policies`]: 50 concurrent policy registrations survive kill -9 (issue 11).
 #![allow(
@@ -19,6 +20,7 @@
     reason = "tests"
 )]
 
+mod at_rest;
 mod audit;
 mod audit_faults;
 mod flow;

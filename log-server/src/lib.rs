@@ -247,7 +247,7 @@ pub async fn start(config: &Config) -> Result<Started, StartError> {
     let ctx = service::policies::RegisterContext {
         log: &log,
         checker_key: &keys.checker,
-        analysis_timeout: config.check_timeout(),
+        analysis_timeout: config.analysis_timeout(),
     };
     let loaded_policies = if config.policies_dir.is_dir() {
         policies.register_dir(ctx, &config.policies_dir).await?

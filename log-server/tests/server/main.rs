@@ -7,6 +7,8 @@
 //! - `bad_input` (cases in `bad_input_cases`, `bad_input_writes`, `bad_input_check`): the bad-input suite over every endpoint (each
 //!   case a documented 4xx with `{error, message}`, no change to the log, the server still
 //!   serving; case counts per endpoint printed);
+//! - `deadline`: analysis bound at registration (422, not registered) and one deadline per
+//!   decision (answered and logged fail-closed) on the chain-1000 fixture;
 //! - `integrity`: the checkpoint lock (a restored store is refused), random corruption of the
 //!   sled store and tile files (no panic, no fork, no wrong entry), a full disk on a tmpfs
 //!   (recovery without restart, no acknowledged entry lost);
@@ -31,6 +33,7 @@ mod bad_input;
 mod bad_input_cases;
 mod bad_input_check;
 mod bad_input_writes;
+mod deadline;
 mod integrity;
 mod log_faults;
 mod log_props;

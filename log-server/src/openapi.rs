@@ -167,7 +167,7 @@ pub fn document() -> Value {
                         m.insert("201".into(), json_ref("Registered and logged.", "Registered"));
                         m.insert("403".into(), error_response("Not the admin token (agent and auditor tokens may not change policies)."));
                         m.insert("409".into(), error_response("policy_conflict: the version is registered with other text, or is not greater than the current version."));
-                        m.insert("422".into(), error_response("invalid_policy: does not compile (line and column given) or the version is not semantic; policy_has_errors: error-level analysis findings without force=true."));
+                        m.insert("422".into(), error_response("invalid_policy: does not compile (line and column given) or the version is not semantic; policy_has_errors: error-level analysis findings without force=true (an analysis that cannot finish within analysis_timeout_ms is one, analysis-incomplete); nothing registered."));
                         m
                     })
                 },

@@ -25,7 +25,7 @@ pub async fn action(
     Path(index): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let index = parse_index(&index)?;
-    let record = private::record(&state.log, LeafIndex(index))?;
+    let record = private::record(&state.log, &state.policies, LeafIndex(index))?;
     Ok(Json(
         serde_json::json!({ "index": index, "record": record }),
     ))

@@ -7,6 +7,7 @@
 use verdict_checker::{CompiledPolicy, Outcome};
 use verdict_core::LeafIndex;
 
+use super::policies::PolicyRegistry;
 use super::ServiceError;
 use crate::log::Log;
 
@@ -55,17 +56,32 @@ pub(crate) fn encode_record(
     .map_err(ServiceError::internal)
 }
 
-/// The private record stored with entry `index`, as JSON.
+/// The private record stored with entry `index`, as JSON. A record written before token values
+/// were reduced to their presence (issue 13) is served with them reduced too, when its policy
+/// is registered: the endpoint never returns a token value.
 ///
 /// # Errors
 /// [`ServiceError::NotFound`] when there is none; [`ServiceError::Internal`] for storage errors
 /// or a record that is not JSON.
-pub fn record(log: &Log, index: LeafIndex) -> Result<serde_json::Value, ServiceError> {
+pub fn record(
+    log: &Log,
+    policies: &PolicyRegistry,
+    index: LeafIndex,
+) -> Result<serde_json::Value, ServiceError> {
     let record = log
         .private_record(index)
         .map_err(ServiceError::internal)?
         .ok_or_else(|| ServiceError::NotFound {
             what: format!("private record {}", index.0),
         })?;
-    serde_json::from_slice(&record).map_err(ServiceError::internal)
+    let mut value: serde_json::Value =
+        serde_json::from_slice(&record).map_err(ServiceError::internal)?;
+    let policy = value
+        .get("policy")
+        .and_then(serde_json::Value::as_str)
+        .and_then(|commitment| policies.resolve(commitment));
+    if let (Some(policy), Some(action)) = (policy, value.get_mut("action")) {
+        *action = super::check::redact_tokens(&policy, action);
+    }
+    Ok(value)
 }

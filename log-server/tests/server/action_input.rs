@@ -264,3 +264,45 @@ async fn the_private_record_keeps_only_a_tokens_presence() {
     assert_eq!(again.status, StatusCode::OK);
     assert_eq!(again.json()["index"], index);
 }
+
+/// A private record written before token values were reduced (an older version stored the raw
+/// action) is served with its token values reduced: the endpoint never returns one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_legacy_record_is_served_without_its_token_value() {
+    let s = server().await;
+    let d = s
+        .check(json!({"policy": POLICY, "action": {"destination": "internal", "record_count": 1}}))
+        .await
+        .json();
+    let commitment = d["policy"]["commitment"].as_str().unwrap();
+    let legacy = json!({
+        "action": {"destination": "external", "authorization_token": "LEGACYSECRET42"},
+        "canonical_action": r#"{"authorization_token":true,"destination":"external"}"#,
+        "policy": commitment,
+        "request_id": "legacy-1",
+        "salt": "00".repeat(32),
+    });
+    let index = s
+        .state
+        .log
+        .submit(
+            b"legacy entry".to_vec(),
+            Some(serde_json::to_vec(&legacy).unwrap()),
+        )
+        .await
+        .unwrap();
+    let r = s
+        .send(
+            Request::get(format!("/v1/private/actions/{}", index.0))
+                .header("authorization", format!("Bearer {}", s.auditor_token))
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let text = String::from_utf8_lossy(&r.body).into_owned();
+    assert!(!text.contains("LEGACYSECRET42"), "{text}");
+    let rec = r.json()["record"].clone();
+    assert_eq!(rec["action"]["authorization_token"], true);
+    assert_eq!(rec["action"]["destination"], "external");
+}

@@ -204,7 +204,7 @@ pub fn document() -> Value {
                 "responses": decision_responses(&[])
             }},
             "/v1/private/actions/{index}": { "get": {
-                "summary": "Raw action, salt and request id of a logged decision (auditor token).",
+                "summary": "Action (token values reduced to their presence, true), salt, request id and agent of a logged decision (auditor token).",
                 "security": bearer_auditor,
                 "parameters": [u64_param("index", "path", "Leaf index.")],
                 "responses": {

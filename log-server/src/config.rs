@@ -84,8 +84,18 @@ pub struct Config {
     pub max_pending: usize,
     /// Checker threads (each owns its Z3 context and warm solvers). Default 0 = number of CPUs.
     pub checker_threads: usize,
-    /// Solver timeout per decision in milliseconds; a timeout is a fail-closed deny. Default 2000.
+    /// Bound of one whole decision in milliseconds, counted from when the check is handed to
+    /// the checker pool (time queued for a checker thread, building a warm solver and every
+    /// solver call included). At the deadline the running solver call is interrupted and the
+    /// decision fails closed: a `deny` with `fail_closed: true`, logged and answered like any
+    /// decision; no work for it continues. Must be below `request_timeout_ms`. Default 2000.
     pub check_timeout_ms: u64,
+    /// Bound of the analysis of a policy at registration in milliseconds (all its solver
+    /// queries together). A policy whose analysis cannot finish in time is not registered (422
+    /// `policy_has_errors`, finding `analysis-incomplete`) unless registered with `force=true`,
+    /// which records the incomplete analysis as an error-level finding in the statement. Must
+    /// be below `request_timeout_ms`. Default 5000.
+    pub analysis_timeout_ms: u64,
     /// `GET /health` is 200 only while the latest checkpoint was signed within this many seconds.
     /// Default 30.
     pub health_max_age_secs: u64,
@@ -132,6 +142,7 @@ impl Default for Config {
             max_pending: 65_536,
             checker_threads: 0,
             check_timeout_ms: 2_000,
+            analysis_timeout_ms: 5_000,
             health_max_age_secs: 30,
             checkpoint_max_age_secs: 1,
             request_id_window: 100_000,
@@ -230,6 +241,23 @@ impl Config {
             "must be at least 1",
         )?;
         check(
+            self.analysis_timeout_ms >= 1,
+            "analysis_timeout_ms",
+            "must be at least 1",
+        )?;
+        // A decision or an analysis that outlived its request would go on burning CPU after
+        // the client has its 503 (issue 13): both bounds end before the request's.
+        check(
+            self.check_timeout_ms < self.request_timeout_ms,
+            "check_timeout_ms",
+            "must be below request_timeout_ms",
+        )?;
+        check(
+            self.analysis_timeout_ms < self.request_timeout_ms,
+            "analysis_timeout_ms",
+            "must be below request_timeout_ms",
+        )?;
+        check(
             self.checkpoint_max_age_secs <= 5,
             "checkpoint_max_age_secs",
             "must be at most 5",
@@ -273,9 +301,14 @@ impl Config {
         Duration::from_millis(self.header_read_timeout_ms)
     }
 
-    /// Solver timeout.
+    /// Bound of one whole decision.
     pub fn check_timeout(&self) -> Duration {
         Duration::from_millis(self.check_timeout_ms)
+    }
+
+    /// Bound of a policy's analysis at registration.
+    pub fn analysis_timeout(&self) -> Duration {
+        Duration::from_millis(self.analysis_timeout_ms)
     }
 
     /// Number of checker threads (resolving 0 to the CPU count).
@@ -347,6 +380,22 @@ mod tests {
         assert!(Config::from_toml_and_env("max_pending = \"x\"", Vec::new()).is_err());
         assert!(Config::from_toml_and_env("checkpoint_max_age_secs = 60", Vec::new()).is_err());
         assert!(Config::from_toml_and_env("origin = \"a b\"", Vec::new()).is_err());
+        // Work bounds end before the request's (issue 13).
+        for toml in [
+            "request_timeout_ms = 2000",
+            "request_timeout_ms = 1500\ncheck_timeout_ms = 1000",
+            "check_timeout_ms = 10000",
+        ] {
+            assert!(
+                Config::from_toml_and_env(toml, Vec::new()).is_err(),
+                "{toml}"
+            );
+        }
+        assert!(Config::from_toml_and_env(
+            "request_timeout_ms = 6000\ncheck_timeout_ms = 5999\nanalysis_timeout_ms = 5999",
+            Vec::new()
+        )
+        .is_ok());
         assert!(Config::from_toml_and_env(
             "",
             vec![("VERDICT_LISTEN".into(), "not an address".into())]

@@ -177,7 +177,8 @@ impl KeyPaths {
 /// # Errors
 /// [`KeyError`].
 pub fn load_or_create(data_dir: &Path, origin: &str, configured: bool) -> Result<Keys, KeyError> {
-    std::fs::create_dir_all(data_dir).map_err(|source| KeyError::Io {
+    // The data directory is 0700 whatever the umask (issue 13: files at rest).
+    crate::at_rest::private_dir(data_dir).map_err(|source| KeyError::Io {
         path: data_dir.to_owned(),
         source,
     })?;

@@ -62,6 +62,7 @@
 // The OpenAPI document (`openapi.rs`) is one large `serde_json::json!` literal.
 #![recursion_limit = "256"]
 
+pub mod at_rest;
 pub mod auth;
 pub mod config;
 pub mod error;
@@ -211,6 +212,9 @@ pub struct Started {
 /// # Errors
 /// [`StartError`].
 pub async fn start(config: &Config) -> Result<Started, StartError> {
+    // Files at rest (issue 13, `at_rest`): nothing this process creates is readable by group or
+    // others, whatever umask it was started with.
+    at_rest::restrict_umask();
     let keys = keys::load_or_create(
         &config.data_dir,
         &config.default_origin(),
@@ -243,7 +247,7 @@ pub async fn start(config: &Config) -> Result<Started, StartError> {
     let ctx = service::policies::RegisterContext {
         log: &log,
         checker_key: &keys.checker,
-        analysis_timeout: config.check_timeout(),
+        analysis_timeout: config.analysis_timeout(),
     };
     let loaded_policies = if config.policies_dir.is_dir() {
         policies.register_dir(ctx, &config.policies_dir).await?
@@ -261,6 +265,8 @@ pub async fn start(config: &Config) -> Result<Started, StartError> {
             config.data_dir.join("policies").display()
         );
     }
+    // Bring files written earlier (an older version, a looser umask) to 0700/0600.
+    restrict_modes(config)?;
     let staged = log.stats().staged_size;
     if staged > 0 {
         log.wait_integrated(verdict_core::LeafIndex(staged - 1))
@@ -302,6 +308,28 @@ pub async fn start(config: &Config) -> Result<Started, StartError> {
         keys,
         loaded_policies,
     })
+}
+
+/// Set the at-rest modes ([`at_rest::restrict_tree`]) on the data directory and on the
+/// checkpoint lock (which may live on another volume).
+fn restrict_modes(config: &Config) -> Result<(), StartError> {
+    let error = |path: &std::path::Path| {
+        let path = path.to_path_buf();
+        move |source| StartError::DataDir { path, source }
+    };
+    let changed = at_rest::restrict_tree(&config.data_dir).map_err(error(&config.data_dir))?;
+    let lock = config.checkpoint_lock_path();
+    if lock.is_file() && !lock.starts_with(&config.data_dir) {
+        at_rest::private_file(&lock).map_err(error(&lock))?;
+    }
+    if changed > 0 {
+        tracing::warn!(
+            changed,
+            "set mode 0700/0600 on {changed} entries of the data directory {}",
+            config.data_dir.display()
+        );
+    }
+    Ok(())
 }
 
 /// The router: every route of [`routes`], the error boundary and the tower-http middleware

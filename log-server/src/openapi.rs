@@ -83,7 +83,11 @@ pub fn document() -> Value {
         );
         m.insert(
             "422".into(),
-            error_response("Action or approval invalid for the policy; nothing logged."),
+            error_response("Action or approval invalid for the policy (error `invalid_action`; spec decision-semantics.md section 3): action text over 65,536 bytes as sent, a string over 4,096 bytes (tokens included), a value of the wrong type, null for a variable that is neither a token nor optional, JSON nested deeper than scalar values, an unknown key; nothing logged, no token value echoed. Malformed action text (syntax, a duplicate key at any depth) is 400 `bad_json`."),
+        );
+        m.insert(
+            "500".into(),
+            error_response("Internal failure (error `internal`, generic message; e.g. the policy cannot be encoded for the solver or the receipt cannot be signed); nothing logged."),
         );
         for (k, v) in extra {
             m.insert((*k).into(), v.clone());
@@ -163,7 +167,7 @@ pub fn document() -> Value {
                         m.insert("201".into(), json_ref("Registered and logged.", "Registered"));
                         m.insert("403".into(), error_response("Not the admin token (agent and auditor tokens may not change policies)."));
                         m.insert("409".into(), error_response("policy_conflict: the version is registered with other text, or is not greater than the current version."));
-                        m.insert("422".into(), error_response("invalid_policy: does not compile (line and column given) or the version is not semantic; policy_has_errors: error-level analysis findings without force=true."));
+                        m.insert("422".into(), error_response("invalid_policy: does not compile (line and column given) or the version is not semantic; policy_has_errors: error-level analysis findings without force=true (an analysis that cannot finish within analysis_timeout_ms is one, analysis-incomplete); nothing registered."));
                         m
                     })
                 },
@@ -200,7 +204,7 @@ pub fn document() -> Value {
                 "responses": decision_responses(&[])
             }},
             "/v1/private/actions/{index}": { "get": {
-                "summary": "Raw action, salt and request id of a logged decision (auditor token).",
+                "summary": "Action (token values reduced to their presence, true), salt, request id and agent of a logged decision (auditor token).",
                 "security": bearer_auditor,
                 "parameters": [u64_param("index", "path", "Leaf index.")],
                 "responses": {
@@ -288,13 +292,13 @@ fn components() -> Value {
                 }},
                 "CheckRequest": { "type": "object", "required": ["policy", "action"], "additionalProperties": false, "properties": {
                     "policy": { "type": "string", "description": "Policy name or commitment (hex)." },
-                    "action": { "type": "object" },
+                    "action": { "type": "object", "description": "Policy variables to values, read from the raw text (spec decision-semantics.md section 3): at most 65,536 bytes as sent, no key repeated at any depth, every string at most 4,096 bytes, -0 read as 0, null only for tokens and optional variables." },
                     "request_id": { "type": "string", "maxLength": 64 },
                     "approvals": { "type": "array", "items": { "$ref": "#/components/schemas/Approval" } },
                     "salt": { "type": "string", "pattern": "^[0-9a-f]{64}$" }
                 }},
                 "ScreenRequest": { "type": "object", "required": ["policy", "action"], "additionalProperties": false, "properties": {
-                    "policy": { "type": "string" }, "action": { "type": "object" }, "request_id": { "type": "string", "maxLength": 64 }
+                    "policy": { "type": "string" }, "action": { "type": "object", "description": "As in CheckRequest: read strictly from the raw text." }, "request_id": { "type": "string", "maxLength": 64 }
                 }},
                 "ScreenResult": { "type": "object", "properties": {
                     "applicable": { "type": "boolean" },

@@ -46,6 +46,19 @@ impl Server {
     /// # Errors
     /// When the server does not become healthy within 60 s.
     pub async fn start(data_dir: &Path, addr: Option<SocketAddr>) -> Result<Server> {
+        Self::start_with_env(data_dir, addr, &[]).await
+    }
+
+    /// [`Server::start`] with extra environment variables for the server process, e.g.
+    /// `("VERDICT_CHECK_TIMEOUT_MS", "2000")` (configuration overrides).
+    ///
+    /// # Errors
+    /// As [`Server::start`].
+    pub async fn start_with_env(
+        data_dir: &Path,
+        addr: Option<SocketAddr>,
+        env: &[(&str, &str)],
+    ) -> Result<Server> {
         let addr = match addr {
             Some(a) => a,
             None => free_addr()?,
@@ -63,6 +76,7 @@ impl Server {
             .arg(workspace_root().join("testdata").join("policies"))
             .env("VERDICT_ORIGIN", "verdict.test/e2e")
             .env("RUST_LOG", "warn")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)
@@ -122,6 +136,11 @@ impl Server {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+
+    /// The server process's id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     /// What the server printed so far.

@@ -109,8 +109,17 @@ impl CheckpointLock {
             .unwrap_or_else(|| "checkpoint.lock".to_owned());
         let tmp = dir.join(format!(".{name}.tmp"));
         let result = (|| {
-            let mut file =
-                std::fs::File::create(&tmp).map_err(io_error("checkpoint lock create"))?;
+            let mut options = std::fs::OpenOptions::new();
+            options.write(true).create(true).truncate(true);
+            #[cfg(unix)]
+            {
+                // Mode 0600 whatever the umask (issue 13: files at rest).
+                use std::os::unix::fs::OpenOptionsExt as _;
+                options.mode(crate::at_rest::FILE_MODE);
+            }
+            let mut file = options
+                .open(&tmp)
+                .map_err(io_error("checkpoint lock create"))?;
             file.write_all(note)
                 .map_err(io_error("checkpoint lock write"))?;
             file.sync_all().map_err(io_error("checkpoint lock fsync"))?;

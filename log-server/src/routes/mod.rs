@@ -63,6 +63,7 @@ pub fn parse_index(text: &str) -> Result<u64, ApiError> {
 impl From<ServiceError> for ApiError {
     fn from(e: ServiceError) -> Self {
         match e {
+            ServiceError::BadJson { detail } => ApiError::BadJson { detail },
             ServiceError::BadRequest { detail } => ApiError::BadRequest { detail },
             ServiceError::UnknownPolicy { policy } => ApiError::UnknownPolicy { policy },
             ServiceError::InvalidAction { detail } => ApiError::InvalidAction { detail },

@@ -131,7 +131,7 @@ pub async fn register(
     let ctx = RegisterContext {
         log: &state.log,
         checker_key: &state.checker_key,
-        analysis_timeout: state.config.check_timeout(),
+        analysis_timeout: state.config.analysis_timeout(),
     };
     let outcome = state
         .policies
@@ -141,7 +141,7 @@ pub async fn register(
     let (status, created, registered, findings) = match outcome {
         Outcome::Created(r, findings) => (StatusCode::CREATED, true, r, findings),
         Outcome::Existing(r) => {
-            let findings = analysis_findings(&r.policy, state.config.check_timeout()).await;
+            let findings = analysis_findings(&r.policy, state.config.analysis_timeout()).await;
             (StatusCode::OK, false, r, findings)
         }
     };

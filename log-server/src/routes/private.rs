@@ -1,6 +1,6 @@
 //! The auditor endpoints (auditor token only); only these read the private store:
-//! - `GET /v1/private/actions/{index}`: the raw action, salt, request id and agent of a logged
-//!   decision;
+//! - `GET /v1/private/actions/{index}`: the action (token values reduced to their presence),
+//!   salt, request id and agent of a logged decision;
 //! - `GET /v1/private/policies/{commitment}`: the text and salt of a registered policy, so that
 //!   the commitment can be recomputed (`verdict-policy lint --salt`, spec
 //!   `policy-statement.md` §9).
@@ -25,7 +25,7 @@ pub async fn action(
     Path(index): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let index = parse_index(&index)?;
-    let record = private::record(&state.log, LeafIndex(index))?;
+    let record = private::record(&state.log, &state.policies, LeafIndex(index))?;
     Ok(Json(
         serde_json::json!({ "index": index, "record": record }),
     ))

@@ -43,8 +43,9 @@ use super::{log_error, Context, ServiceError};
 pub struct CheckBody {
     /// Policy name (current version) or commitment (hex).
     pub policy: String,
-    /// The proposed action: a JSON object of policy variables.
-    pub action: serde_json::Value,
+    /// The proposed action: a JSON object of policy variables, kept as its raw bytes and parsed
+    /// strictly by the checker ([`parse_action`]).
+    pub action: Box<serde_json::value::RawValue>,
     /// Caller's request id (1–64 bytes of visible ASCII); generated when absent.
     #[serde(default)]
     pub request_id: Option<String>,
@@ -68,8 +69,8 @@ pub type ApprovalBody = verdict_checker::approval::Approval;
 pub struct ScreenBody {
     /// Policy name or commitment.
     pub policy: String,
-    /// The proposed action.
-    pub action: serde_json::Value,
+    /// The proposed action (raw bytes, parsed strictly by [`parse_action`]).
+    pub action: Box<serde_json::value::RawValue>,
     /// Request id used for the not-applicable receipt; generated when absent.
     #[serde(default)]
     pub request_id: Option<String>,
@@ -115,6 +116,9 @@ pub async fn check(
     wait: bool,
 ) -> Result<Logged, ServiceError> {
     let started = Instant::now();
+    // The action is part of the body's format: malformed action text is 400 `bad_json` before
+    // anything else is looked at.
+    let action = parse_action(&body.action)?;
     let policy = resolve(ctx, &body.policy)?;
     let request_id = request_id(body.request_id)?;
     // Push back before deciding and signing when the log would refuse the entry anyway.
@@ -129,23 +133,27 @@ pub async fn check(
         .map_err(|_| ServiceError::BadRequest {
             detail: "salt must be 64 hex digits".to_owned(),
         })?;
-    require_object(&body.action)?;
+    require_object(&action)?;
+    // Token values are never stored (spec/policy-language.md): the private record and the
+    // request-id fingerprint (restored from private records at start) see the action with
+    // token values reduced to their presence.
+    let stored = redact_tokens(&policy, &action);
     let approvals = body.approvals;
     // An escalated request resubmitted (with approvals) after a new version of its policy was
     // registered is decided under the version it was first decided under (issue 11).
     let policy = if approvals.is_empty() {
         policy
     } else {
-        original_version(ctx, &request_id, policy, &body.action)
+        original_version(ctx, &request_id, policy, &stored)
     };
-    let fingerprint = fingerprint(&policy, &body.action);
+    let fingerprint = fingerprint(&policy, &stored);
     let (mut guard, salt) =
         match ctx
             .request_ids
             .reserve(&request_id, fingerprint, !approvals.is_empty())?
         {
             Reservation::Replay(index, salt) => {
-                return replay(ctx, &policy, &body.action, index, salt, wait).await;
+                return replay(ctx, &policy, &action, index, salt, wait).await;
             }
             Reservation::Resubmit(salt) => {
                 if given_salt.is_some_and(|g| g != salt) {
@@ -160,7 +168,7 @@ pub async fn check(
         };
 
     let screen_started = Instant::now();
-    let screen = verdict_checker::screen(&policy, &body.action).map_err(check_error)?;
+    let screen = verdict_checker::screen(&policy, &action).map_err(check_error)?;
     ctx.metrics.screen.observe(screen_started.elapsed());
 
     let (outcome, kind) = if screen.should_check {
@@ -170,7 +178,7 @@ pub async fn check(
             .check(
                 Arc::clone(&policy),
                 CheckRequest {
-                    action: body.action.clone(),
+                    action,
                     request_id: request_id.clone(),
                     salt,
                     approvals,
@@ -182,7 +190,7 @@ pub async fn check(
         (outcome, Kind::Check)
     } else {
         (
-            not_applicable(&policy, &body.action, &screen.matched, salt),
+            not_applicable(&policy, &stored, &screen.matched, salt),
             Kind::Screen,
         )
     };
@@ -193,7 +201,7 @@ pub async fn check(
         kind,
         &request_id,
         agent,
-        &body.action,
+        &stored,
         wait,
         started,
     )
@@ -219,11 +227,12 @@ pub async fn screen(
     wait: bool,
 ) -> Result<Screened, ServiceError> {
     let started = Instant::now();
+    let action = parse_action(&body.action)?;
     let policy = resolve(ctx, &body.policy)?;
     let request_id = request_id(body.request_id)?;
-    require_object(&body.action)?;
+    require_object(&action)?;
     let screen_started = Instant::now();
-    let screen = verdict_checker::screen(&policy, &body.action).map_err(check_error)?;
+    let screen = verdict_checker::screen(&policy, &action).map_err(check_error)?;
     ctx.metrics.screen.observe(screen_started.elapsed());
     if screen.should_check {
         return Ok(Screened::Applicable(ScreenResponse {
@@ -232,7 +241,8 @@ pub async fn screen(
             unknown_keys: screen.unknown_keys,
         }));
     }
-    let outcome = not_applicable(&policy, &body.action, &screen.matched, None);
+    let stored = redact_tokens(&policy, &action);
+    let outcome = not_applicable(&policy, &stored, &screen.matched, None);
     let logged = log_decision(
         ctx,
         &policy,
@@ -240,7 +250,7 @@ pub async fn screen(
         Kind::Screen,
         &request_id,
         agent,
-        &body.action,
+        &stored,
         wait,
         started,
     )
@@ -335,12 +345,67 @@ fn require_object(action: &serde_json::Value) -> Result<(), ServiceError> {
     }
 }
 
+/// Parse the raw action text with the checker's strict parser (`spec/decision-semantics.md` §3:
+/// 64 KiB on the raw bytes, duplicate keys rejected at any depth, every string at most 4096
+/// bytes, `-0` read as 0). Text that is not acceptable JSON (syntax, a duplicate key, nesting
+/// beyond what the body parser reads) is 400 `bad_json`, as for the rest of the body; JSON
+/// nested deeper than an action can be (its values are scalars), an oversize action or string
+/// is 422 `invalid_action`. Nothing is reserved, decided or logged.
+fn parse_action(raw: &serde_json::value::RawValue) -> Result<serde_json::Value, ServiceError> {
+    let text = raw.get();
+    verdict_checker::action::parse_json(text.as_bytes()).map_err(|e| match e {
+        // Nesting the body parser reads (serde_json's limit of 128) is well-formed JSON that
+        // is not an action; deeper text is not JSON this server reads at all.
+        CheckError::Malformed { reason }
+            if reason.starts_with("nested deeper than")
+                && serde_json::from_str::<serde_json::Value>(text).is_ok() =>
+        {
+            ServiceError::InvalidAction {
+                detail: format!("action values must be scalars ({reason})"),
+            }
+        }
+        CheckError::Malformed { reason } => ServiceError::BadJson {
+            detail: format!("action: {reason}"),
+        },
+        other => check_error(other),
+    })
+}
+
+/// The action with every non-null value of a `token` variable replaced by `true` (its
+/// presence), as the canonical action has it (`spec/receipt.md`: tokens enter the commitment as
+/// `true`): what the private record and the request-id fingerprint keep
+/// (`spec/policy-language.md`: a token's value is never stored).
+pub(crate) fn redact_tokens(
+    policy: &CompiledPolicy,
+    action: &serde_json::Value,
+) -> serde_json::Value {
+    let mut stored = action.clone();
+    if let serde_json::Value::Object(map) = &mut stored {
+        for (key, value) in map.iter_mut() {
+            let is_token = policy
+                .ast()
+                .variable(key)
+                .is_some_and(|v| v.ty == verdict_checker::ast::VarType::Token);
+            if is_token && !value.is_null() {
+                *value = serde_json::Value::Bool(true);
+            }
+        }
+    }
+    stored
+}
+
+/// A checker error as the client sees it: the action's fault is 422 `invalid_action` (no
+/// value from the action is echoed beyond what the checker's message names); an internal
+/// failure (receipt signing, policy key, encoding) is 500 `internal`, never blamed on the
+/// client; a missing pool is 503.
 fn check_error(e: CheckError) -> ServiceError {
     match e {
         CheckError::PoolUnavailable => ServiceError::Unavailable {
             reason: "checker pool unavailable",
         },
-        CheckError::Receipt(_) | CheckError::PolicyKey { .. } => ServiceError::internal(e),
+        CheckError::Receipt(_) | CheckError::PolicyKey { .. } | CheckError::Encoding(_) => {
+            ServiceError::internal(e)
+        }
         other => ServiceError::InvalidAction {
             detail: other.to_string(),
         },

@@ -43,6 +43,13 @@ pub struct Context<'a> {
 /// ([`crate::error::ApiError`]), with the same fields and message.
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
+    /// Part of the body is not acceptable JSON (the action text: syntax, nesting, a duplicate
+    /// key).
+    #[error("invalid JSON body: {detail}")]
+    BadJson {
+        /// Parser message (client-safe).
+        detail: String,
+    },
     /// The request is malformed (bad request id or salt).
     #[error("invalid request: {detail}")]
     BadRequest {

@@ -759,8 +759,11 @@ fn looks_like_policy(source: &str) -> bool {
 }
 
 /// Findings of the checker's analysis (`verdict_checker::analyze`), run on a blocking thread
-/// (Z3 contexts are thread-bound). An analysis that times out or fails is reported as a single
-/// finding of kind `analysis-incomplete`; it never fails the registration.
+/// (Z3 contexts are thread-bound), bounded by `timeout` for all its queries together (the
+/// analysis stops at the deadline: `AnalyzeError::Deadline`). An analysis that cannot finish
+/// (deadline, solver `unknown`) is a single **error-level** finding of kind
+/// `analysis-incomplete`: a policy nobody could analyse is not registered unless forced
+/// (issue 13; 422 `policy_has_errors`).
 pub async fn analysis_findings(
     policy: &Arc<CompiledPolicy>,
     timeout: std::time::Duration,
@@ -777,14 +780,14 @@ pub async fn analysis_findings(
             .collect(),
         Ok(Err(e)) => vec![serde_json::json!({
             "kind": "analysis-incomplete",
-            "severity": "warning",
+            "severity": "error",
             "message": e.to_string(),
         })],
         Err(e) => {
             tracing::error!(error = %e, "policy analysis task failed: {e}");
             vec![serde_json::json!({
                 "kind": "analysis-incomplete",
-                "severity": "warning",
+                "severity": "error",
                 "message": "analysis failed",
             })]
         }

@@ -1,4 +1,5 @@
-//! Private records: the raw action, its salt, the request id, the agent name and the policy commitment of each
+//! Private records: the action as received with token values reduced to their presence
+//! (`true`; spec `policy-language.md`: a token's value is never stored), its salt, the request id, the agent name and the policy commitment of each
 //! logged decision, kept beside the log entry in the private store. Only the auditor endpoint
 //! (`GET /v1/private/actions/{index}`) serves them, and the request-id window is restored from
 //! them at start ([`super::request_ids::RequestIds::restore`]).
@@ -6,6 +7,7 @@
 use verdict_checker::{CompiledPolicy, Outcome};
 use verdict_core::LeafIndex;
 
+use super::policies::PolicyRegistry;
 use super::ServiceError;
 use crate::log::Log;
 
@@ -15,7 +17,8 @@ use crate::log::Log;
 /// `serde_json::json!` object.
 #[derive(serde::Serialize, serde::Deserialize)]
 pub(crate) struct PrivateRecord<'a> {
-    /// The raw action as received.
+    /// The action as received, with the value of every `token` variable replaced by `true`
+    /// (its presence), as in the canonical action.
     pub(crate) action: std::borrow::Cow<'a, serde_json::Value>,
     /// Name of the agent token that asked for the decision (absent in records written before
     /// roles existed).
@@ -53,17 +56,32 @@ pub(crate) fn encode_record(
     .map_err(ServiceError::internal)
 }
 
-/// The private record stored with entry `index`, as JSON.
+/// The private record stored with entry `index`, as JSON. A record written before token values
+/// were reduced to their presence (issue 13) is served with them reduced too, when its policy
+/// is registered: the endpoint never returns a token value.
 ///
 /// # Errors
 /// [`ServiceError::NotFound`] when there is none; [`ServiceError::Internal`] for storage errors
 /// or a record that is not JSON.
-pub fn record(log: &Log, index: LeafIndex) -> Result<serde_json::Value, ServiceError> {
+pub fn record(
+    log: &Log,
+    policies: &PolicyRegistry,
+    index: LeafIndex,
+) -> Result<serde_json::Value, ServiceError> {
     let record = log
         .private_record(index)
         .map_err(ServiceError::internal)?
         .ok_or_else(|| ServiceError::NotFound {
             what: format!("private record {}", index.0),
         })?;
-    serde_json::from_slice(&record).map_err(ServiceError::internal)
+    let mut value: serde_json::Value =
+        serde_json::from_slice(&record).map_err(ServiceError::internal)?;
+    let policy = value
+        .get("policy")
+        .and_then(serde_json::Value::as_str)
+        .and_then(|commitment| policies.resolve(commitment));
+    if let (Some(policy), Some(action)) = (policy, value.get_mut("action")) {
+        *action = super::check::redact_tokens(&policy, action);
+    }
+    Ok(value)
 }

@@ -70,6 +70,29 @@ fn io_error(op: &'static str) -> impl Fn(std::io::Error) -> StorageError {
     }
 }
 
+/// A directory builder that creates with mode 0700 (issue 13: files at rest).
+fn private_dir_builder() -> fs::DirBuilder {
+    let mut builder = fs::DirBuilder::new();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt as _;
+        builder.mode(crate::at_rest::DIR_MODE);
+    }
+    builder
+}
+
+/// Options that create (or truncate) a file for writing with mode 0600 (issue 13).
+fn private_file_options() -> fs::OpenOptions {
+    let mut options = fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.mode(crate::at_rest::FILE_MODE);
+    }
+    options
+}
+
 /// fsync a directory, so that entries created or renamed in it are durable.
 fn sync_dir(dir: &Path) -> Result<(), StorageError> {
     File::open(dir)
@@ -139,7 +162,7 @@ impl TileFiles {
             if parent != self.root && parent.starts_with(&self.root) {
                 self.ensure_dir(parent)?;
             }
-            match fs::create_dir(dir) {
+            match private_dir_builder().create(dir) {
                 Ok(()) => sync_dir(parent)?,
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
                 Err(e) => return Err(io_error("create tile directory")(e)),
@@ -185,7 +208,7 @@ impl TileFiles {
         let n = self.counter.fetch_add(1, Ordering::Relaxed);
         let tmp = self.tmp.join(format!("{}-{n}", std::process::id()));
         let written = (|| {
-            let mut file = File::create(&tmp)?;
+            let mut file = private_file_options().open(&tmp)?;
             file.write_all(tile.bytes)?;
             file.sync_all()?;
             fs::rename(&tmp, &path)

@@ -1,10 +1,14 @@
 //! Integration tests of `verdict-log-server`: one binary, sub-modules by concern.
 //!
+//! - `action_input`: strict action parsing (null, duplicate keys, size and string limits, `-0`,
+//!   tokens never echoed nor stored in the private record);
 //! - `api`: router tests through `tower::ServiceExt::oneshot` with a real sled log in a
 //!   tempdir, the real checker pool and real keys;
 //! - `bad_input` (cases in `bad_input_cases`, `bad_input_writes`, `bad_input_check`): the bad-input suite over every endpoint (each
 //!   case a documented 4xx with `{error, message}`, no change to the log, the server still
 //!   serving; case counts per endpoint printed);
+//! - `deadline`: analysis bound at registration (422, not registered) and one deadline per
+//!   decision (answered and logged fail-closed) on the chain-1000 fixture;
 //! - `integrity`: the checkpoint lock (a restored store is refused), random corruption of the
 //!   sled store and tile files (no panic, no fork, no wrong entry), a full disk on a tmpfs
 //!   (recovery without restart, no acknowledged entry lost);
@@ -23,11 +27,13 @@
     reason = "tests"
 )]
 
+mod action_input;
 mod api;
 mod bad_input;
 mod bad_input_cases;
 mod bad_input_check;
 mod bad_input_writes;
+mod deadline;
 mod integrity;
 mod log_faults;
 mod log_props;

@@ -9,6 +9,9 @@
 //! - [`integrity`]: a restored backup under a newer checkpoint lock is refused (exit 3); a
 //!   damaged store is refused (exit 1 or 3) or served consistently;
 //! - [`soak`]: the short crash soak (kill -9 and restart, nothing acknowledged lost);
+//! - [`at_rest`]: under umask 022 the data directory is 0700/0600 and holds no token value;
+//! - [`deadline`]: chain-1000 on a real server: fail-closed at `check_timeout_ms`, logged so, and
+//!   at most 1 s of server CPU after the answer (also when the request timeout answers first);
 //! - [`secrets`]: no public endpoint returns a secret value, salt, policy text or token;
 //! - [`policies`]: 50 concurrent policy registrations survive kill -9 (issue 11).
 #![allow(
@@ -19,8 +22,10 @@
     reason = "tests"
 )]
 
+mod at_rest;
 mod audit;
 mod audit_faults;
+mod deadline;
 mod flow;
 mod integrity;
 mod policies;

@@ -26,7 +26,6 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-
 use crate::checkpoint::Checkpoint;
 use crate::note::{KeyId, Note, NoteSignature};
 use crate::note_key::{check_name, decode_typed_key, parse_key_id, typed_key_base64};

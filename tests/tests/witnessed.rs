@@ -7,6 +7,11 @@
 //! kill -9) cosigns again; a fork (copied data directory, same keys, diverging appends, same
 //! witnesses) never reaches the quorum; a log restored from an old backup raises the alarm
 //! (`/health` 503 `witness_alarm`, checks refused).
+#![allow(
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    reason = "test helpers outside #[test] functions, which clippy.toml does not cover"
+)]
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

@@ -415,4 +415,33 @@ mod tests {
         )
         .is_err());
     }
+
+    #[test]
+    fn witnesses_quorum_defaults_to_all_and_is_bounded() {
+        let w = verdict_core::cosignature::Cosigner::generate("witness.test/w1")
+            .unwrap()
+            .verifier()
+            .to_string();
+        let one =
+            format!("[[witness]]\nname = \"w1\"\nvkey = \"{w}\"\nurl = \"http://127.0.0.1:1\"\n");
+        let c = Config::from_toml_and_env(&one, Vec::new()).unwrap();
+        assert_eq!(c.witness.len(), 1);
+        assert_eq!(c.witness_quorum(), 1);
+        let c =
+            Config::from_toml_and_env(&format!("witness_quorum = 0\n{one}"), Vec::new()).unwrap();
+        assert_eq!(c.witness_quorum(), 0);
+        assert_eq!(Config::default().witness_quorum(), 0);
+        for bad in [
+            format!("witness_quorum = 2\n{one}"),
+            one.replace(&w, "notakey"),
+            one.replace("http://", "ftp://"),
+            format!("witness_timeout_ms = 0\n{one}"),
+            format!("{one}extra = 1\n"),
+        ] {
+            assert!(
+                Config::from_toml_and_env(&bad, Vec::new()).is_err(),
+                "{bad}"
+            );
+        }
+    }
 }

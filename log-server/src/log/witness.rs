@@ -194,7 +194,7 @@ impl Witnesses {
     }
 
     /// `checkpoint`'s note with every cosignature collected for exactly that checkpoint (what
-    /// `GET /checkpoint` serves), and the names of the witnesses that signed.
+    /// `GET /checkpoint` serves).
     pub fn decorate(&self, checkpoint: &SignedCheckpoint) -> Vec<u8> {
         let known = self
             .inner

@@ -113,11 +113,19 @@ async fn check(server: &Server, n: u64, query: &str) -> (u16, Value) {
     (status, r.json().await.unwrap_or(Value::Null))
 }
 
-/// A witnessed check: 200 and the bundle text.
-async fn witnessed_bundle(server: &Server, n: u64) -> String {
+/// A witnessed check: 200, the receipt's leaf index and the bundle text.
+async fn witnessed_check(server: &Server, n: u64) -> (u64, String) {
     let (status, body) = check(server, n, "witnessed=true").await;
     assert_eq!(status, 200, "{body}\n{}", server.output());
-    body["proof"]["bundle"].as_str().unwrap().to_owned()
+    (
+        body["index"].as_u64().unwrap(),
+        body["proof"]["bundle"].as_str().unwrap().to_owned(),
+    )
+}
+
+/// The bundle text of a witnessed check.
+async fn witnessed_bundle(server: &Server, n: u64) -> String {
+    witnessed_check(server, n).await.1
 }
 
 fn verify(dir: &Path, name: &str, bundle: &str, policy: &Path) -> verdict_tests::bins::Run {
@@ -186,15 +194,19 @@ async fn quorum_fork_forgery_and_restored_backup() {
 
     // 1. Bundles verify with the policy file; the policy without cosignatures would not.
     let mut n = 0;
+    let mut first = None;
     for _ in 0..3 {
         n += 1;
-        let bundle = witnessed_bundle(&log, n).await;
+        let (index, bundle) = witnessed_check(&log, n).await;
+        first.get_or_insert(index);
         assert!(cosigners(&bundle) >= 2, "{bundle}");
         let run = verify(dir, &format!("ok{n}"), &bundle, &policy_file);
         assert_eq!(run.code, Some(0), "{run:?}");
     }
-    // A bundle of GET /v1/bundle/{i} carries the quorum too.
-    let bundle = log.get_bytes("v1/bundle/0").await.unwrap();
+    // A bundle of GET /v1/bundle/{i} (a receipt's; entry 0 is the policy registration)
+    // carries the quorum too.
+    let first = first.unwrap();
+    let bundle = log.get_bytes(&format!("v1/bundle/{first}")).await.unwrap();
     let bundle = String::from_utf8(bundle).unwrap();
     assert!(cosigners(&bundle) >= 2, "{bundle}");
     assert_eq!(

@@ -352,3 +352,86 @@ async fn quorum_fork_forgery_and_restored_backup() {
     let (status, body) = check(&restored, 30_000, "").await;
     assert_eq!(status, 503, "a halted log accepted a check: {body}");
 }
+
+/// A fork that reaches exactly the size a witness cosigned, with another root: the witness
+/// answers `409` with that same size (c2sp tlog-witness), and the forked log raises the alarm
+/// (spec `spec/witness.md` §5, §9.3) instead of retrying for ever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn same_size_fork_raises_the_alarm() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let data = dir.join("log");
+    let mut bare = Server::start(&data, None).await.unwrap();
+    let log_key = bare.log_key.clone();
+    bare.stop().unwrap();
+    drop(bare);
+
+    let (key, vkey) = WitnessProc::keygen(dir, "witness.test/w1");
+    let witness = WitnessProc::start(dir.join("w1"), key, log_key, free_addr().unwrap());
+    let config = dir.join("witnessed.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "witness_quorum = 1\nwitness_timeout_ms = 2000\n[[witness]]\nname = \"w1\"\n\
+             vkey = \"{vkey}\"\nurl = \"http://{}\"\n",
+            witness.addr
+        ),
+    )
+    .unwrap();
+
+    // The honest log is witnessed at size S; a copy of its data directory is the fork.
+    let mut log = Server::start_with(&data, None, Some(&config), true)
+        .await
+        .unwrap();
+    witnessed_bundle(&log, 1).await;
+    log.stop().unwrap();
+    drop(log);
+    let fork_dir = dir.join("fork");
+    copy_dir(&data, &fork_dir).unwrap();
+    // The honest log grows by one entry, witnessed: the witness is at S + 1.
+    let mut log = Server::start_with(&data, None, Some(&config), true)
+        .await
+        .unwrap();
+    let (index, _) = witnessed_check(&log, 2).await;
+    log.stop().unwrap();
+    drop(log);
+
+    // The fork grows by one other entry without pushing (no witness configured), so it reaches
+    // S + 1 with another root; then it starts with the witness.
+    let mut fork = Server::start(&fork_dir, None).await.unwrap();
+    let (status, body) = check(&fork, 3, "").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["index"].as_u64(), Some(index), "{body}");
+    fork.stop().unwrap();
+    drop(fork);
+    let fork = Server::start_with(&fork_dir, None, Some(&config), false)
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let alarm = loop {
+        let r = fork
+            .http
+            .get(format!("{}/health", fork.base))
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        let body: Value = r.json().await.unwrap_or(Value::Null);
+        if status == 503 && body["error"] == "witness_alarm" {
+            break body;
+        }
+        assert!(Instant::now() < deadline, "no alarm: {status} {body}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(
+        alarm["message"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("another root at tree size {}", index + 1)),
+        "{alarm}"
+    );
+    let fork_cp = String::from_utf8(fork.get_bytes("checkpoint").await.unwrap()).unwrap();
+    assert_eq!(cosigners(&fork_cp), 0, "{fork_cp}");
+    let (status, body) = check(&fork, 4, "").await;
+    assert_eq!(status, 503, "a halted log accepted a check: {body}");
+}

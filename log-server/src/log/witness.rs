@@ -11,8 +11,9 @@
 //! backoff (up to [`MAX_BACKOFF`]) expires, so a dead witness does not slow later rounds.
 //!
 //! **Alarm** (§9.3): a witness whose `409` states a size larger than the log's own latest
-//! checkpoint has seen a tree this process never published: a fork, or this log was restored
-//! from an old backup. The log halts ([`super::Log::halt`]: no new entries, no new checkpoints),
+//! checkpoint, or that answers a same-size checkpoint with `409` (it cosigned another root at
+//! that size, c2sp tlog-witness), has seen a tree this process never published: a fork, or this
+//! log was restored from an old backup. The log halts ([`super::Log::halt`]: no new entries, no new checkpoints),
 //! `/health` fails with the reason, and `tracing::error!` says why.
 
 use std::sync::{Arc, Mutex, PoisonError};
@@ -116,6 +117,9 @@ pub struct Witnesses {
 enum PushError {
     /// The witness has seen a larger tree than `log_size` (alarm).
     Ahead { witness_size: u64, log_size: u64 },
+    /// The witness cosigned another root at this checkpoint's size (its `409` states our own
+    /// size for a same-size checkpoint; c2sp tlog-witness): a fork (alarm).
+    OtherRoot { size: u64 },
     /// The witness moved past this checkpoint: a newer round will ask again.
     Stale,
     /// Anything else (transport, refusal, bad response, proof error).
@@ -346,12 +350,27 @@ fn settle(
                         tree.size = log_size,
                         "{reason}"
                     );
-                    inner.log.halt();
-                    *inner.alarm.lock().unwrap_or_else(PoisonError::into_inner) = Some(reason);
+                    raise_alarm(inner, reason);
+                }
+                PushError::OtherRoot { size } => {
+                    drop(known);
+                    let reason = format!(
+                        "witness {name} has cosigned another root at tree size {size}: a fork, \
+                         or the log was restored from an old backup and diverged; the log \
+                         stopped signing"
+                    );
+                    tracing::error!(witness = name, tree.size = size, "{reason}");
+                    raise_alarm(inner, reason);
                 }
             }
         }
     }
+}
+
+/// Halt the log and record why (spec `spec/witness.md` §9.3).
+fn raise_alarm(inner: &Inner, reason: String) {
+    inner.log.halt();
+    *inner.alarm.lock().unwrap_or_else(PoisonError::into_inner) = Some(reason);
 }
 
 /// Publish `cp` with its cosignatures when at least the quorum of witnesses cosigned it and it is
@@ -439,6 +458,9 @@ async fn push(
             match client.add_checkpoint(&cp.note, old, &proof).await {
                 Ok(AddOutcome::Cosigned { lines, .. }) => return Ok((size, lines)),
                 Ok(AddOutcome::Conflict { witness_size }) => {
+                    if witness_size == old && old == size {
+                        return Err((learned, PushError::OtherRoot { size: size.0 }));
+                    }
                     if witness_size == old {
                         last_error = format!("409 with our own old size {}", old.0);
                         break;

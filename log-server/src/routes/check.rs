@@ -49,13 +49,8 @@ pub async fn check(
     ApiQuery(query): ApiQuery<CheckQuery>,
     ApiJson(body): ApiJson<CheckBody>,
 ) -> Result<Response, ApiError> {
-    let mut logged = service::check(
-        state.service(),
-        &agent,
-        body,
-        query.wait || query.witnessed,
-    )
-    .await?;
+    let mut logged =
+        service::check(state.service(), &agent, body, query.wait || query.witnessed).await?;
     if query.witnessed && state.witnesses.quorum() > 0 {
         witness_proof(&state, &mut logged).await?;
     }

@@ -39,7 +39,7 @@ fn witnessed_param() -> Value {
 fn u64_param(name: &str, location: &str, description: &str) -> Value {
     json!({
         "name": name, "in": location, "required": true, "description": description,
-        "schema": { "type": "integer", "format": "uint64", "minimum": 0 }
+        "schema": { "type": "integer", "format": "uint64", "minimum": 0, "maximum": u64::MAX }
     })
 }
 

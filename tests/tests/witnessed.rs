@@ -2,11 +2,15 @@
 //! `verdict-witness serve` processes with quorum 2 (spec `spec/witness.md` §9), and the real
 //! `verdict verify --policy` enforcing the quorum of a tlog-policy file.
 //!
-//! One test, in order: bundles verify with the policy; one witness killed (-9) and bundles
-//! still verify; an edited cosignature fails; the witness restarted on its state (it survived
-//! kill -9) cosigns again; a fork (copied data directory, same keys, diverging appends, same
-//! witnesses) never reaches the quorum; a log restored from an old backup raises the alarm
-//! (`/health` 503 `witness_alarm`, checks refused).
+//! `quorum_fork_forgery_and_restored_backup`, in order: bundles verify with the policy; one
+//! witness killed (-9) and bundles still verify; an edited cosignature fails, and so does a
+//! forged line for a listed witness; the witness restarted on its state (it survived kill -9)
+//! cosigns again; a fork (copied data directory, same keys, diverging appends, same witnesses)
+//! never reaches the quorum; a log restored from an old backup raises the alarm (`/health` 503
+//! `witness_alarm`, checks refused). `same_size_fork_raises_the_alarm`: a fork at exactly the
+//! witness's size, with another root, gets the witness's 409 and halts.
+//!
+//! Run: `cargo test -p verdict-tests --test witnessed` (about 10 s on a loaded 2-core machine).
 #![allow(
     clippy::unwrap_used,
     clippy::indexing_slicing,
@@ -147,6 +151,27 @@ fn cosigners(text: &str) -> usize {
         .count()
 }
 
+/// `bundle` with w1's cosignature line replaced by a line named and keyed as w3 (`w3_vkey`,
+/// `<name>+<hex key id>+<base64 key>`) that carries w1's timestamp and signature bytes.
+fn forge_w3(bundle: &str, w3_vkey: &str) -> String {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let mut parts = w3_vkey.splitn(3, '+');
+    let name = parts.next().unwrap();
+    let key_id = hex::decode(parts.next().unwrap()).unwrap();
+    bundle
+        .lines()
+        .map(|l| match l.strip_prefix("— witness.test/w1 ") {
+            Some(sig) => {
+                let mut bytes = b64.decode(sig).unwrap();
+                bytes[..4].copy_from_slice(&key_id);
+                format!("— {name} {}\n", b64.encode(bytes))
+            }
+            None => format!("{l}\n"),
+        })
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn quorum_fork_forgery_and_restored_backup() {
     let tmp = tempfile::tempdir().unwrap();
@@ -161,6 +186,7 @@ async fn quorum_fork_forgery_and_restored_backup() {
     drop(bare);
 
     let mut witnesses = Vec::new();
+    let mut vkeys = Vec::new();
     let mut toml = String::from("witness_quorum = 2\nwitness_timeout_ms = 2000\n");
     let mut policy = format!("log {log_key}\n");
     for i in 1..=3 {
@@ -177,6 +203,7 @@ async fn quorum_fork_forgery_and_restored_backup() {
             w.addr
         ));
         policy.push_str(&format!("witness w{i} {vkey}\n"));
+        vkeys.push(vkey);
         witnesses.push(w);
     }
     policy.push_str(&format!(
@@ -263,6 +290,13 @@ async fn quorum_fork_forgery_and_restored_backup() {
     let edited = edited.join("\n") + "\n";
     let run = verify(dir, "edited", &edited, &policy_file);
     assert_eq!(run.code, Some(1), "{run:?}");
+    // A forged line for w3 (listed, but killed: it cosigned nothing here) with w3's key id and
+    // w1's timestamp and signature, replacing w1's line: w2 + a forged w3 would make the quorum.
+    let forged = forge_w3(&bundle, &vkeys[2]);
+    assert_eq!(cosigners(&forged), 2, "{forged}");
+    let run = verify(dir, "forged", &forged, &policy_file);
+    assert_eq!(run.code, Some(1), "{run:?}");
+    assert!(run.stdout.contains("check cosignature failed"), "{run:?}");
 
     // 4. The killed witness restarts on its state and cosigns again.
     witnesses[2].spawn();

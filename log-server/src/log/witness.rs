@@ -13,8 +13,8 @@
 //! **Alarm** (§9.3): a witness whose `409` states a size larger than the log's own latest
 //! checkpoint, or that answers a same-size checkpoint with `409` (it cosigned another root at
 //! that size, c2sp tlog-witness), has seen a tree this process never published: a fork, or this
-//! log was restored from an old backup. The log halts ([`super::Log::halt`]: no new entries, no new checkpoints),
-//! `/health` fails with the reason, and `tracing::error!` says why.
+//! log was restored from an old backup. The log halts ([`super::Log::halt`]: no new entries, no
+//! new checkpoints), `/health` fails with the reason, and `tracing::error!` says why.
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};

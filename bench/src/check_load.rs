@@ -38,10 +38,12 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         serde_json::from_str(&args.action).context("--action is not JSON")?;
     let body = bytes_of(&serde_json::json!({ "policy": args.policy, "action": action }))?;
     let base = args.url.trim_end_matches('/').to_owned();
-    let url = format!(
-        "{base}/v1/check{}",
-        if args.no_wait { "?wait=false" } else { "" }
-    );
+    let query = match (args.no_wait, args.witnessed) {
+        (true, _) => "?wait=false",
+        (false, true) => "?witnessed=true",
+        (false, false) => "",
+    };
+    let url = format!("{base}/v1/check{query}");
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(args.concurrency)
         .build()?;

@@ -66,6 +66,10 @@ pub struct BenchArgs {
     /// Send `?wait=false` (measure durable sequencing instead of check-to-proof).
     #[arg(long)]
     pub no_wait: bool,
+    /// Send `?witnessed=true`: each answer waits for a checkpoint cosigned by the server's
+    /// witness quorum (ignored with `--no-wait`).
+    #[arg(long, conflicts_with = "no_wait")]
+    pub witnessed: bool,
     /// After the run, check that nothing acknowledged was lost: every acknowledged receipt is
     /// served by `GET /v1/bundle/<index>` at its index with a valid inclusion proof against a
     /// checkpoint signed by the log key, and the log grew by no less than the acknowledged

@@ -114,6 +114,33 @@ pub struct Config {
     /// on another volume than the store (or a replicated mount) so that restoring or losing the
     /// store cannot roll it back. Default `<data_dir>/checkpoint.lock`.
     pub checkpoint_lock: Option<PathBuf>,
+    /// Witnesses the log pushes every new checkpoint to (C2SP tlog-witness; spec
+    /// `spec/witness.md` §9, guide `docs/witness-guide.md`), one `[[witness]]` table each with
+    /// `name`, `vkey` (the witness's verifier key, `<name>+<hex key id>+<base64 0x04‖key>`) and
+    /// `url` (its submission prefix, e.g. `http://127.0.0.1:7380`). Default: none.
+    pub witness: Vec<WitnessConfig>,
+    /// Cosignatures needed before a checkpoint counts as witnessed: `GET /v1/bundle/{i}` and
+    /// `POST /v1/check?witnessed=true` serve only checkpoints cosigned by at least this many of
+    /// the `[[witness]]` entries. `0`: none required (bundles use the latest checkpoint, as
+    /// without witnesses, and cosignatures are still collected). Default: all configured
+    /// witnesses. At most the number of witnesses.
+    pub witness_quorum: Option<usize>,
+    /// Timeout of one request to a witness in milliseconds (each witness gets 3 attempts per
+    /// checkpoint with backoff), and the longest time `?witnessed=true` waits for a quorum.
+    /// Default 5000.
+    pub witness_timeout_ms: u64,
+}
+
+/// One `[[witness]]` entry of [`Config::witness`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WitnessConfig {
+    /// A name for logs (usually the key name).
+    pub name: String,
+    /// The witness's cosigner verifier key (`verdict-witness keygen` prints it).
+    pub vkey: String,
+    /// Base URL of the witness (`POST <url>/add-checkpoint`).
+    pub url: String,
 }
 
 /// Format of the server's log lines ([`Config::log_format`]).
@@ -148,6 +175,9 @@ impl Default for Config {
             request_id_window: 100_000,
             log_format: LogFormat::Text,
             checkpoint_lock: None,
+            witness: Vec::new(),
+            witness_quorum: None,
+            witness_timeout_ms: 5_000,
         }
     }
 }
@@ -267,6 +297,28 @@ impl Config {
             "health_max_age_secs",
             "must be at least 1",
         )?;
+        check(
+            self.witness_timeout_ms >= 1,
+            "witness_timeout_ms",
+            "must be at least 1",
+        )?;
+        check(
+            self.witness_quorum.unwrap_or(0) <= self.witness.len(),
+            "witness_quorum",
+            "must be at most the number of [[witness]] entries",
+        )?;
+        for w in &self.witness {
+            check(
+                verdict_core::cosignature::CosignerKey::parse(&w.vkey).is_ok(),
+                "witness.vkey",
+                "must be a cosignature/v1 verifier key",
+            )?;
+            check(
+                w.url.starts_with("http://") || w.url.starts_with("https://"),
+                "witness.url",
+                "must be an http:// or https:// URL",
+            )?;
+        }
         if let Some(origin) = &self.origin {
             check(
                 valid_origin(origin),
@@ -275,6 +327,16 @@ impl Config {
             )?;
         }
         Ok(())
+    }
+
+    /// The witness quorum in effect ([`Config::witness_quorum`], default all witnesses).
+    pub fn witness_quorum(&self) -> usize {
+        self.witness_quorum.unwrap_or(self.witness.len())
+    }
+
+    /// [`Config::witness_timeout_ms`] as a duration.
+    pub fn witness_timeout(&self) -> Duration {
+        Duration::from_millis(self.witness_timeout_ms)
     }
 
     /// The origin for a new log: the configured one, or `verdict.localhost/<listen>`.
@@ -401,5 +463,34 @@ mod tests {
             vec![("VERDICT_LISTEN".into(), "not an address".into())]
         )
         .is_err());
+    }
+
+    #[test]
+    fn witnesses_quorum_defaults_to_all_and_is_bounded() {
+        let w = verdict_core::cosignature::Cosigner::generate("witness.test/w1")
+            .unwrap()
+            .verifier()
+            .to_string();
+        let one =
+            format!("[[witness]]\nname = \"w1\"\nvkey = \"{w}\"\nurl = \"http://127.0.0.1:1\"\n");
+        let c = Config::from_toml_and_env(&one, Vec::new()).unwrap();
+        assert_eq!(c.witness.len(), 1);
+        assert_eq!(c.witness_quorum(), 1);
+        let c =
+            Config::from_toml_and_env(&format!("witness_quorum = 0\n{one}"), Vec::new()).unwrap();
+        assert_eq!(c.witness_quorum(), 0);
+        assert_eq!(Config::default().witness_quorum(), 0);
+        for bad in [
+            format!("witness_quorum = 2\n{one}"),
+            one.replace(&w, "notakey"),
+            one.replace("http://", "ftp://"),
+            format!("witness_timeout_ms = 0\n{one}"),
+            format!("{one}extra = 1\n"),
+        ] {
+            assert!(
+                Config::from_toml_and_env(&bad, Vec::new()).is_err(),
+                "{bad}"
+            );
+        }
     }
 }

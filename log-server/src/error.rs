@@ -136,6 +136,18 @@ pub enum ApiError {
         /// Why.
         reason: &'static str,
     },
+    /// A witness saw a larger tree than this log's: the log halted (spec `spec/witness.md` §9.3).
+    #[error("witness alarm: {detail}")]
+    WitnessAlarm {
+        /// Which witness, and the sizes.
+        detail: String,
+    },
+    /// No checkpoint cosigned by the witness quorum covers the entry (yet).
+    #[error("not witnessed: {reason}")]
+    NotWitnessed {
+        /// Why.
+        reason: &'static str,
+    },
     /// Anything else: logged in full, answered generically.
     #[error("internal error: {detail}")]
     Internal {
@@ -188,6 +200,9 @@ impl ApiError {
             LogError::ShuttingDown => Self::Unavailable {
                 reason: "shutting down",
             },
+            LogError::Halted => Self::Unavailable {
+                reason: "log halted by a witness alarm (see /health)",
+            },
             LogError::Backpressure { retry_after, .. } => Self::Backpressure {
                 retry_after_secs: retry_after.as_secs().max(1),
             },
@@ -223,6 +238,8 @@ impl ApiError {
                 (StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable")
             }
             Self::Integrity { .. } => (StatusCode::SERVICE_UNAVAILABLE, "integrity"),
+            Self::WitnessAlarm { .. } => (StatusCode::SERVICE_UNAVAILABLE, "witness_alarm"),
+            Self::NotWitnessed { .. } => (StatusCode::SERVICE_UNAVAILABLE, "not_witnessed"),
             Self::Internal { .. } => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }

@@ -125,6 +125,8 @@ pub struct StateInner {
     pub request_ids: RequestIds,
     /// The configuration the server runs with.
     pub config: Config,
+    /// The witnesses checkpoints are pushed to, and the cosigned checkpoints collected.
+    pub witnesses: log::witness::Witnesses,
 }
 
 impl std::ops::Deref for AppState {
@@ -280,6 +282,24 @@ pub async fn start(config: &Config) -> Result<Started, StartError> {
         .map_err(|e| StartError::Log(e.to_string()))?;
     tracing::info!(restored, "request ids restored from the private records");
 
+    let mut specs = Vec::with_capacity(config.witness.len());
+    for w in &config.witness {
+        let key = verdict_core::cosignature::CosignerKey::parse(&w.vkey)
+            .map_err(|e| StartError::Log(format!("witness {}: {e}", w.name)))?;
+        specs.push(log::witness::WitnessSpec {
+            name: w.name.clone(),
+            key,
+            url: w.url.clone(),
+        });
+    }
+    let witnesses = log::witness::Witnesses::start(
+        log.clone(),
+        specs,
+        config.witness_quorum(),
+        config.witness_timeout(),
+    )
+    .map_err(|e| StartError::Log(e.to_string()))?;
+
     let checker_key = keys.checker.clone();
     let state = AppState::new(StateInner {
         log,
@@ -292,6 +312,7 @@ pub async fn start(config: &Config) -> Result<Started, StartError> {
         metrics: Metrics::default(),
         request_ids,
         config: config.clone(),
+        witnesses,
     });
     let counting = state.clone();
     let counted =

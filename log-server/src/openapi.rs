@@ -28,10 +28,18 @@ fn wait_param() -> Value {
     })
 }
 
+fn witnessed_param() -> Value {
+    json!({
+        "name": "witnessed", "in": "query", "required": false,
+        "description": "true: wait (at most witness_timeout_ms) for a checkpoint cosigned by the witness quorum that covers the entry and return the bundle against it (implies wait=true); 503 not_witnessed on timeout. Without a quorum configured it changes nothing. Spec spec/witness.md §9.4.",
+        "schema": { "type": "boolean", "default": false }
+    })
+}
+
 fn u64_param(name: &str, location: &str, description: &str) -> Value {
     json!({
         "name": name, "in": location, "required": true, "description": description,
-        "schema": { "type": "integer", "format": "uint64", "minimum": 0 }
+        "schema": { "type": "integer", "format": "uint64", "minimum": 0, "maximum": u64::MAX }
     })
 }
 
@@ -56,7 +64,7 @@ pub fn document() -> Value {
         responses.insert("415".into(), error_response("Wrong content type."));
         responses.insert(
             "503".into(),
-            error_response("Backpressure (error `backpressure`, with Retry-After), storage failing (error `storage_unavailable`, with Retry-After; nothing was logged), damaged stored data (error `integrity`) or unavailable."),
+            error_response("Backpressure (error `backpressure`, with Retry-After), storage failing (error `storage_unavailable`, with Retry-After; nothing was logged), damaged stored data (error `integrity`), unavailable (also while the log is halted by a witness alarm) or, on `POST /v1/check?witnessed=true`, no quorum-cosigned checkpoint within witness_timeout_ms (error `not_witnessed`)."),
         );
         Value::Object(responses)
     };
@@ -103,7 +111,7 @@ pub fn document() -> Value {
         },
         "paths": {
             "/checkpoint": { "get": {
-                "summary": "Latest signed checkpoint (C2SP tlog-checkpoint), cached for at most a few seconds.",
+                "summary": "Latest signed checkpoint (C2SP tlog-checkpoint) with the cosignatures collected for it (tlog-cosignature), cached for at most a few seconds.",
                 "responses": { "200": text("Signed checkpoint note.", "text/plain; charset=utf-8"), "503": error_response("No checkpoint yet.") }
             }},
             "/tile/{path}": { "get": {
@@ -131,13 +139,13 @@ pub fn document() -> Value {
                 "responses": { "200": json_ref("Proof.", "Proof"), "400": error_response("Bad parameters."), "503": error_response("A stored tile is damaged or missing (error `integrity`).") }
             }},
             "/v1/bundle/{index}": { "get": {
-                "summary": "C2SP tlog-proof of a logged receipt against the latest checkpoint.",
+                "summary": "C2SP tlog-proof of a logged receipt against the latest checkpoint; with a witness quorum configured, against the latest checkpoint cosigned by the quorum (with its cosignature lines).",
                 "parameters": [u64_param("index", "path", "Leaf index.")],
-                "responses": { "200": text("tlog-proof text.", "text/plain; charset=utf-8"), "400": error_response("Bad index."), "404": error_response("No such entry."), "503": error_response("A stored tile or bundle is damaged or missing (error `integrity`).") }
+                "responses": { "200": text("tlog-proof text.", "text/plain; charset=utf-8"), "400": error_response("Bad index."), "404": error_response("No such entry."), "503": error_response("A stored tile or bundle is damaged or missing (error `integrity`), or no checkpoint cosigned by the witness quorum covers the entry yet (error `not_witnessed`).") }
             }},
             "/health": { "get": {
-                "summary": "200 while a freshly signed checkpoint exists, writes succeed and no damaged stored data was read; else 503.",
-                "responses": { "200": json_ref("Healthy.", "Health"), "503": error_response("No fresh checkpoint (`unavailable`), writes failing (`storage_unavailable`, with Retry-After) or damaged stored data read since start (`integrity`).") }
+                "summary": "200 while a freshly signed checkpoint exists, writes succeed, no damaged stored data was read and no witness alarm was raised; else 503.",
+                "responses": { "200": json_ref("Healthy.", "Health"), "503": error_response("No fresh checkpoint (`unavailable`), writes failing (`storage_unavailable`, with Retry-After), damaged stored data read since start (`integrity`), or a witness has seen a larger tree (`witness_alarm`, the log halted).") }
             }},
             "/metrics": { "get": {
                 "summary": "Prometheus text exposition.",
@@ -199,7 +207,7 @@ pub fn document() -> Value {
             "/v1/check": { "post": {
                 "summary": "Check an action; the decision is logged and returned with its proof bundle.",
                 "security": bearer_write,
-                "parameters": [wait_param()],
+                "parameters": [wait_param(), witnessed_param()],
                 "requestBody": { "required": true, "content": { "application/json": { "schema": { "$ref": "#/components/schemas/CheckRequest" } } } },
                 "responses": decision_responses(&[])
             }},

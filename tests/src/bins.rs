@@ -32,7 +32,7 @@ pub fn profile_dir() -> Result<PathBuf> {
 
 static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
 
-/// Path of binary `name` (`verdict` or `verdict-server`), after building both once per test
+/// Path of binary `name` (`verdict`, `verdict-server` or `verdict-witness`), after building them once per test
 /// process. Set `VERDICT_E2E_NO_BUILD=1` to skip the build and use what is there.
 ///
 /// # Errors
@@ -67,6 +67,8 @@ fn build() -> Result<PathBuf> {
             "verdict-verifier",
             "-p",
             "verdict-log-server",
+            "-p",
+            "verdict-witness",
         ])
         .arg("--target-dir")
         .arg(target);

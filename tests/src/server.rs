@@ -46,7 +46,7 @@ impl Server {
     /// # Errors
     /// When the server does not become healthy within 60 s.
     pub async fn start(data_dir: &Path, addr: Option<SocketAddr>) -> Result<Server> {
-        Self::start_with_env(data_dir, addr, &[]).await
+        Self::start_full(data_dir, addr, None, true, &[]).await
     }
 
     /// [`Server::start`] with extra environment variables for the server process, e.g.
@@ -59,6 +59,31 @@ impl Server {
         addr: Option<SocketAddr>,
         env: &[(&str, &str)],
     ) -> Result<Server> {
+        Self::start_full(data_dir, addr, None, true, env).await
+    }
+
+    /// As [`Server::start`], with `--config FILE` when `config` is given; without
+    /// `wait_health`, wait only until `/checkpoint` answers 200 (a server whose `/health` fails,
+    /// e.g. on a witness alarm).
+    ///
+    /// # Errors
+    /// When the server does not answer within 60 s.
+    pub async fn start_with(
+        data_dir: &Path,
+        addr: Option<SocketAddr>,
+        config: Option<&Path>,
+        wait_health: bool,
+    ) -> Result<Server> {
+        Self::start_full(data_dir, addr, config, wait_health, &[]).await
+    }
+
+    async fn start_full(
+        data_dir: &Path,
+        addr: Option<SocketAddr>,
+        config: Option<&Path>,
+        wait_health: bool,
+        env: &[(&str, &str)],
+    ) -> Result<Server> {
         let addr = match addr {
             Some(a) => a,
             None => free_addr()?,
@@ -66,7 +91,11 @@ impl Server {
         std::fs::create_dir_all(data_dir)?;
         let log_file = data_dir.with_extension(format!("{}.log", addr.port()));
         let log = std::fs::File::create(&log_file)?;
-        let child = Command::new(binary("verdict-server")?)
+        let mut command = Command::new(binary("verdict-server")?);
+        if let Some(config) = config {
+            command.arg("--config").arg(config);
+        }
+        let child = command
             .arg("--data-dir")
             .arg(data_dir)
             .arg("serve")
@@ -96,7 +125,9 @@ impl Server {
             http,
             log_file,
         };
-        server.wait_healthy().await?;
+        server
+            .wait_ready(if wait_health { "health" } else { "checkpoint" })
+            .await?;
         server.token = std::fs::read_to_string(data_dir.join("agent.token"))?
             .trim()
             .to_owned();
@@ -118,7 +149,7 @@ impl Server {
         Ok(server)
     }
 
-    async fn wait_healthy(&mut self) -> Result<()> {
+    async fn wait_ready(&mut self, path: &str) -> Result<()> {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             if let Some(child) = self.child.as_mut() {
@@ -126,7 +157,7 @@ impl Server {
                     bail!("verdict-server exited with {status}: {}", self.output());
                 }
             }
-            if let Ok(r) = self.http.get(format!("{}/health", self.base)).send().await {
+            if let Ok(r) = self.http.get(format!("{}/{path}", self.base)).send().await {
                 if r.status() == reqwest::StatusCode::OK {
                     return Ok(());
                 }

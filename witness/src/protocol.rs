@@ -219,4 +219,51 @@ mod tests {
         assert!(parse_cosignature_body(b"nope\n").is_err());
         assert_eq!(origin_hash("example.com/log").len(), 64, "hex sha-256");
     }
+
+    /// The example request and response bodies of c2sp.org/tlog-witness, byte for byte: they
+    /// parse, and encoding the parsed values gives the same bytes back.
+    #[test]
+    fn c2sp_tlog_witness_example_bodies() {
+        let request = "old 20852014\n\
+            PlRNCrwHpqhGrupue0L7gxbjbMiKA9temvuZZDDpkaw=\n\
+            jrJZDmY8Y7SyJE0MWLpLozkIVMSMZcD5kvuKxPC3swk=\n\
+            5+pKlUdi2LeF/BcMHBn+Ku6yhPGNCswZZD1X/6QgPd8=\n\
+            /6WVhPs2CwSsb5rYBH5cjHV/wSmA79abXAwhXw3Kj/0=\n\
+            \n\
+            example.com/behind-the-sofa\n\
+            20852163\n\
+            CsUYapGGPo4dkMgIAUqom/Xajj7h2fB2MPA3j2jxq2I=\n\
+            \n\
+            \u{2014} example.com/behind-the-sofa Az3grlgtzPICa5OS8npVmf1Myq/5IZniMp+ZJurmRDeOoRDe4URYN7u5/Zhcyv2q1gGzGku9nTo+zyWE+xeMcTOAYQ8=\n\
+            \u{2014} example.com/behind-the-sofa opLqBQsREYCgu6xQkYQwJr9fo45a62DN9EdmHXnZdXNqlcVGlCum2Wks+49/V6267UEjw6QUXTS5Rovnzv++qbSzm9Q=\n";
+        let req = AddCheckpointRequest::parse(request.as_bytes()).unwrap();
+        assert_eq!(req.old, TreeSize(20_852_014));
+        assert_eq!(req.proof.len(), 4);
+        assert!(req
+            .checkpoint
+            .starts_with(b"example.com/behind-the-sofa\n20852163\n"));
+        let note = verdict_core::note::Note::parse(&req.checkpoint).unwrap();
+        assert_eq!(
+            note.signatures.len(),
+            2,
+            "the checkpoint MAY carry several signatures"
+        );
+        assert_eq!(req.encode(), request.as_bytes());
+
+        let response = "\u{2014} witness.example/w1 CMp+6LWBU0anHGH5aNDTJkH/gj79sG+T6+iP2ThYN5krrDJbR1HDnucjL39QsZTSvVjyQLrdk3DXDqI5G2HgLatVs0pWh6Up69HVOw==\n\
+            \u{2014} witness.example/w1 I7rEps0pvK2UqkS2gSpVUDhrhVtQV9lgF6pRrWAvjJHjyWpW7VcE3SiOlVlbQNt64vWhO+DlkL0+UfzuOBMh9ChdMkP1vi/lCAsmlw==\n\
+            \u{2014} witness.example/w2 AWui8Sk55XjYLOijihBjhqEH6nS1ndDymE0a+6idX7pLcnoB+dhnz0854aLZgrrKbYKA7nC3HNJhm/kWl7oJlqU3rXXvpysAdyP3wQ==\n";
+        let lines = parse_cosignature_body(response.as_bytes()).unwrap();
+        assert_eq!(lines.len(), 3);
+        assert_eq!(lines[2].name, "witness.example/w2");
+        assert_eq!(
+            lines[0].signature.len(),
+            72,
+            "timestamp (8) and Ed25519 signature (64)"
+        );
+        assert_eq!(cosignature_body(&lines), response);
+
+        // The 409 body: the size in decimal and a newline.
+        assert_eq!(size_body(TreeSize(20_852_014)), "20852014\n");
+    }
 }

@@ -1,7 +1,8 @@
 //! HTTP interface of the witness (c2sp tlog-witness). Spec: `spec/witness.md` §5, §7.
 //!
 //! - `POST /add-checkpoint`: `200` with the cosignature line(s); `409` with the witness's size
-//!   (`text/x.tlog.size`); `400`, `403`, `404`, `422` with a JSON `{"error": "..."}` body; `500`
+//!   (`text/x.tlog.size`) when `old` is not its size, or when `old` equals the checkpoint's size
+//!   but the root differs from the one it cosigned; `400`, `403`, `404`, `422` with a JSON `{"error": "..."}` body; `500`
 //!   with a generic message when the state cannot be read or written.
 //! - `GET /<origin hash>/checkpoint`: the latest checkpoint the witness cosigned for that log,
 //!   with the log's signature and the witness's cosignature; `404` if none.
@@ -59,6 +60,24 @@ impl IntoResponse for ApiError {
                 size_body(witness),
             )
                 .into_response(),
+            // Same size, other root: 409 too (c2sp tlog-witness), stating the witness's size.
+            ApiError::Add(AddError::RootMismatch {
+                size,
+                cosigned,
+                root,
+            }) => {
+                tracing::warn!(
+                    tree.size = size.0,
+                    "add-checkpoint refused: fork at size {size}: cosigned root {cosigned}, \
+                     submitted root {root}"
+                );
+                (
+                    StatusCode::CONFLICT,
+                    [(header::CONTENT_TYPE, SIZE_CONTENT_TYPE)],
+                    size_body(size),
+                )
+                    .into_response()
+            }
             ApiError::Add(AddError::State(e)) => {
                 tracing::error!("state error: {e}");
                 json_error(StatusCode::INTERNAL_SERVER_ERROR, "internal error")

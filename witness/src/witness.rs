@@ -14,7 +14,7 @@ use verdict_core::cosignature::Cosigner;
 use verdict_core::merkle::empty_root;
 use verdict_core::note::{Note, NoteError, NoteSignature, Verifier};
 use verdict_core::proof::verify_consistency;
-use verdict_core::TreeSize;
+use verdict_core::{Hash, TreeSize};
 
 use crate::protocol::AddCheckpointRequest;
 use crate::state::{StateError, Store};
@@ -57,6 +57,21 @@ pub enum AddError {
         /// The size the witness last cosigned (0 if none).
         witness: TreeSize,
     },
+    /// The old size, the checkpoint's size and the witness's size are equal but the root is
+    /// not the one the witness cosigned at that size: a fork (409, body: that size; c2sp
+    /// tlog-witness "If the old size matches the checkpoint size, the witness MUST check that
+    /// the root hashes are also identical").
+    #[error(
+        "fork: size {size} was cosigned with root {cosigned}, this checkpoint has root {root}"
+    )]
+    RootMismatch {
+        /// The common size.
+        size: TreeSize,
+        /// The root the witness cosigned at that size.
+        cosigned: Hash,
+        /// The root of the submitted checkpoint.
+        root: Hash,
+    },
     /// The checkpoint is not consistent with the witness's: a bad proof, a fork or a wrong
     /// empty root (422).
     #[error("inconsistent checkpoint: {reason}")]
@@ -76,7 +91,7 @@ impl AddError {
             AddError::Malformed { .. } | AddError::OldAboveSize { .. } => 400,
             AddError::Signature { .. } => 403,
             AddError::UnknownOrigin { .. } => 404,
-            AddError::Conflict { .. } => 409,
+            AddError::Conflict { .. } | AddError::RootMismatch { .. } => 409,
             AddError::Inconsistent { .. } => 422,
             AddError::State(_) => 500,
         }
@@ -139,7 +154,12 @@ impl Witness {
             reason: e.reason.to_owned(),
         })?;
         let result = self.add(&req, now);
-        if let Err(AddError::Inconsistent { reason }) = &result {
+        let refused = match &result {
+            Err(AddError::Inconsistent { reason }) => Some(reason.clone()),
+            Err(e @ AddError::RootMismatch { .. }) => Some(e.to_string()),
+            _ => None,
+        };
+        if let Some(reason) = refused {
             // A validly signed checkpoint that fails consistency may prove misbehaviour: keep it.
             let origin = Note::parse(&req.checkpoint)
                 .ok()
@@ -213,11 +233,17 @@ impl Witness {
             }
             None => unreachable_without_state()?,
             Some(s) if req.old == checkpoint.size => {
-                if s.checkpoint.root != checkpoint.root || !req.proof.is_empty() {
-                    return Err(inconsistent(format!(
-                        "fork: size {} was cosigned with root {}, this checkpoint has root {}",
-                        checkpoint.size, s.checkpoint.root, checkpoint.root
-                    )));
+                if s.checkpoint.root != checkpoint.root {
+                    return Err(AddError::RootMismatch {
+                        size: checkpoint.size,
+                        cosigned: s.checkpoint.root,
+                        root: checkpoint.root,
+                    });
+                }
+                if !req.proof.is_empty() {
+                    return Err(inconsistent(
+                        "a proof between equal sizes must be empty".into(),
+                    ));
                 }
             }
             Some(s) => verify_consistency(

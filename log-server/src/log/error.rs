@@ -65,6 +65,9 @@ pub enum LogError {
     /// The log is shutting down or its sequencer has stopped.
     #[error("log is shutting down")]
     ShuttingDown,
+    /// The log halted on a witness alarm (spec `spec/witness.md` §9.3) and accepts no entries.
+    #[error("log halted: a witness has seen a larger tree")]
+    Halted,
     /// The batch holding the entry could not be made durable; the entry was not sequenced
     /// (it may still appear in the log, unacknowledged). The cause is logged.
     #[error("sequencing failed during {op}")]

@@ -15,6 +15,7 @@ pub mod lock;
 mod read;
 pub(crate) mod sequencer;
 pub mod tiles;
+pub mod witness;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
@@ -176,6 +177,8 @@ pub(crate) struct Shared {
     /// Size of the latest published checkpoint.
     pub(crate) published: AtomicU64,
     pub(crate) closed: AtomicBool,
+    /// Set by [`Log::halt`] (a witness alarm): no new entries, no new checkpoints.
+    pub(crate) halted: AtomicBool,
     pub(crate) pushbacks: AtomicU64,
     pub(crate) batches: AtomicU64,
     pub(crate) storage_errors: AtomicU64,
@@ -236,6 +239,7 @@ impl Log {
             staged: AtomicU64::new(0),
             published: AtomicU64::new(0),
             closed: AtomicBool::new(false),
+            halted: AtomicBool::new(false),
             pushbacks: AtomicU64::new(0),
             batches: AtomicU64::new(0),
             storage_errors: AtomicU64::new(0),
@@ -389,6 +393,9 @@ impl Log {
         if shared.closed.load(Ordering::Acquire) {
             return Err(LogError::ShuttingDown);
         }
+        if shared.halted.load(Ordering::Acquire) {
+            return Err(LogError::Halted);
+        }
         let pending = self.pending();
         if pending >= shared.cfg.max_pending {
             shared.pushbacks.fetch_add(1, Ordering::Relaxed);
@@ -426,6 +433,22 @@ impl Log {
             .await
             .map_err(|_| LogError::ShuttingDown)?;
         found.clone().ok_or(LogError::ShuttingDown)
+    }
+
+    /// Stop for good (until restart): refuse new entries, so that no new checkpoint is signed.
+    /// Called on a witness alarm ([`witness`], spec `spec/witness.md` §9.3).
+    pub fn halt(&self) {
+        self.inner.shared.halted.store(true, Ordering::Release);
+    }
+
+    /// Whether [`Log::halt`] was called.
+    pub fn halted(&self) -> bool {
+        self.inner.shared.halted.load(Ordering::Acquire)
+    }
+
+    /// A receiver of every checkpoint the sequencer publishes (or re-signs).
+    pub fn checkpoints(&self) -> watch::Receiver<Option<SignedCheckpoint>> {
+        self.inner.checkpoints.clone()
     }
 
     /// Entries submitted but not yet integrated into a published checkpoint.

@@ -153,7 +153,27 @@ impl Log {
         let latest = self.latest_checkpoint().ok_or(LogError::OutOfRange {
             what: "no checkpoint yet",
         })?;
-        let size = latest.checkpoint.size;
+        self.bundle_against(index, latest.checkpoint.size, latest.note)
+    }
+
+    /// The C2SP tlog-proof of `index` against the published checkpoint of `size` whose signed
+    /// note (possibly with cosignatures, spec `spec/witness.md` §9.2) is `note`.
+    ///
+    /// # Errors
+    /// [`LogError::OutOfRange`] when `size` does not cover `index` or is beyond the latest
+    /// checkpoint.
+    pub fn bundle_against(
+        &self,
+        index: LeafIndex,
+        size: TreeSize,
+        note: Vec<u8>,
+    ) -> Result<ProofBundle, LogError> {
+        let published = self.latest_checkpoint().map_or(0, |c| c.checkpoint.size.0);
+        if size.0 > published {
+            return Err(LogError::OutOfRange {
+                what: "size beyond the published tree",
+            });
+        }
         if index.0 >= size.0 {
             return Err(LogError::OutOfRange {
                 what: "index not in the published tree",
@@ -172,7 +192,7 @@ impl Log {
             extra: Some(entry),
             index,
             proof,
-            checkpoint: latest.note,
+            checkpoint: note,
         })
     }
 

@@ -229,6 +229,10 @@ impl Sequencer {
 
     /// Idle wake-up: retry a failed integration, or re-sign a checkpoint that is getting old.
     fn tick(&mut self) {
+        // Witness alarm (spec/witness.md §9.3): sign nothing, not even staged entries.
+        if self.shared.halted.load(Ordering::Acquire) {
+            return;
+        }
         if self.dirty || self.staged_size > self.published_size() {
             let result = self
                 .reload_if_dirty()
@@ -254,6 +258,11 @@ impl Sequencer {
     fn process(&mut self, batch: Vec<Submission>) {
         let started = Instant::now();
         let count = batch.len();
+        // Witness alarm (spec/witness.md §9.3): sign nothing new.
+        if self.shared.halted.load(Ordering::Acquire) {
+            self.refuse(batch, "halted");
+            return;
+        }
         if let Err(error) = self.reload_if_dirty() {
             self.failed("reload", Some(&error));
             self.refuse(batch, "reload");

@@ -29,15 +29,58 @@ fn default_wait() -> bool {
     true
 }
 
+/// Query of `POST /v1/check`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckQuery {
+    /// Wait for integration and return the proof bundle (default `true`).
+    #[serde(default = "default_wait")]
+    pub wait: bool,
+    /// Wait (at most `witness_timeout_ms`) for a checkpoint cosigned by the witness quorum that
+    /// covers the entry, and return the bundle against it (default `false`; implies `wait`).
+    #[serde(default)]
+    pub witnessed: bool,
+}
+
 /// `POST /v1/check`.
 pub async fn check(
     AgentAuth(agent): AgentAuth,
     State(state): State<AppState>,
-    ApiQuery(query): ApiQuery<WaitQuery>,
+    ApiQuery(query): ApiQuery<CheckQuery>,
     ApiJson(body): ApiJson<CheckBody>,
 ) -> Result<Response, ApiError> {
-    let logged = service::check(state.service(), &agent, body, query.wait).await?;
+    let mut logged =
+        service::check(state.service(), &agent, body, query.wait || query.witnessed).await?;
+    if query.witnessed && state.witnesses.quorum() > 0 {
+        witness_proof(&state, &mut logged).await?;
+    }
     decision_response(&logged)
+}
+
+/// Replace the proof of `logged` by one against a checkpoint cosigned by the witness quorum
+/// (spec `spec/witness.md` §9.4), waiting at most `witness_timeout_ms` for it.
+async fn witness_proof(state: &AppState, logged: &mut Logged) -> Result<(), ApiError> {
+    let timeout = state.witnesses.timeout();
+    let cosigned = state
+        .witnesses
+        .wait_covering(logged.index, timeout)
+        .await
+        .ok_or(ApiError::NotWitnessed {
+            reason: "no checkpoint cosigned by the witness quorum within witness_timeout_ms",
+        })?;
+    let size = cosigned.checkpoint.size.0;
+    let bundle = state
+        .log
+        .bundle_against(logged.index, cosigned.checkpoint.size, cosigned.note)
+        .map_err(ApiError::from_log)?;
+    logged.body.integrated = true;
+    logged.body.proof = Some(ProofPart {
+        tree_size: size,
+        inclusion_proof: bundle.proof.iter().map(|h| h.to_base64()).collect(),
+        checkpoint: String::from_utf8_lossy(&bundle.checkpoint).into_owned(),
+        bundle: String::from_utf8_lossy(&bundle.encode()).into_owned(),
+    });
+    Ok(())
 }
 
 /// `POST /v1/screen`.

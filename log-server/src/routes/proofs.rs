@@ -109,7 +109,10 @@ pub async fn consistency(
     }))
 }
 
-/// `GET /v1/bundle/{index}`: the tlog-proof of a logged receipt against the latest checkpoint.
+/// `GET /v1/bundle/{index}`: the tlog-proof of a logged receipt against the latest checkpoint;
+/// with a witness quorum configured, against the latest checkpoint cosigned by the quorum, with
+/// its cosignature lines (spec `spec/witness.md` §9.2), or 503 `not_witnessed` while none covers
+/// the entry.
 pub async fn bundle(
     State(state): State<AppState>,
     Path(index): Path<String>,
@@ -120,10 +123,24 @@ pub async fn bundle(
             what: format!("entry {index}"),
         });
     }
-    let bundle = state
-        .log
-        .bundle(LeafIndex(index))
-        .map_err(ApiError::from_log)?;
+    let bundle = if state.witnesses.quorum() == 0 {
+        state
+            .log
+            .bundle(LeafIndex(index))
+            .map_err(ApiError::from_log)?
+    } else {
+        let cosigned = state
+            .witnesses
+            .cosigned()
+            .filter(|c| c.checkpoint.size.0 > index)
+            .ok_or(ApiError::NotWitnessed {
+                reason: "no checkpoint cosigned by the witness quorum covers this entry yet",
+            })?;
+        state
+            .log
+            .bundle_against(LeafIndex(index), cosigned.checkpoint.size, cosigned.note)
+            .map_err(ApiError::from_log)?
+    };
     Ok((
         [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
         bundle.encode(),

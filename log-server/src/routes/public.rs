@@ -42,7 +42,9 @@ pub(crate) fn gauges(state: &AppState) -> LogGauges {
     }
 }
 
-/// `GET /checkpoint`: the latest signed checkpoint note, cached for at most a few seconds.
+/// `GET /checkpoint`: the latest signed checkpoint note, with the cosignature lines of the
+/// witnesses that cosigned exactly it (spec `spec/witness.md` §9.2), cached for at most a few
+/// seconds.
 pub async fn checkpoint(State(state): State<AppState>) -> Result<Response, ApiError> {
     let cp = state.log.latest_checkpoint().ok_or(ApiError::Unavailable {
         reason: "no checkpoint signed yet",
@@ -59,7 +61,7 @@ pub async fn checkpoint(State(state): State<AppState>) -> Result<Response, ApiEr
                 HeaderValue::from_str(&cache).map_err(ApiError::internal)?,
             ),
         ],
-        cp.note.clone(),
+        state.witnesses.decorate(&cp),
     )
         .into_response())
 }
@@ -144,9 +146,13 @@ pub struct Health {
 }
 
 /// `GET /health`: 200 only while a checkpoint signed within `health_max_age_secs` exists, the
-/// log's writes succeed (else 503 `storage_unavailable`) and no read has found damaged stored
-/// data since start (else 503 `integrity`).
+/// log's writes succeed (else 503 `storage_unavailable`), no read has found damaged stored
+/// data since start (else 503 `integrity`) and no witness alarm was raised (else 503
+/// `witness_alarm`, spec `spec/witness.md` §9.3).
 pub async fn health(State(state): State<AppState>) -> Result<Json<Health>, ApiError> {
+    if let Some(detail) = state.witnesses.alarm() {
+        return Err(ApiError::WitnessAlarm { detail });
+    }
     if let Some(problem) = state.log.integrity_problem() {
         return Err(ApiError::Integrity { detail: problem });
     }

@@ -137,6 +137,9 @@ pub(crate) fn log_error(metrics: &Metrics, e: LogError) -> ServiceError {
         {
             ServiceError::StorageUnavailable
         }
+        LogError::Halted => ServiceError::Unavailable {
+            reason: "log halted by a witness alarm (see /health)",
+        },
         other => ServiceError::internal(other),
     }
 }

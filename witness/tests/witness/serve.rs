@@ -117,16 +117,40 @@ async fn wrong_old_size_gets_409_with_the_witness_size() {
 }
 
 #[tokio::test]
-async fn forks_are_rejected_with_422_and_kept_as_evidence() {
+async fn forks_are_rejected_with_409_or_422_and_kept_as_evidence() {
     let s = setup();
     assert_eq!(status(add(&s, &s.log, 0, 8).await), 200);
     // The same log key signs another history (a copied data directory whose appends diverge).
     let mut fork = TestLog::new(1, 6, "leaf");
     fork.grow(12, "forked");
-    // Same size, other root.
+    // Same size, other root: 409 stating the witness's size (c2sp tlog-witness: "If the old
+    // size matches the checkpoint size, the witness MUST check that the root hashes are also
+    // identical. If they don't match, the witness MUST respond with a 409 Conflict").
     let mut other8 = TestLog::new(1, 7, "leaf");
     other8.grow(8, "forked");
-    assert_eq!(status(add(&s, &other8, 8, 8).await), 422);
+    let body = AddCheckpointRequest {
+        old: TreeSize(8),
+        proof: Vec::new(),
+        checkpoint: other8.checkpoint(8),
+    }
+    .encode();
+    let (code, ct, text) = post_raw(&s.process.url, body).await;
+    assert_eq!(
+        (code, ct.as_str(), text.as_str()),
+        (409, "text/x.tlog.size", "8\n")
+    );
+    assert_eq!(
+        add(&s, &other8, 8, 8).await.unwrap(),
+        AddOutcome::Conflict {
+            witness_size: TreeSize(8)
+        }
+    );
+    // The honest checkpoint of the same size with a (non-empty) proof between equal sizes: 422.
+    let r = s
+        .client
+        .add_checkpoint(&s.log.checkpoint(8), TreeSize(8), &[Hash([0; 32])])
+        .await;
+    assert_eq!(status(r), 422);
     // A larger tree whose proof (honestly computed on the fork) does not connect.
     assert_eq!(status(add(&s, &fork, 8, 12).await), 422);
     // The honest proof with the forked checkpoint does not verify either.
@@ -142,7 +166,10 @@ async fn forks_are_rejected_with_422_and_kept_as_evidence() {
         .await;
     assert_eq!(status(r), 422);
     let evidence = std::fs::read_dir(s.data.join("evidence")).unwrap().count();
-    assert_eq!(evidence, 4);
+    assert_eq!(
+        evidence, 6,
+        "2 same-size forks, 1 proof between equal sizes, 3 proofs that do not connect"
+    );
     // The witness still follows the honest log.
     assert_eq!(status(add(&s, &s.log, 8, 12).await), 200);
 }

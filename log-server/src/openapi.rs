@@ -43,6 +43,21 @@ fn u64_param(name: &str, location: &str, description: &str) -> Value {
     })
 }
 
+/// As [`u64_param`], at least 1.
+fn u64_param_min1(name: &str, location: &str, description: &str) -> Value {
+    let mut p = u64_param(name, location, description);
+    if let Some(schema) = p.get_mut("schema").and_then(Value::as_object_mut) {
+        schema.insert("minimum".to_owned(), json!(1));
+    }
+    p
+}
+
+/// A canonical tile path after `tile/` (C2SP tlog-tiles; `Tile::parse_path`): level 0-63 without
+/// leading zeros or `entries`; the index as 3-digit groups, all but the last prefixed with `x`,
+/// the first of those not `x000`, at most 6 groups (the server takes 7 up to 2^64-1); an optional
+/// `.p/<W>` with W 1-255.
+const TILE_PATH_PATTERN: &str = "^([0-9]|[1-5][0-9]|6[0-3]|entries)/(x(00[1-9]|0[1-9][0-9]|[1-9][0-9]{2})(/x[0-9]{3}){0,4}/)?[0-9]{3}([.]p/([1-9]|[1-9][0-9]|1[0-9]{2}|2[0-4][0-9]|25[0-5]))?$";
+
 /// The document, with every object's keys sorted so the bytes served do not depend on
 /// serde_json's map type (its `preserve_order` feature is switched on by other crates in
 /// workspace-wide builds).
@@ -116,7 +131,7 @@ pub fn document() -> Value {
             }},
             "/tile/{path}": { "get": {
                 "summary": "Hash tile tile/<L>/<N>[.p/<W>] or entry bundle tile/entries/<N>[.p/<W>] (C2SP tlog-tiles); immutable.",
-                "parameters": [{ "name": "path", "in": "path", "required": true, "schema": { "type": "string" } }],
+                "parameters": [{ "name": "path", "in": "path", "required": true, "description": "The path after tile/: a level 0-63 or `entries`, the index as 3-digit groups (all but the last prefixed with x, no leading x000), and an optional partial width .p/1-255 (spec tiles.md section 1).", "schema": { "type": "string", "maxLength": 59, "pattern": TILE_PATH_PATTERN } }],
                 "responses": {
                     "200": text("Tile bytes.", "application/octet-stream"),
                     "400": error_response("Not a canonical tile path."),
@@ -131,12 +146,12 @@ pub fn document() -> Value {
             "/v1/proof/inclusion": { "get": {
                 "summary": "RFC 9162 inclusion proof of a leaf in a tree size.",
                 "parameters": [u64_param("index", "query", "Leaf index."), u64_param("size", "query", "Tree size, at most the latest checkpoint's.")],
-                "responses": { "200": json_ref("Proof.", "Proof"), "400": error_response("Bad parameters."), "503": error_response("A stored tile is damaged or missing (error `integrity`).") }
+                "responses": { "200": json_ref("Proof.", "Proof"), "400": error_response("Bad parameters."), "404": error_response("No such proof: size is beyond the latest checkpoint, or index is not below size."), "503": error_response("A stored tile is damaged or missing (error `integrity`).") }
             }},
             "/v1/proof/consistency": { "get": {
                 "summary": "RFC 9162 consistency proof between two tree sizes.",
-                "parameters": [u64_param("from", "query", "Old size, at least 1."), u64_param("to", "query", "New size, at most the latest checkpoint's.")],
-                "responses": { "200": json_ref("Proof.", "Proof"), "400": error_response("Bad parameters."), "503": error_response("A stored tile is damaged or missing (error `integrity`).") }
+                "parameters": [u64_param_min1("from", "query", "Old size, at least 1."), u64_param("to", "query", "New size, at most the latest checkpoint's.")],
+                "responses": { "200": json_ref("Proof.", "Proof"), "400": error_response("Bad parameters."), "404": error_response("No such proof: to is beyond the latest checkpoint, or from is above to."), "503": error_response("A stored tile is damaged or missing (error `integrity`).") }
             }},
             "/v1/bundle/{index}": { "get": {
                 "summary": "C2SP tlog-proof of a logged receipt against the latest checkpoint; with a witness quorum configured, against the latest checkpoint cosigned by the quorum (with its cosignature lines).",

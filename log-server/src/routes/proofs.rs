@@ -57,6 +57,10 @@ fn latest_size(state: &AppState) -> u64 {
         .map_or(0, checkpoint_size)
 }
 
+fn not_found(what: String) -> ApiError {
+    ApiError::NotFound { what }
+}
+
 fn bad(detail: &str) -> ApiError {
     ApiError::BadQuery {
         detail: detail.to_owned(),
@@ -68,11 +72,17 @@ pub async fn inclusion(
     State(state): State<AppState>,
     ApiQuery(q): ApiQuery<InclusionQuery>,
 ) -> Result<Json<ProofResponse>, ApiError> {
+    // A well-formed request for a proof the log does not have (a tree it has not signed, a leaf
+    // outside the tree) is 404, as for a tile beyond the tree: the parameters are valid, the
+    // proof does not exist (yet).
     if q.size > latest_size(&state) {
-        return Err(bad("size is beyond the latest checkpoint"));
+        return Err(not_found(format!("a signed tree of size {}", q.size)));
     }
     if q.index >= q.size {
-        return Err(bad("index must be below size"));
+        return Err(not_found(format!(
+            "leaf {} in a tree of size {}",
+            q.index, q.size
+        )));
     }
     let proof = state
         .log
@@ -91,11 +101,17 @@ pub async fn consistency(
     State(state): State<AppState>,
     ApiQuery(q): ApiQuery<ConsistencyQuery>,
 ) -> Result<Json<ProofResponse>, ApiError> {
-    if q.to > latest_size(&state) {
-        return Err(bad("to is beyond the latest checkpoint"));
+    if q.from == 0 {
+        return Err(bad("from must be at least 1"));
     }
-    if q.from == 0 || q.from > q.to {
-        return Err(bad("from must be at least 1 and at most to"));
+    if q.to > latest_size(&state) {
+        return Err(not_found(format!("a signed tree of size {}", q.to)));
+    }
+    if q.from > q.to {
+        return Err(not_found(format!(
+            "a consistency proof from size {} down to {}",
+            q.from, q.to
+        )));
     }
     let proof = state
         .log

@@ -131,13 +131,10 @@ pub async fn check(
         })?;
     require_object(&body.action)?;
     let approvals = body.approvals;
-    // An escalated request resubmitted (with approvals) after a new version of its policy was
-    // registered is decided under the version it was first decided under (issue 11).
-    let policy = if approvals.is_empty() {
-        policy
-    } else {
-        original_version(ctx, &request_id, policy, &body.action)
-    };
+    // A request id seen before (a replay, or an escalated request resubmitted with approvals)
+    // after a new version of its policy was registered is answered under the version it was
+    // first decided under (issue 11), not with a misleading 409 (issue 15).
+    let policy = original_version(ctx, &request_id, policy, &body.action);
     let fingerprint = fingerprint(&policy, &body.action);
     let (mut guard, salt) =
         match ctx
@@ -145,7 +142,8 @@ pub async fn check(
             .reserve(&request_id, fingerprint, !approvals.is_empty())?
         {
             Reservation::Replay(index, salt) => {
-                return replay(ctx, &policy, &body.action, index, salt, wait).await;
+                let logged = replay(ctx, &policy, &body.action, index, salt, wait).await?;
+                return super::escalations::opened(ctx, agent, &body.action, logged).await;
             }
             Reservation::Resubmit(salt) => {
                 if given_salt.is_some_and(|g| g != salt) {
@@ -204,7 +202,8 @@ pub async fn check(
     if let Some(g) = guard.as_mut() {
         g.completed = true;
     }
-    Ok(logged)
+    // An escalate decision opens an escalation (spec `approval.md` §1).
+    super::escalations::opened(ctx, agent, &body.action, logged).await
 }
 
 /// Screen an action: in scope, answer which variables it names (nothing logged); out of scope,

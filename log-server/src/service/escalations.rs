@@ -356,14 +356,21 @@ pub async fn get(ctx: Context<'_>, id: &str) -> Result<Record, ServiceError> {
 /// # Errors
 /// As [`get`].
 pub async fn wait(ctx: Context<'_>, id: &str, wait: Duration) -> Result<Record, ServiceError> {
-    let id = parse_id(id)?;
+    wait_for(ctx, &parse_id(id)?, wait).await
+}
+
+async fn wait_for(
+    ctx: Context<'_>,
+    id: &[u8; ESCALATION_ID_LEN],
+    wait: Duration,
+) -> Result<Record, ServiceError> {
     let deadline = Instant::now() + wait.min(MAX_WAIT);
     loop {
         // Registered before reading, so a change between the read and the wait is not missed.
         let changed = ctx.escalations.changed.notified();
         tokio::pin!(changed);
         changed.as_mut().enable();
-        let (_, record) = current(ctx, &id).await?;
+        let (_, record) = current(ctx, id).await?;
         let now = Instant::now();
         if record.final_index.is_some() || now >= deadline {
             return Ok(record);
@@ -545,7 +552,12 @@ pub async fn answer(
         if next.status == Status::Pending {
             return Ok(next);
         }
-        return finish(ctx, &id).await;
+        let done = finish(ctx, &id).await?;
+        if done.final_index.is_some() {
+            return Ok(done);
+        }
+        // Another task (a long-poll) is logging it: answer with its result.
+        return wait_for(ctx, &id, MAX_WAIT).await;
     }
     Err(ServiceError::internal("escalation record keeps changing"))
 }

@@ -149,6 +149,11 @@ pub async fn check(
                 if given_salt.is_some_and(|g| g != salt) {
                     return Err(ServiceError::RequestIdConflict { request_id });
                 }
+                // Approvals are single use (issue 15): once the id's latest decision is final,
+                // resubmitting approvals answers it again instead of logging another.
+                if let Some(index) = super::escalations::settled(ctx, &request_id).await? {
+                    return replay(ctx, &policy, &body.action, index, salt, wait).await;
+                }
                 (None, Some(salt))
             }
             // A new decision never uses a client salt as it is: 32 bytes of server randomness

@@ -339,6 +339,34 @@ fn request(action: &serde_json::Value, request_id: &str, salt: Salt) -> CheckReq
     }
 }
 
+/// For a resubmission with (legacy) approvals: the latest entry logged for `request_id` when its
+/// decision is final (not `escalate`), so that the same approvals never log a second decision.
+///
+/// # Errors
+/// Log errors waiting for the entry or reading it.
+pub(crate) async fn settled(
+    ctx: Context<'_>,
+    request_id: &str,
+) -> Result<Option<LeafIndex>, ServiceError> {
+    let Some(index) = ctx.request_ids.logged(request_id) else {
+        return Ok(None);
+    };
+    ctx.log
+        .wait_integrated(index)
+        .await
+        .map_err(|e| super::log_error(ctx.metrics, e))?;
+    let entry = ctx
+        .log
+        .entry(index)
+        .map_err(ServiceError::internal)?
+        .ok_or_else(|| ServiceError::internal(format!("entry {index} missing")))?;
+    let decision = verdict_core::receipt::Receipt::decode(&entry)
+        .map_err(ServiceError::internal)?
+        .statement
+        .decision;
+    Ok((decision != Decision::Escalate).then_some(index))
+}
+
 // ---------------------------------------------------------------------------------------------
 // Reading, waiting, listing.
 

@@ -459,3 +459,46 @@ async fn bad_requests_are_4xx_and_change_nothing() {
     assert_eq!(status(&s, id).await["approvals"], json!([]));
     assert_eq!(s.log_size(), size);
 }
+
+/// The legacy resubmission (`POST /v1/check` with `approvals`, `decision-semantics.md` §7) is
+/// single use too: the same approvals three times log one allow.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn legacy_resubmission_with_the_same_approvals_logs_one_allow() {
+    let s = TestServer::start().await;
+    let action = json!({"destination": "internal", "record_count": 5000});
+    let first = s
+        .check(
+            json!({"policy": "customer-data-egress", "action": action, "request_id": "legacy-1"}),
+        )
+        .await
+        .json();
+    assert_eq!(first["decision"], "escalate");
+    assert!(first["escalation_id"].is_string());
+    let commitment =
+        Hash::from_slice(&hex::decode(first["action_commitment"].as_str().unwrap()).unwrap())
+            .unwrap();
+    let approval = verdict_checker::approval::Approval::sign(&s.approver, &commitment, "legacy-1");
+    let body = json!({"policy": "customer-data-egress", "action": action, "request_id": "legacy-1",
+                      "salt": first["salt"], "approvals": [approval]});
+    let allow = s.check(body.clone()).await.json();
+    assert_eq!(allow["decision"], "allow");
+    let size = s.log_size();
+    for _ in 0..2 {
+        let again = s.check(body.clone()).await.json();
+        assert_eq!(again["index"], allow["index"]);
+    }
+    assert_eq!(s.log_size(), size);
+    // The escalation then adopts that allow instead of logging another one.
+    let id = first["escalation_id"].as_str().unwrap();
+    let e = status(&s, id).await;
+    let r = answer(
+        &s,
+        id,
+        "approvals",
+        &sign(&e, &s.approver, Verdict::Approve),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", text(&r));
+    assert_eq!(r.json()["final_index"], allow["index"]);
+    assert_eq!(s.log_size(), size);
+}

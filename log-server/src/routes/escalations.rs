@@ -16,6 +16,7 @@ use axum::http::header::AUTHORIZATION;
 use axum::http::HeaderMap;
 use axum::Json;
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 use verdict_core::approval::Verdict;
 
 use crate::auth::{AuthError, Principal, Role};
@@ -172,6 +173,123 @@ fn principal(state: &AppState, headers: &HeaderMap) -> Result<Principal, ApiErro
         }
     }
     Err(ApiError::Forbidden)
+}
+
+/// The escalation paths of the OpenAPI document ([`crate::openapi`]).
+pub fn openapi_paths() -> serde_json::Value {
+    let err = |d: &str| json!({ "description": d, "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } });
+    let escalation = |d: &str| json!({ "description": d, "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Escalation" } } } });
+    let id_param = json!({
+        "name": "id", "in": "path", "required": true,
+        "description": "Escalation id, 32 lowercase hex digits (spec approval.md section 1).",
+        "schema": { "type": "string", "pattern": "^[0-9a-f]{32}$" }
+    });
+    let answer = |verdict: &str| {
+        json!({
+            "summary": format!("Add a signed {verdict} (no bearer token: the Ed25519 signature of a policy approver key over the message of spec approval.md section 2 is the credential). A resolved escalation is answered as it is (single use)."),
+            "security": [],
+            "parameters": [id_param.clone()],
+            "requestBody": { "required": true, "content": { "application/json": { "schema": { "$ref": "#/components/schemas/EscalationAnswer" } } } },
+            "responses": {
+                "200": escalation("The escalation after the answer; with the final decision once resolved."),
+                "400": err("Malformed body."),
+                "404": err("No such escalation."),
+                "413": err("Body over the configured limit."),
+                "415": err("Wrong content type."),
+                "422": err("invalid_action: unknown approver key, malformed or failing signature; nothing changed."),
+                "503": err("Storage failing, backpressure or unavailable.")
+            }
+        })
+    };
+    json!({
+        "/v1/escalations": { "get": {
+            "summary": "Escalations with the canonical action and the rules involved (admin or auditor token); expired ones are resolved first.",
+            "security": [{ "adminToken": [] }, { "auditorToken": [] }],
+            "parameters": [{
+                "name": "status", "in": "query", "required": false,
+                "schema": { "type": "string", "enum": ["pending", "approved", "rejected", "expired"] }
+            }],
+            "responses": {
+                "200": { "description": "Escalations in id order.", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/EscalationList" } } } },
+                "400": err("Bad query."),
+                "401": err("Missing, invalid or expired bearer token (error `unauthorized` or `token_expired`)."),
+                "403": err("An agent token."),
+                "503": err("Storage failing or unavailable.")
+            }
+        }},
+        "/v1/escalations/{id}": { "get": {
+            "summary": "Status of an escalation (the agent that raised it, admin or auditor); with wait, held until the final decision is logged or the time is up (bounded by 60 s and the request timeout).",
+            "security": [{ "agentToken": [] }, { "adminToken": [] }, { "auditorToken": [] }],
+            "parameters": [id_param.clone(), {
+                "name": "wait", "in": "query", "required": false,
+                "description": "Long-poll time, <seconds>s from 0s to 60s.",
+                "schema": { "type": "string", "pattern": "^([0-9]|[0-5][0-9]|60)s$", "default": "0s" }
+            }],
+            "responses": {
+                "200": escalation("The escalation; with the final decision and its proof bundle once resolved."),
+                "400": err("Bad query."),
+                "401": err("Missing, invalid or expired bearer token (error `unauthorized` or `token_expired`)."),
+                "403": err("An agent token of another agent."),
+                "404": err("No such escalation."),
+                "503": err("Storage failing or unavailable.")
+            }
+        }},
+        "/v1/escalations/{id}/approvals": { "post": answer("approval") },
+        "/v1/escalations/{id}/rejections": { "post": answer("rejection") }
+    })
+}
+
+/// The escalation schemas of the OpenAPI document ([`crate::openapi`]).
+pub fn openapi_schemas() -> serde_json::Value {
+    let strings = json!({ "type": "array", "items": { "type": "string" } });
+    json!({
+        "EscalationAnswer": { "type": "object", "required": ["key_id", "signature"], "additionalProperties": false, "properties": {
+            "key_id": { "type": "string", "pattern": "^[0-9a-fA-F]{8}$", "description": "C2SP signed-note key id of the approver key." },
+            "signature": { "type": "string", "pattern": "^[A-Za-z0-9+/]{86}==$", "contentEncoding": "base64", "description": "Ed25519 signature (64 bytes) over the message of spec approval.md section 2." }
+        }},
+        "EscalationList": { "type": "object", "required": ["escalations"], "properties": {
+            "escalations": { "type": "array", "items": { "$ref": "#/components/schemas/Escalation" } }
+        }},
+        "Escalation": { "type": "object", "required": [
+            "id", "request_id", "agent", "policy", "action_commitment", "escalate_index", "matched_variables",
+            "undetermined_variables", "violated_rules", "violated_rule_ids", "approvals_needed",
+            "eligible_approvers", "created_ms", "expires_ms", "status", "approvals", "final_decision",
+            "final_index", "status_url"
+        ], "properties": {
+            "id": { "type": "string", "pattern": "^[0-9a-f]{32}$" },
+            "request_id": { "type": "string" },
+            "agent": { "type": "string" },
+            "policy": { "type": "object", "properties": {
+                "name": { "type": "string" }, "version": { "type": "string" }, "commitment": { "type": "string" }
+            }},
+            "action_commitment": { "type": "string" },
+            "escalate_index": { "type": "integer", "minimum": 0 },
+            "matched_variables": strings,
+            "undetermined_variables": strings,
+            "violated_rules": { "type": "array", "items": { "type": "integer" } },
+            "violated_rule_ids": strings,
+            "approvals_needed": { "type": ["integer", "null"], "minimum": 1 },
+            "eligible_approvers": { "type": "array", "items": { "type": "object", "properties": {
+                "name": { "type": "string" }, "key_id": { "type": "string" }
+            }}},
+            "created_ms": { "type": "integer" },
+            "expires_ms": { "type": "integer" },
+            "status": { "enum": ["pending", "approved", "rejected", "expired"] },
+            "approvals": { "type": "array", "items": { "type": "object", "properties": {
+                "key_id": { "type": "string" }, "name": { "type": "string" },
+                "verdict": { "enum": ["approve", "reject"] },
+                "signature": { "type": "string", "contentEncoding": "base64" }
+            }}},
+            "final_decision": { "type": ["string", "null"] },
+            "final_index": { "type": ["integer", "null"] },
+            "status_url": { "type": "string" },
+            "decision": { "$ref": "#/components/schemas/Decision" },
+            "canonical_action": { "type": "string", "description": "Admin and auditor only." },
+            "rules": { "type": "array", "description": "Admin and auditor only.", "items": { "type": "object", "properties": {
+                "id": { "type": "string" }, "text": { "type": "string" }, "effect": { "enum": ["deny", "escalate"] }
+            }}}
+        }}
+    })
 }
 
 #[cfg(test)]

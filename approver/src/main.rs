@@ -28,7 +28,12 @@ use verdict_core::Hash;
 #[command(name = "verdict-approve", version)]
 struct Cli {
     /// Server base URL, e.g. http://127.0.0.1:8080.
-    #[arg(long, env = "VERDICT_SERVER", global = true, default_value = "http://127.0.0.1:8080")]
+    #[arg(
+        long,
+        env = "VERDICT_SERVER",
+        global = true,
+        default_value = "http://127.0.0.1:8080"
+    )]
     server: String,
     /// Print the server's JSON answer instead of text.
     #[arg(long, global = true)]
@@ -221,9 +226,7 @@ fn message_of(e: &Value, verdict: Verdict) -> Result<ApprovalMessage, Failure> {
         action_commitment: hash(&e["action_commitment"], "action_commitment")?,
         policy_commitment: hash(&e["policy"]["commitment"], "policy commitment")?,
         verdict,
-        expires_ms: e["expires_ms"]
-            .as_u64()
-            .ok_or_else(|| bad("expires_ms"))?,
+        expires_ms: e["expires_ms"].as_u64().ok_or_else(|| bad("expires_ms"))?,
     })
 }
 
@@ -261,9 +264,10 @@ fn print_escalation(e: &Value) {
     println!(
         "approvals  {} of {} needed; expires_ms {}",
         approvals_count(e),
-        e["approvals_needed"]
-            .as_u64()
-            .map_or_else(|| "none (approvals cannot allow it)".to_owned(), |n| n.to_string()),
+        e["approvals_needed"].as_u64().map_or_else(
+            || "none (approvals cannot allow it)".to_owned(),
+            |n| n.to_string()
+        ),
         e["expires_ms"]
     );
     for a in e["approvals"].as_array().into_iter().flatten() {
@@ -277,9 +281,9 @@ fn print_escalation(e: &Value) {
 }
 
 fn approvals_count(e: &Value) -> usize {
-    e["approvals"]
-        .as_array()
-        .map_or(0, |a| a.iter().filter(|x| x["verdict"] == "approve").count())
+    e["approvals"].as_array().map_or(0, |a| {
+        a.iter().filter(|x| x["verdict"] == "approve").count()
+    })
 }
 
 fn s(v: &Value) -> String {
@@ -299,8 +303,7 @@ fn read_token(path: &PathBuf) -> Result<String, Failure> {
 fn read_key(path: &PathBuf) -> Result<Signer, Failure> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| unusable(format!("key file {}: {e}", path.display())))?;
-    Signer::parse(text.trim())
-        .map_err(|e| unusable(format!("key file {}: {e}", path.display())))
+    Signer::parse(text.trim()).map_err(|e| unusable(format!("key file {}: {e}", path.display())))
 }
 
 struct Client {

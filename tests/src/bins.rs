@@ -67,6 +67,8 @@ fn build() -> Result<PathBuf> {
             "verdict-verifier",
             "-p",
             "verdict-log-server",
+            "-p",
+            "verdict-approve",
         ])
         .arg("--target-dir")
         .arg(target);

@@ -135,24 +135,27 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 println!("{list}");
                 return Ok(());
             }
-            let items = list["escalations"].as_array().cloned().unwrap_or_default();
+            let items = at(&list, "/escalations")
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
             if items.is_empty() {
                 println!("no {status} escalations");
             }
-            for e in items {
+            for e in &items {
                 println!(
                     "{}  {}  {}@{}  request {}  agent {}  approvals {}/{}  expires_ms {}",
-                    s(&e["id"]),
-                    s(&e["status"]),
-                    s(&e["policy"]["name"]),
-                    s(&e["policy"]["version"]),
-                    s(&e["request_id"]),
-                    s(&e["agent"]),
-                    approvals_count(&e),
-                    e["approvals_needed"]
+                    s(at(e, "/id")),
+                    s(at(e, "/status")),
+                    s(at(e, "/policy/name")),
+                    s(at(e, "/policy/version")),
+                    s(at(e, "/request_id")),
+                    s(at(e, "/agent")),
+                    approvals_count(e),
+                    at(e, "/approvals_needed")
                         .as_u64()
                         .map_or_else(|| "-".to_owned(), |n| n.to_string()),
-                    e["expires_ms"]
+                    at(e, "/expires_ms")
                 );
             }
             Ok(())
@@ -203,9 +206,11 @@ async fn answer(client: &Client, a: Answer, verdict: Verdict, json: bool) -> Res
     } else {
         println!(
             "status {}; approvals {}; final decision {}",
-            s(&after["status"]),
+            s(at(&after, "/status")),
             approvals_count(&after),
-            after["final_decision"].as_str().unwrap_or("(pending)")
+            at(&after, "/final_decision")
+                .as_str()
+                .unwrap_or("(pending)")
         );
     }
     Ok(())
@@ -221,38 +226,44 @@ fn message_of(e: &Value, verdict: Verdict) -> Result<ApprovalMessage, Failure> {
             .ok_or_else(|| bad(what))
     };
     Ok(ApprovalMessage {
-        escalation_id: parse_escalation_id(e["id"].as_str().unwrap_or_default())
+        escalation_id: parse_escalation_id(at(e, "/id").as_str().unwrap_or_default())
             .map_err(|_| bad("id"))?,
-        action_commitment: hash(&e["action_commitment"], "action_commitment")?,
-        policy_commitment: hash(&e["policy"]["commitment"], "policy commitment")?,
+        action_commitment: hash(at(e, "/action_commitment"), "action_commitment")?,
+        policy_commitment: hash(at(e, "/policy/commitment"), "policy commitment")?,
         verdict,
-        expires_ms: e["expires_ms"].as_u64().ok_or_else(|| bad("expires_ms"))?,
+        expires_ms: at(e, "/expires_ms")
+            .as_u64()
+            .ok_or_else(|| bad("expires_ms"))?,
     })
 }
 
 fn print_escalation(e: &Value) {
-    println!("escalation {}  status {}", s(&e["id"]), s(&e["status"]));
+    println!(
+        "escalation {}  status {}",
+        s(at(e, "/id")),
+        s(at(e, "/status"))
+    );
     println!(
         "policy     {}@{} ({})",
-        s(&e["policy"]["name"]),
-        s(&e["policy"]["version"]),
-        s(&e["policy"]["commitment"])
+        s(at(e, "/policy/name")),
+        s(at(e, "/policy/version")),
+        s(at(e, "/policy/commitment"))
     );
     println!(
         "request    {} by agent {}",
-        s(&e["request_id"]),
-        s(&e["agent"])
+        s(at(e, "/request_id")),
+        s(at(e, "/agent"))
     );
-    println!("action     {}", s(&e["canonical_action"]));
-    for r in e["rules"].as_array().into_iter().flatten() {
+    println!("action     {}", s(at(e, "/canonical_action")));
+    for r in at(e, "/rules").as_array().into_iter().flatten() {
         println!(
             "rule       {} ({}): {}",
-            s(&r["id"]),
-            s(&r["effect"]),
-            s(&r["text"])
+            s(at(r, "/id")),
+            s(at(r, "/effect")),
+            s(at(r, "/text"))
         );
     }
-    let undetermined: Vec<&str> = e["undetermined_variables"]
+    let undetermined: Vec<&str> = at(e, "/undetermined_variables")
         .as_array()
         .into_iter()
         .flatten()
@@ -264,26 +275,31 @@ fn print_escalation(e: &Value) {
     println!(
         "approvals  {} of {} needed; expires_ms {}",
         approvals_count(e),
-        e["approvals_needed"].as_u64().map_or_else(
+        at(e, "/approvals_needed").as_u64().map_or_else(
             || "none (approvals cannot allow it)".to_owned(),
             |n| n.to_string()
         ),
-        e["expires_ms"]
+        at(e, "/expires_ms")
     );
-    for a in e["approvals"].as_array().into_iter().flatten() {
+    for a in at(e, "/approvals").as_array().into_iter().flatten() {
         println!(
             "           {} {} ({})",
-            s(&a["verdict"]),
-            s(&a["name"]),
-            s(&a["key_id"])
+            s(at(a, "/verdict")),
+            s(at(a, "/name")),
+            s(at(a, "/key_id"))
         );
     }
 }
 
 fn approvals_count(e: &Value) -> usize {
-    e["approvals"].as_array().map_or(0, |a| {
-        a.iter().filter(|x| x["verdict"] == "approve").count()
+    at(e, "/approvals").as_array().map_or(0, |a| {
+        a.iter().filter(|x| at(x, "/verdict") == "approve").count()
     })
+}
+
+/// `v` at the JSON pointer `path`, or null (never panics, unlike indexing).
+fn at<'a>(v: &'a Value, path: &str) -> &'a Value {
+    v.pointer(path).unwrap_or(&Value::Null)
 }
 
 fn s(v: &Value) -> String {
@@ -346,7 +362,7 @@ async fn answer_of(request: reqwest::RequestBuilder) -> Result<Value, Failure> {
     } else {
         let message = format!(
             "server answered {status}: {}",
-            body["message"].as_str().unwrap_or("no message")
+            at(&body, "/message").as_str().unwrap_or("no message")
         );
         Err(if status.is_client_error() {
             refused(message)

@@ -482,7 +482,7 @@ pub async fn view(
     });
     Ok(EscalationView {
         status_url: status_url(&record.id),
-        canonical_action: privileged.then(|| escalated.canonical),
+        canonical_action: privileged.then_some(escalated.canonical),
         rules,
         decision,
         record,

@@ -335,6 +335,10 @@ pub trait Storage: Send + Sync + 'static {
     ///
     /// # Errors
     /// Backend errors.
+    #[expect(
+        clippy::type_complexity,
+        reason = "signature shared with the PostgreSQL backend (issue 15)"
+    )]
     fn escalations(&self) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StorageError>;
 
     /// Compare-and-swap: writes `new` iff the current value equals `expected` (None = absent).

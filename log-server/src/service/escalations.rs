@@ -503,7 +503,8 @@ pub struct AnswerBody {
 }
 
 /// Add a signed approval or rejection to escalation `id` and resolve it when it is decided.
-/// A record that is no longer pending is returned as it is (single use).
+/// The signature is verified first; a record that is no longer pending is then returned as it
+/// is (single use).
 ///
 /// # Errors
 /// [`ServiceError::NotFound`] for an unknown id; [`ServiceError::InvalidAction`] for an invalid
@@ -518,9 +519,8 @@ pub async fn answer(
     let signed = SignedApproval::from_wire(&body.key_id, &body.signature).map_err(invalid)?;
     for _ in 0..MAX_SWAP_ATTEMPTS {
         let (bytes, record) = current(ctx, &id).await?;
-        if record.status != Status::Pending {
-            return Ok(record);
-        }
+        // Verified first, also on a resolved record: the endpoints take no token, so only a
+        // holder of an eligible key learns anything about the escalation.
         let policy = policy_of(ctx, &record.policy.commitment)?;
         let message = ApprovalMessage {
             escalation_id: id,
@@ -532,6 +532,9 @@ pub async fn answer(
         let verified = signed
             .verify(&message, policy.approvers())
             .map_err(invalid)?;
+        if record.status != Status::Pending {
+            return Ok(record);
+        }
         let key_id = verified.key_id.to_string();
         if record
             .approvals

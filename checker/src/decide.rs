@@ -302,6 +302,43 @@ impl Checker {
         deadline: Instant,
         cancelled: Option<&dyn Fn() -> bool>,
     ) -> Result<Outcome, CheckError> {
+        self.check_with(req, None, deadline, cancelled)
+    }
+
+    /// As [`Self::check_until`], with approvers whose approvals the caller has already verified
+    /// (escalation approvals, `spec/approval.md` §4) instead of `req.approvals`, which must be
+    /// empty. Key ids that are not among the policy's approvers are dropped, duplicates counted
+    /// once.
+    ///
+    /// # Errors
+    /// As [`Self::check`].
+    pub fn check_approved_until(
+        &mut self,
+        req: &CheckRequest,
+        approvers: &[KeyId],
+        deadline: Instant,
+        cancelled: Option<&dyn Fn() -> bool>,
+    ) -> Result<Outcome, CheckError> {
+        let registered: std::collections::BTreeSet<KeyId> = approvers
+            .iter()
+            .copied()
+            .filter(|id| self.policy.approvers().iter().any(|v| v.key_id() == *id))
+            .collect();
+        self.check_with(
+            req,
+            Some(registered.into_iter().collect()),
+            deadline,
+            cancelled,
+        )
+    }
+
+    fn check_with(
+        &mut self,
+        req: &CheckRequest,
+        verified: Option<Vec<KeyId>>,
+        deadline: Instant,
+        cancelled: Option<&dyn Fn() -> bool>,
+    ) -> Result<Outcome, CheckError> {
         if req.request_id.is_empty() || req.request_id.len() > MAX_REQUEST_ID_BYTES {
             return Err(CheckError::InvalidRequestId);
         }
@@ -309,12 +346,21 @@ impl Checker {
         let canonical_action = action.canonical();
         let salt = req.salt.unwrap_or_else(Salt::random);
         let action_commitment = commit(CommitmentTag::Action, &salt, &canonical_action);
-        let approvers = verify_approvals(
-            self.policy.approvers(),
-            &req.approvals,
-            &action_commitment,
-            &req.request_id,
-        )?;
+        let approvers = match verified {
+            Some(ids) if req.approvals.is_empty() => ids,
+            Some(_) => {
+                return Err(CheckError::InvalidApproval {
+                    approver: String::new(),
+                    reason: "approvals given twice",
+                })
+            }
+            None => verify_approvals(
+                self.policy.approvers(),
+                &req.approvals,
+                &action_commitment,
+                &req.request_id,
+            )?,
+        };
         let count = i64::try_from(approvers.len()).unwrap_or(i64::MAX);
         let mut outcome = Outcome {
             decision: Decision::Deny,

@@ -15,6 +15,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
+use verdict_core::note::KeyId;
 use verdict_core::Hash;
 
 use crate::compile::CompiledPolicy;
@@ -27,6 +28,8 @@ pub const WARM_PER_THREAD: usize = 8;
 struct Job {
     policy: Arc<CompiledPolicy>,
     request: CheckRequest,
+    /// Approvers verified by the caller (escalation approvals), or `None` for `request.approvals`.
+    approvers: Option<Vec<KeyId>>,
     deadline: Instant,
     reply: oneshot::Sender<Result<Outcome, CheckError>>,
 }
@@ -83,12 +86,36 @@ impl CheckerPool {
         policy: Arc<CompiledPolicy>,
         request: CheckRequest,
     ) -> Result<Outcome, CheckError> {
+        self.submit(policy, request, None).await
+    }
+
+    /// Check one action with approvers the caller has verified ([`Checker::check_approved_until`]):
+    /// how the server decides an escalation again once approvals arrive (`spec/approval.md` §4).
+    ///
+    /// # Errors
+    /// As [`Self::check`].
+    pub async fn check_approved(
+        &self,
+        policy: Arc<CompiledPolicy>,
+        request: CheckRequest,
+        approvers: Vec<KeyId>,
+    ) -> Result<Outcome, CheckError> {
+        self.submit(policy, request, Some(approvers)).await
+    }
+
+    async fn submit(
+        &self,
+        policy: Arc<CompiledPolicy>,
+        request: CheckRequest,
+        approvers: Option<Vec<KeyId>>,
+    ) -> Result<Outcome, CheckError> {
         let (reply, rx) = oneshot::channel();
         let sender = self.sender.as_ref().ok_or(CheckError::PoolUnavailable)?;
         sender
             .send(Job {
                 policy,
                 request,
+                approvers,
                 deadline: Instant::now() + self.timeout,
                 reply,
             })
@@ -144,7 +171,12 @@ fn worker(rx: &Mutex<mpsc::Receiver<Job>>, timeout: Duration) {
         };
         let gone = || job.reply.is_closed();
         let outcome = result.and_then(|()| match warm.first_mut() {
-            Some((_, checker)) => checker.check_until(&job.request, job.deadline, Some(&gone)),
+            Some((_, checker)) => match &job.approvers {
+                None => checker.check_until(&job.request, job.deadline, Some(&gone)),
+                Some(ids) => {
+                    checker.check_approved_until(&job.request, ids, job.deadline, Some(&gone))
+                }
+            },
             None => Err(CheckError::PoolUnavailable),
         });
         let _ = job.reply.send(outcome);

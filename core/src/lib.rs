@@ -1,6 +1,7 @@
 //! Transport-agnostic formats of Verdict.
 //!
 //! This crate has no I/O, no async runtime, no storage and no solver. It implements:
+//! - [`approval`]: signed approvals and rejections of escalations; spec `spec/approval.md`;
 //! - [`merkle`]: RFC 9162 §2.1 Merkle tree hashing, the right edge of a growing tree ([`merkle::RightEdge`]);
 //! - [`proof`]: inclusion and consistency proof generation from stored hashes and verification
 //!   (RFC 9162 §2.1.3, §2.1.4); spec `spec/merkle.md`;
@@ -15,6 +16,7 @@
 //!   apart; spec `spec/policy-statement.md`.
 #![deny(missing_docs)]
 
+pub mod approval;
 pub mod bundle;
 mod cbor;
 pub mod checkpoint;

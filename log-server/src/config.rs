@@ -104,6 +104,9 @@ pub struct Config {
     /// How many request ids are remembered for replay detection (409 on a different action).
     /// Default 100000.
     pub request_id_window: usize,
+    /// Lifetime of an escalation in seconds (issue 15, spec `approval.md` §1): an escalation
+    /// not approved or rejected within it is logged as `deny` (fail closed). Default 86400.
+    pub escalation_ttl_s: u64,
     /// Format of the log lines on stderr: `text` (human-readable, the default) or `json` (one JSON
     /// object per line, with the event's fields, for log collectors). The level filter is
     /// `RUST_LOG` (default `info,tower_http=warn`).
@@ -173,6 +176,7 @@ impl Default for Config {
             health_max_age_secs: 30,
             checkpoint_max_age_secs: 1,
             request_id_window: 100_000,
+            escalation_ttl_s: 86_400,
             log_format: LogFormat::Text,
             checkpoint_lock: None,
             witness: Vec::new(),

@@ -123,6 +123,8 @@ pub struct StateInner {
     pub metrics: Metrics,
     /// Request ids seen recently (replay detection).
     pub request_ids: RequestIds,
+    /// Escalations (spec `approval.md`).
+    pub escalations: service::escalations::Escalations,
     /// The configuration the server runs with.
     pub config: Config,
     /// The witnesses checkpoints are pushed to, and the cosigned checkpoints collected.
@@ -153,6 +155,7 @@ impl AppState {
             policies: &self.policies,
             metrics: &self.metrics,
             request_ids: &self.request_ids,
+            escalations: &self.escalations,
         }
     }
 }
@@ -311,6 +314,9 @@ pub async fn start(config: &Config) -> Result<Started, StartError> {
         tokens: Tokens::of_keys(&keys),
         metrics: Metrics::default(),
         request_ids,
+        escalations: service::escalations::Escalations::new(std::time::Duration::from_secs(
+            config.escalation_ttl_s,
+        )),
         config: config.clone(),
         witnesses,
     });

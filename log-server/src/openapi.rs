@@ -254,6 +254,18 @@ pub fn document() -> Value {
     if let Some(obj) = doc.as_object_mut() {
         obj.insert("components".to_owned(), components());
     }
+    extend(
+        &mut doc,
+        "paths",
+        crate::routes::escalations::openapi_paths(),
+    );
+    if let Some(components) = doc.get_mut("components") {
+        extend(
+            components,
+            "schemas",
+            crate::routes::escalations::openapi_schemas(),
+        );
+    }
     sorted_keys(doc)
 }
 
@@ -353,10 +365,19 @@ fn components() -> Value {
                         "inclusion_proof": { "type": "array", "items": { "type": "string" } },
                         "checkpoint": { "type": "string" },
                         "bundle": { "type": "string", "description": "C2SP tlog-proof text." }
-                    }}
+                    }},
+                    "escalation_id": { "type": "string", "pattern": "^[0-9a-f]{32}$", "description": "For escalate: the escalation (spec approval.md)." },
+                    "status_url": { "type": "string", "description": "For escalate: GET it (with ?wait=30s) for the final decision." }
                 }}
             }
     })
+}
+
+/// Add the members of `more` (an object) to the object `doc[key]`.
+fn extend(doc: &mut Value, key: &str, more: Value) {
+    if let (Some(Value::Object(target)), Value::Object(more)) = (doc.get_mut(key), more) {
+        target.extend(more);
+    }
 }
 
 /// `value` with every object's keys in sorted order, whatever serde_json's map type is.

@@ -1,4 +1,5 @@
 //! Integration tests of `verdict-core`, one binary with a sub-module per area:
+//! - `approval_vectors`: escalation approval vectors in `testdata/approvals/`;
 //! - `merkle_vectors`: the transparency-dev RFC 6962/9162 inclusion and consistency vectors;
 //! - `tessera`: a complete C2SP tlog-tiles log from Tessera (checkpoints, tiles, entry bundles);
 //! - `note_vectors`: C2SP signed-note known answers;
@@ -16,6 +17,7 @@
     reason = "tests"
 )]
 
+mod approval_vectors;
 mod cosignature_vectors;
 mod merkle_vectors;
 mod note_vectors;

@@ -3,9 +3,11 @@
 //!
 //! Public (no token): the C2SP tlog-tiles read API ([`public`]), keys, proofs and bundles
 //! ([`proofs`]), health, metrics and the OpenAPI document. Write token: policies ([`policies`]),
-//! screen and check ([`check`]). Auditor token: the private store ([`private`]).
+//! screen and check ([`check`]). Escalations ([`escalations`]): agent, admin, auditor or an
+//! approver's signature. Auditor token: the private store ([`private`]).
 
 pub mod check;
+pub mod escalations;
 pub mod policies;
 pub mod private;
 pub mod proofs;
@@ -34,6 +36,10 @@ pub fn router() -> Router<AppState> {
         .route("/v1/policies/{name}/versions", get(policies::versions))
         .route("/v1/screen", post(check::screen))
         .route("/v1/check", post(check::check))
+        .route("/v1/escalations", get(escalations::list))
+        .route("/v1/escalations/{id}", get(escalations::get))
+        .route("/v1/escalations/{id}/approvals", post(escalations::approve))
+        .route("/v1/escalations/{id}/rejections", post(escalations::reject))
         .route("/v1/private/actions/{index}", get(private::action))
         .route("/v1/private/policies/{commitment}", get(private::policy))
 }

@@ -139,13 +139,10 @@ pub async fn check(
     // token values reduced to their presence.
     let stored = redact_tokens(&policy, &action);
     let approvals = body.approvals;
-    // An escalated request resubmitted (with approvals) after a new version of its policy was
-    // registered is decided under the version it was first decided under (issue 11).
-    let policy = if approvals.is_empty() {
-        policy
-    } else {
-        original_version(ctx, &request_id, policy, &stored)
-    };
+    // A request id seen before (a replay, or an escalated request resubmitted with approvals)
+    // after a new version of its policy was registered is answered under the version it was
+    // first decided under (issue 11), not with a misleading 409 (issue 15).
+    let policy = original_version(ctx, &request_id, policy, &stored);
     let fingerprint = fingerprint(&policy, &stored);
     let (mut guard, salt) =
         match ctx
@@ -153,11 +150,17 @@ pub async fn check(
             .reserve(&request_id, fingerprint, !approvals.is_empty())?
         {
             Reservation::Replay(index, salt) => {
-                return replay(ctx, &policy, &action, index, salt, wait).await;
+                let logged = replay(ctx, &policy, &action, index, salt, wait).await?;
+                return super::escalations::opened(ctx, agent, &action, logged).await;
             }
             Reservation::Resubmit(salt) => {
                 if given_salt.is_some_and(|g| g != salt) {
                     return Err(ServiceError::RequestIdConflict { request_id });
+                }
+                // Approvals are single use (issue 15): once the id's latest decision is final,
+                // resubmitting approvals answers it again instead of logging another.
+                if let Some(index) = super::escalations::settled(ctx, &request_id).await? {
+                    return replay(ctx, &policy, &action, index, salt, wait).await;
                 }
                 (None, Some(salt))
             }
@@ -178,7 +181,8 @@ pub async fn check(
             .check(
                 Arc::clone(&policy),
                 CheckRequest {
-                    action,
+                    // Kept: an escalation decides it again with the approvers it finds.
+                    action: action.clone(),
                     request_id: request_id.clone(),
                     salt,
                     approvals,
@@ -212,7 +216,8 @@ pub async fn check(
     if let Some(g) = guard.as_mut() {
         g.completed = true;
     }
-    Ok(logged)
+    // An escalate decision opens an escalation (spec `approval.md` §1).
+    super::escalations::opened(ctx, agent, &action, logged).await
 }
 
 /// Screen an action: in scope, answer which variables it names (nothing logged); out of scope,

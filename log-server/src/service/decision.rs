@@ -74,6 +74,12 @@ pub struct DecisionResponse {
     /// The proof, once integrated.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub proof: Option<ProofPart>,
+    /// For `escalate`: the escalation's id (spec `approval.md` §1).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub escalation_id: Option<String>,
+    /// For `escalate`: where the agent polls for the final decision (`/v1/escalations/<id>`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status_url: Option<String>,
 }
 
 /// The proof part of a decision.
@@ -126,6 +132,29 @@ pub(crate) async fn log_decision(
     wait: bool,
     started: Instant,
 ) -> Result<Logged, ServiceError> {
+    let private = encode_record(policy, outcome, request_id, agent, action)?;
+    log_prepared(
+        ctx, policy, outcome, kind, request_id, private, wait, started,
+    )
+    .await
+}
+
+/// As [`log_decision`], with the private record already encoded (the final decision of an
+/// escalation adds its evidence, [`super::escalations`]).
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the parts of log_decision, with the record instead of its inputs"
+)]
+pub(crate) async fn log_prepared(
+    ctx: Context<'_>,
+    policy: &CompiledPolicy,
+    outcome: &Outcome,
+    kind: Kind,
+    request_id: &str,
+    private: Vec<u8>,
+    wait: bool,
+    started: Instant,
+) -> Result<Logged, ServiceError> {
     // The statement is kept for the answer, so the receipt is not decoded again.
     let statement = verdict_checker::issue::statement(
         outcome,
@@ -136,7 +165,6 @@ pub(crate) async fn log_decision(
         ctx.checker_key,
     );
     let receipt = Receipt::sign(&statement, ctx.checker_key).map_err(ServiceError::internal)?;
-    let private = encode_record(policy, outcome, request_id, agent, action)?;
     let submitted = Instant::now();
     let (index, sequenced) = if wait {
         let sequenced = ctx
@@ -323,6 +351,8 @@ fn decision_body(
         receipt: B64.encode(receipt),
         integrated: proof.is_some(),
         proof,
+        escalation_id: None,
+        status_url: None,
     }
 }
 

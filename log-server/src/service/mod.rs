@@ -1,6 +1,6 @@
 //! The use cases of the server, without HTTP: screen and check ([`check`], with the canonical
 //! action and request fingerprint in [`action`]), logging and replaying
-//! a decision ([`decision`]), the request-id window ([`request_ids`]), private records
+//! a decision ([`decision`]), escalations and their approvals ([`escalations`]), the request-id window ([`request_ids`]), private records
 //! ([`private`]) and the policy registry ([`policies`]).
 //!
 //! Nothing here knows axum: the routes ([`crate::routes`]) extract a request, call a function of
@@ -10,6 +10,7 @@
 pub mod action;
 pub mod check;
 pub mod decision;
+pub mod escalations;
 pub mod policies;
 pub mod private;
 pub mod request_ids;
@@ -37,6 +38,8 @@ pub struct Context<'a> {
     pub metrics: &'a Metrics,
     /// Request ids seen recently (replay detection).
     pub request_ids: &'a RequestIds,
+    /// Escalations: lifetime, waiters, resolutions in flight (spec `approval.md`).
+    pub escalations: &'a escalations::Escalations,
 }
 
 /// Why a use case failed. Each variant maps to one error of the HTTP boundary

@@ -26,6 +26,10 @@ pub(crate) struct PrivateRecord<'a> {
     pub(crate) agent: Option<std::borrow::Cow<'a, str>>,
     /// The canonical action the commitment covers.
     pub(crate) canonical_action: std::borrow::Cow<'a, str>,
+    /// For the final decision of an escalation: its id, expiry, resolution and the signed
+    /// approvals and rejections (spec `approval.md` §5).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) escalation: Option<std::borrow::Cow<'a, serde_json::Value>>,
     /// Policy commitment, hex.
     pub(crate) policy: String,
     /// The request id.
@@ -45,10 +49,26 @@ pub(crate) fn encode_record(
     agent: &str,
     action: &serde_json::Value,
 ) -> Result<Vec<u8>, ServiceError> {
+    encode_record_with(policy, outcome, request_id, agent, action, None)
+}
+
+/// As [`encode_record`], with the escalation evidence of a final decision (spec `approval.md` §5).
+///
+/// # Errors
+/// [`ServiceError::Internal`] when it cannot be serialized.
+pub(crate) fn encode_record_with(
+    policy: &CompiledPolicy,
+    outcome: &Outcome,
+    request_id: &str,
+    agent: &str,
+    action: &serde_json::Value,
+    escalation: Option<&serde_json::Value>,
+) -> Result<Vec<u8>, ServiceError> {
     serde_json::to_vec(&PrivateRecord {
         action: std::borrow::Cow::Borrowed(action),
         agent: Some(std::borrow::Cow::Borrowed(agent)),
         canonical_action: String::from_utf8_lossy(&outcome.canonical_action),
+        escalation: escalation.map(std::borrow::Cow::Borrowed),
         policy: policy.commitment().to_hex(),
         request_id: std::borrow::Cow::Borrowed(request_id),
         salt: outcome.salt.to_hex(),

@@ -184,6 +184,11 @@ impl RequestIds {
         Ok(restored)
     }
 
+    /// The entry last logged for a seen id, if the id is in the window and completed.
+    pub(crate) fn logged(&self, id: &str) -> Option<LeafIndex> {
+        self.lock().ok()?.0.get(id)?.done.map(|(index, _)| index)
+    }
+
     pub(crate) fn complete(&self, id: &str, index: LeafIndex, salt: Salt) {
         if let Ok(mut guard) = self.inner.lock() {
             if let Some(seen) = guard.0.get_mut(id) {

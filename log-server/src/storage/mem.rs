@@ -62,6 +62,7 @@ struct Data {
     staged_size: u64,
     private: BTreeMap<u64, Vec<u8>>,
     policies: BTreeMap<Vec<u8>, Vec<u8>>,
+    escalations: BTreeMap<Vec<u8>, Vec<u8>>,
     tiles: BTreeMap<(TileKind, u64), StoredTile>,
     state: Option<LogState>,
 }
@@ -244,6 +245,35 @@ impl Storage for MemStorage {
             .iter()
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect())
+    }
+
+    fn escalation(&self, id: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
+        Ok(lock(&self.data).escalations.get(id).cloned())
+    }
+
+    fn escalations(&self) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StorageError> {
+        Ok(lock(&self.data)
+            .escalations
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect())
+    }
+
+    fn swap_escalation(
+        &self,
+        id: &[u8],
+        expected: Option<&[u8]>,
+        new: &[u8],
+    ) -> Result<bool, StorageError> {
+        let mut swapped = false;
+        self.write("swap escalation", |data| {
+            if data.escalations.get(id).map(Vec::as_slice) == expected {
+                data.escalations.insert(id.to_vec(), new.to_vec());
+                swapped = true;
+            }
+            Ok(())
+        })?;
+        Ok(swapped)
     }
 
     fn write_tiles(&self, tiles: &[TileWrite]) -> Result<(), StorageError> {

@@ -243,7 +243,8 @@ pub type PolicyRecordEntry = (Vec<u8>, Vec<u8>);
 ///   to the size of the log; any cache has a fixed byte bound (the sled backend: sled's page cache, which then only
 ///   holds partial tiles and small records).
 /// - **Private records are separate.** They live apart from tiles and entries; no tile or entry
-///   read returns them. So do policy-registry records ([`Storage::put_policy_record`]).
+///   read returns them. So do policy-registry records ([`Storage::put_policy_record`]) and
+///   escalation records ([`Storage::swap_escalation`]).
 ///
 /// Implementations must be safe to call from several threads; only one sequencer writes.
 pub trait Storage: Send + Sync + 'static {
@@ -323,6 +324,34 @@ pub trait Storage: Send + Sync + 'static {
     /// # Errors
     /// Backend errors.
     fn policy_records(&self) -> Result<Vec<PolicyRecordEntry>, StorageError>;
+
+    /// Escalation records (issue 15; spec/approval.md), keyed by escalation id.
+    ///
+    /// # Errors
+    /// Backend errors.
+    fn escalation(&self, id: &[u8]) -> Result<Option<Vec<u8>>, StorageError>;
+
+    /// Every escalation record, in key order.
+    ///
+    /// # Errors
+    /// Backend errors.
+    #[expect(
+        clippy::type_complexity,
+        reason = "signature shared with the PostgreSQL backend (issue 15)"
+    )]
+    fn escalations(&self) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StorageError>;
+
+    /// Compare-and-swap: writes `new` iff the current value equals `expected` (None = absent).
+    /// Ok(false) when it does not; durable when it returns Ok(true).
+    ///
+    /// # Errors
+    /// Backend errors.
+    fn swap_escalation(
+        &self,
+        id: &[u8],
+        expected: Option<&[u8]>,
+        new: &[u8],
+    ) -> Result<bool, StorageError>;
 }
 
 /// Check that `write` is a well-formed tile: width 1..=256, and a hash tile of `width * 32` bytes.

@@ -2,7 +2,8 @@
 //!
 //! Trees: `state` (the published [`LogState`] and the staged size), `staged` (entries by index),
 //! `private` (private records by index), `tiles` (hash tile records by level and index), `entries`
-//! (entry bundle records by index), `policies` (policy-registry records, [`Storage::put_policy_record`]).
+//! (entry bundle records by index), `policies` (policy-registry records, [`Storage::put_policy_record`]),
+//! `escalations` (escalation records by id, [`Storage::swap_escalation`]).
 //! (Stores of earlier versions also hold an unused `aux` tree.)
 //! Multi-tree writes use sled transactions; every write ends with `flush()`, sled's durability
 //! point, before it returns.
@@ -109,6 +110,7 @@ pub(crate) struct Trees {
     pub(crate) staged: sled::Tree,
     pub(crate) private: sled::Tree,
     pub(crate) policies: sled::Tree,
+    pub(crate) escalations: sled::Tree,
     pub(crate) tiles: sled::Tree,
     pub(crate) entries: sled::Tree,
 }
@@ -128,6 +130,7 @@ impl Trees {
                     staged: tree("staged")?,
                     private: tree("private")?,
                     policies: tree("policies")?,
+                    escalations: tree("escalations")?,
                     tiles: tree("tiles")?,
                     entries: tree("entries")?,
                     db,
@@ -413,6 +416,44 @@ impl Storage for SledStorage {
                     .map_err(backend("read policy records"))
             })
             .collect()
+    }
+
+    fn escalation(&self, id: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
+        Ok(self
+            .trees()?
+            .escalations
+            .get(id)
+            .map_err(backend("read escalation"))?
+            .map(|v| v.to_vec()))
+    }
+
+    fn escalations(&self) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StorageError> {
+        self.trees()?
+            .escalations
+            .iter()
+            .map(|r| {
+                r.map(|(k, v)| (k.to_vec(), v.to_vec()))
+                    .map_err(backend("read escalations"))
+            })
+            .collect()
+    }
+
+    fn swap_escalation(
+        &self,
+        id: &[u8],
+        expected: Option<&[u8]>,
+        new: &[u8],
+    ) -> Result<bool, StorageError> {
+        let trees = self.trees()?;
+        let swapped = trees
+            .escalations
+            .compare_and_swap(id, expected, Some(new))
+            .map_err(backend("swap escalation"))?
+            .is_ok();
+        if swapped {
+            trees.flush("flush escalation")?;
+        }
+        Ok(swapped)
     }
 
     fn write_tiles(&self, tiles: &[TileWrite]) -> Result<(), StorageError> {

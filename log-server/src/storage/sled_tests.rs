@@ -368,3 +368,36 @@ fn a_damaged_full_tile_file_is_a_store_error() {
     assert_eq!(store.read_tile(H0, 0).unwrap(), None);
     assert_eq!(store.read_tile(TileKind::Entries, 0).unwrap(), None);
 }
+
+/// Escalation records (issue 15): compare-and-swap from absent and from a value, key order,
+/// durable across a reopen; the in-memory backend obeys the same contract.
+#[test]
+fn escalations_are_compare_and_swap_and_durable() {
+    fn contract(store: &dyn Storage) {
+        assert_eq!(store.escalation(b"b").unwrap(), None);
+        assert!(store.swap_escalation(b"b", None, b"one").unwrap());
+        assert!(!store.swap_escalation(b"b", None, b"two").unwrap());
+        assert!(!store.swap_escalation(b"b", Some(b"two"), b"three").unwrap());
+        assert_eq!(store.escalation(b"b").unwrap(), Some(b"one".to_vec()));
+        assert!(store.swap_escalation(b"b", Some(b"one"), b"two").unwrap());
+        assert!(store.swap_escalation(b"a", None, b"x").unwrap());
+        assert_eq!(
+            store.escalations().unwrap(),
+            vec![
+                (b"a".to_vec(), b"x".to_vec()),
+                (b"b".to_vec(), b"two".to_vec())
+            ]
+        );
+        // Escalations are not private records or tiles.
+        assert_eq!(store.private_record(LeafIndex(0)).unwrap(), None);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = SledStorage::open(dir.path()).unwrap();
+        contract(&store);
+    }
+    let store = SledStorage::open(dir.path()).unwrap();
+    assert_eq!(store.escalation(b"b").unwrap(), Some(b"two".to_vec()));
+    assert_eq!(store.escalations().unwrap().len(), 2);
+    contract(&crate::storage::mem::MemStorage::new());
+}

@@ -12,6 +12,8 @@
 //! - `integrity`: the checkpoint lock (a restored store is refused), random corruption of the
 //!   sled store and tile files (no panic, no fork, no wrong entry), a full disk on a tmpfs
 //!   (recovery without restart, no acknowledged entry lost);
+//! - `escalations`: escalations, signed approvals and rejections, expiry, replay, restart
+//!   (issue 15, spec `approval.md`);
 //! - `openapi`: insta snapshot of `GET /openapi.json`;
 //! - `slow_client`: `serve::serve` on 127.0.0.1 under trickling (Slowloris) connections;
 //! - `token_expiry`: token files with `expires=`, 401 `token_expired`;
@@ -34,6 +36,7 @@ mod bad_input_cases;
 mod bad_input_check;
 mod bad_input_writes;
 mod deadline;
+mod escalations;
 mod integrity;
 mod log_faults;
 mod log_props;

@@ -1,6 +1,8 @@
 //! End-to-end tests across the real binaries: the tamper suite against `verdict verify`, and a
 //! real `verdict-server` checked, grown, audited, forged and rolled back.
 //!
+//! - [`escalations`]: issue 15 with `verdict-server`, `verdict-approve` and `verdict verify`:
+//!   2 of 2 approvals, long-poll, rejection, expiry, replay across a restart, policy change;
 //! - [`tamper`]: `testdata/bundles/` (fast, no server);
 //! - [`flow`]: allow/deny/escalate checks, bundles verified, consistency, forged checkpoint;
 //! - [`audit`]: `audit --sample` on a log of ≥ 10k entries, `--full`, and rollback detection.
@@ -26,6 +28,7 @@ mod at_rest;
 mod audit;
 mod audit_faults;
 mod deadline;
+mod escalations;
 mod flow;
 mod integrity;
 mod policies;

@@ -1,0 +1,932 @@
+//! Escalations that people resolve (issue 15; spec `spec/approval.md`).
+//!
+//! An `escalate` decision of `POST /v1/check` opens an escalation record ([`opened`]), stored
+//! through [`crate::storage::Storage::swap_escalation`] (compare-and-swap, durable on return).
+//! Approvers answer it with signed approvals or rejections ([`answer`], message in
+//! [`verdict_core::approval`]). Once the approvals make the checker decide something other than
+//! `escalate` under the record's original policy commitment, or on a rejection, or at the expiry,
+//! the record leaves `pending` and exactly one final decision is logged ([`finish`]), with the
+//! signatures in its private record (spec `approval.md` §5). Expiry is lazy and deterministic:
+//! every read or write of a record first expires it when its time has come ([`current`]).
+//!
+//! Single use: a record that has left `pending` never changes again, so the same approvals
+//! answered twice, also after a restart, find the one final decision.
+
+use std::collections::{BTreeSet, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
+use verdict_checker::{CheckError, CheckRequest, CompiledPolicy, Outcome};
+use verdict_core::approval::{
+    parse_escalation_id, ApprovalError, ApprovalMessage, SignedApproval, Verdict, ESCALATION_ID_LEN,
+};
+use verdict_core::note::KeyId;
+use verdict_core::receipt::{commit, CommitmentTag, Decision, Kind, Salt};
+use verdict_core::{Hash, LeafIndex};
+
+use super::decision::{decision_name, log_prepared, now_ms, replay, DecisionResponse, Logged};
+use super::private::{encode_record_with, PrivateRecord};
+use super::{Context, ServiceError};
+
+/// Domain separator of escalation ids (spec `approval.md` §1).
+pub const ID_PREFIX: &[u8] = b"verdict/escalation-id/v1\n";
+/// Longest long-poll (`?wait=`) of `GET /v1/escalations/{id}`.
+pub const MAX_WAIT: Duration = Duration::from_secs(60);
+/// Most approvers tried when computing `approvals_needed`.
+const MAX_NEEDED_PROBE: usize = 16;
+/// Compare-and-swap attempts before giving up on a record that keeps changing.
+const MAX_SWAP_ATTEMPTS: usize = 32;
+
+/// The server's escalation state: lifetime, waiters and resolutions in flight.
+#[derive(Debug)]
+pub struct Escalations {
+    ttl: Duration,
+    changed: tokio::sync::Notify,
+    finishing: Mutex<HashSet<String>>,
+}
+
+impl Escalations {
+    /// Escalations that expire `ttl` after they are opened (config `escalation_ttl_s`).
+    pub fn new(ttl: Duration) -> Self {
+        Self {
+            ttl,
+            changed: tokio::sync::Notify::new(),
+            finishing: Mutex::new(HashSet::new()),
+        }
+    }
+}
+
+/// Status of an escalation (spec `approval.md` §1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Waiting for approvals.
+    Pending,
+    /// Approved: decided again with the approvals.
+    Approved,
+    /// Rejected: denied.
+    Rejected,
+    /// Expired: denied, fail closed.
+    Expired,
+}
+
+impl Status {
+    /// Parse the query value.
+    ///
+    /// # Errors
+    /// [`ServiceError::BadRequest`] for anything else.
+    pub fn from_name(name: &str) -> Result<Self, ServiceError> {
+        match name {
+            "pending" => Ok(Self::Pending),
+            "approved" => Ok(Self::Approved),
+            "rejected" => Ok(Self::Rejected),
+            "expired" => Ok(Self::Expired),
+            _ => Err(ServiceError::BadRequest {
+                detail: "status must be pending, approved, rejected or expired".to_owned(),
+            }),
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Approved => "approved",
+            Self::Rejected => "rejected",
+            Self::Expired => "expired",
+        }
+    }
+}
+
+/// The policy an escalation is decided under.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PolicyInfo {
+    /// Name.
+    pub name: String,
+    /// Version.
+    pub version: String,
+    /// Commitment (hex): the decision is made under it, whatever is registered since.
+    pub commitment: String,
+}
+
+/// An eligible approver.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApproverRef {
+    /// Key name.
+    pub name: String,
+    /// Key id (8 hex digits).
+    pub key_id: String,
+}
+
+/// An accepted approval or rejection.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApprovalEntry {
+    /// Key id (8 hex digits).
+    pub key_id: String,
+    /// Key name.
+    pub name: String,
+    /// `approve` or `reject`.
+    pub verdict: String,
+    /// Base64 of the 64-byte Ed25519 signature over the message of spec `approval.md` §2.
+    pub signature: String,
+}
+
+/// The stored escalation record (spec `approval.md` §1), JSON in field order.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Record {
+    /// Escalation id (32 hex digits).
+    pub id: String,
+    /// The escalated request's id.
+    pub request_id: String,
+    /// The agent that raised it.
+    pub agent: String,
+    /// The policy it is decided under.
+    pub policy: PolicyInfo,
+    /// Action commitment of the escalate receipt (hex).
+    pub action_commitment: String,
+    /// Leaf index of the escalate receipt.
+    pub escalate_index: u64,
+    /// Policy variables the action names.
+    pub matched_variables: Vec<String>,
+    /// Unbound variables that decide the outcome.
+    pub undetermined_variables: Vec<String>,
+    /// Violated escalate rules (indices).
+    pub violated_rules: Vec<u32>,
+    /// Violated escalate rules (ids).
+    pub violated_rule_ids: Vec<String>,
+    /// Least number of distinct approvers that allows the action; `None` when none does.
+    pub approvals_needed: Option<u32>,
+    /// The policy's approver keys.
+    pub eligible_approvers: Vec<ApproverRef>,
+    /// Creation (ms since the Unix epoch).
+    pub created_ms: u64,
+    /// Expiry (ms since the Unix epoch).
+    pub expires_ms: u64,
+    /// Status.
+    pub status: Status,
+    /// Accepted approvals and rejections, in arrival order.
+    pub approvals: Vec<ApprovalEntry>,
+    /// The final decision, once logged.
+    pub final_decision: Option<String>,
+    /// Leaf index of the final decision, once logged.
+    pub final_index: Option<u64>,
+}
+
+/// A violated rule, shown to approvers.
+#[derive(Clone, Debug, Serialize)]
+pub struct RuleView {
+    /// Rule id.
+    pub id: String,
+    /// Rule text.
+    pub text: String,
+    /// `deny` or `escalate`.
+    pub effect: &'static str,
+}
+
+/// The answer of the escalation endpoints.
+#[derive(Debug, Serialize)]
+pub struct EscalationView {
+    /// The record.
+    #[serde(flatten)]
+    pub record: Record,
+    /// `/v1/escalations/<id>`.
+    pub status_url: String,
+    /// The final decision with its receipt and proof bundle, once logged.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decision: Option<DecisionResponse>,
+    /// The canonical action (admin and auditor only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub canonical_action: Option<String>,
+    /// The violated rules (admin and auditor only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rules: Option<Vec<RuleView>>,
+}
+
+/// Evidence kept in the final decision's private record (spec `approval.md` §5).
+#[derive(Serialize)]
+struct Evidence<'a> {
+    id: &'a str,
+    expires_ms: u64,
+    resolution: &'static str,
+    escalate_index: u64,
+    approvals: &'a [ApprovalEntry],
+}
+
+/// The id of the escalation opened by the escalate entry at `index` (spec `approval.md` §1).
+pub fn escalation_id(index: LeafIndex, action_commitment: &Hash) -> [u8; ESCALATION_ID_LEN] {
+    let mut h = Sha256::new();
+    h.update(ID_PREFIX);
+    h.update(index.0.to_be_bytes());
+    h.update(action_commitment.0);
+    let digest: [u8; 32] = h.finalize().into();
+    let mut id = [0u8; ESCALATION_ID_LEN];
+    for (dst, src) in id.iter_mut().zip(digest) {
+        *dst = src;
+    }
+    id
+}
+
+/// The status URL of an escalation.
+pub fn status_url(id: &str) -> String {
+    format!("/v1/escalations/{id}")
+}
+
+// ---------------------------------------------------------------------------------------------
+// Opening.
+
+/// For an `escalate` decision of kind `check` (new or replayed): make sure its escalation record
+/// exists and put its id and status URL in the answer. Other decisions pass through.
+///
+/// # Errors
+/// Storage errors; a checker failure while computing `approvals_needed` is not an error (the
+/// field is then `null`).
+pub(crate) async fn opened(
+    ctx: Context<'_>,
+    agent: &str,
+    action: &serde_json::Value,
+    mut logged: Logged,
+) -> Result<Logged, ServiceError> {
+    if logged.body.decision != "escalate" || logged.body.kind != "check" {
+        return Ok(logged);
+    }
+    let body = &logged.body;
+    let action_commitment = hash_of(&body.action_commitment)?;
+    let id = escalation_id(logged.index, &action_commitment);
+    let id_hex = hex::encode(id);
+    if load(ctx, &id)?.is_none() {
+        let policy = policy_of(ctx, &body.policy.commitment)?;
+        let salt = Salt::from_hex(&body.salt).map_err(ServiceError::internal)?;
+        let needed = approvals_needed(ctx, &policy, action, &body.request_id, salt).await;
+        let created_ms = now_ms();
+        let ttl_ms = u64::try_from(ctx.escalations.ttl.as_millis()).unwrap_or(u64::MAX);
+        let record = Record {
+            id: id_hex.clone(),
+            request_id: body.request_id.clone(),
+            agent: agent.to_owned(),
+            policy: PolicyInfo {
+                name: body.policy.name.clone(),
+                version: body.policy.version.clone(),
+                commitment: body.policy.commitment.clone(),
+            },
+            action_commitment: body.action_commitment.clone(),
+            escalate_index: logged.index.0,
+            matched_variables: body.matched_variables.clone(),
+            undetermined_variables: body.undetermined_variables.clone(),
+            violated_rules: body.violated_rules.clone(),
+            violated_rule_ids: body.violated_rule_ids.clone(),
+            approvals_needed: needed,
+            eligible_approvers: policy
+                .approvers()
+                .iter()
+                .map(|v| ApproverRef {
+                    name: v.name().to_owned(),
+                    key_id: v.key_id().to_string(),
+                })
+                .collect(),
+            created_ms,
+            expires_ms: created_ms.saturating_add(ttl_ms),
+            status: Status::Pending,
+            approvals: Vec::new(),
+            final_decision: None,
+            final_index: None,
+        };
+        // A concurrent replay may have created it first: either record is the same escalation.
+        if swap(ctx, &id, None, &record)? {
+            tracing::info!(
+                escalation.id = %id_hex,
+                leaf.index = logged.index.0,
+                "escalation {id_hex} opened for entry {}",
+                logged.index.0
+            );
+        }
+    }
+    logged.body.status_url = Some(status_url(&id_hex));
+    logged.body.escalation_id = Some(id_hex);
+    Ok(logged)
+}
+
+/// The least number of the policy's approvers (first ones, at most [`MAX_NEEDED_PROBE`]) with
+/// which the action is allowed; `None` when none is.
+async fn approvals_needed(
+    ctx: Context<'_>,
+    policy: &Arc<CompiledPolicy>,
+    action: &serde_json::Value,
+    request_id: &str,
+    salt: Salt,
+) -> Option<u32> {
+    let keys: Vec<KeyId> = policy.approvers().iter().map(|v| v.key_id()).collect();
+    for n in 1..=keys.len().min(MAX_NEEDED_PROBE) {
+        let ids = keys.iter().take(n).copied().collect();
+        let outcome = ctx
+            .pool
+            .check_approved(Arc::clone(policy), request(action, request_id, salt), ids)
+            .await
+            .ok()?;
+        if outcome.decision == Decision::Allow {
+            return u32::try_from(n).ok();
+        }
+    }
+    None
+}
+
+fn request(action: &serde_json::Value, request_id: &str, salt: Salt) -> CheckRequest {
+    CheckRequest {
+        action: action.clone(),
+        request_id: request_id.to_owned(),
+        salt: Some(salt),
+        approvals: Vec::new(),
+    }
+}
+
+/// For a resubmission with (legacy) approvals: the latest entry logged for `request_id` when its
+/// decision is final (not `escalate`), so that the same approvals never log a second decision.
+///
+/// # Errors
+/// Log errors waiting for the entry or reading it.
+pub(crate) async fn settled(
+    ctx: Context<'_>,
+    request_id: &str,
+) -> Result<Option<LeafIndex>, ServiceError> {
+    let Some(index) = ctx.request_ids.logged(request_id) else {
+        return Ok(None);
+    };
+    ctx.log
+        .wait_integrated(index)
+        .await
+        .map_err(|e| super::log_error(ctx.metrics, e))?;
+    let entry = ctx
+        .log
+        .entry(index)
+        .map_err(ServiceError::internal)?
+        .ok_or_else(|| ServiceError::internal(format!("entry {index} missing")))?;
+    let decision = verdict_core::receipt::Receipt::decode(&entry)
+        .map_err(ServiceError::internal)?
+        .statement
+        .decision;
+    Ok((decision != Decision::Escalate).then_some(index))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reading, waiting, listing.
+
+/// The record of `id` after expiry and any unfinished resolution are applied.
+///
+/// # Errors
+/// [`ServiceError::NotFound`] for an unknown or malformed id; storage and logging errors.
+pub async fn get(ctx: Context<'_>, id: &str) -> Result<Record, ServiceError> {
+    let id = parse_id(id)?;
+    current(ctx, &id).await.map(|(_, r)| r)
+}
+
+/// As [`get`], waiting up to `wait` (at most [`MAX_WAIT`]) for the final decision to be logged.
+///
+/// # Errors
+/// As [`get`].
+pub async fn wait(ctx: Context<'_>, id: &str, wait: Duration) -> Result<Record, ServiceError> {
+    wait_for(ctx, &parse_id(id)?, wait).await
+}
+
+async fn wait_for(
+    ctx: Context<'_>,
+    id: &[u8; ESCALATION_ID_LEN],
+    wait: Duration,
+) -> Result<Record, ServiceError> {
+    let deadline = Instant::now() + wait.min(MAX_WAIT);
+    loop {
+        // Registered before reading, so a change between the read and the wait is not missed.
+        let changed = ctx.escalations.changed.notified();
+        tokio::pin!(changed);
+        changed.as_mut().enable();
+        let (_, record) = current(ctx, id).await?;
+        let now = Instant::now();
+        if record.final_index.is_some() || now >= deadline {
+            return Ok(record);
+        }
+        // Wake at the expiry too, so that the waiter logs it.
+        let to_expiry =
+            Duration::from_millis(record.expires_ms.saturating_sub(now_ms()).saturating_add(1));
+        let nap = deadline.saturating_duration_since(now).min(to_expiry);
+        let _ = tokio::time::timeout(nap, changed).await;
+    }
+}
+
+/// Every escalation, expired ones resolved first, optionally only those with `status`.
+///
+/// # Errors
+/// Storage and logging errors.
+pub async fn list(ctx: Context<'_>, status: Option<Status>) -> Result<Vec<Record>, ServiceError> {
+    let all = ctx.log.storage().escalations().map_err(storage_error)?;
+    let mut out = Vec::new();
+    for (key, bytes) in all {
+        let record = decode(&bytes)?;
+        let record = if record.status == Status::Pending && now_ms() >= record.expires_ms
+            || record.status != Status::Pending && record.final_index.is_none()
+        {
+            let id: [u8; ESCALATION_ID_LEN] = key
+                .as_slice()
+                .try_into()
+                .map_err(|_| ServiceError::internal("escalation key is not 16 bytes"))?;
+            current(ctx, &id).await?.1
+        } else {
+            record
+        };
+        if status.is_none_or(|s| s == record.status) {
+            out.push(record);
+        }
+    }
+    Ok(out)
+}
+
+/// The answer for `record`: with the final decision (receipt and proof bundle) once logged, and
+/// with the canonical action and the violated rules when `privileged` (admin, auditor).
+///
+/// # Errors
+/// Storage errors reading the escalate entry's private record or the final entry.
+pub async fn view(
+    ctx: Context<'_>,
+    record: Record,
+    privileged: bool,
+) -> Result<EscalationView, ServiceError> {
+    let policy = policy_of(ctx, &record.policy.commitment)?;
+    let escalated = escalated(ctx, &record)?;
+    let decision = match record.final_index {
+        Some(index) => Some(
+            replay(
+                ctx,
+                &policy,
+                &escalated.action,
+                LeafIndex(index),
+                escalated.salt,
+                true,
+            )
+            .await?
+            .body,
+        ),
+        None => None,
+    };
+    let rules = privileged.then(|| {
+        record
+            .violated_rules
+            .iter()
+            .filter_map(|&i| policy.ast().rules.get(usize::try_from(i).ok()?))
+            .map(|r| RuleView {
+                id: r.id.clone(),
+                text: r.text.clone(),
+                effect: match r.effect {
+                    verdict_checker::ast::Effect::Deny => "deny",
+                    verdict_checker::ast::Effect::Escalate => "escalate",
+                },
+            })
+            .collect()
+    });
+    Ok(EscalationView {
+        status_url: status_url(&record.id),
+        canonical_action: privileged.then_some(escalated.canonical),
+        rules,
+        decision,
+        record,
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Answering.
+
+/// Body of `POST /v1/escalations/{id}/approvals` and `/rejections` (spec `approval.md` §3).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AnswerBody {
+    /// Key id of the approver key (8 hex digits).
+    pub key_id: String,
+    /// Base64 of the 64-byte Ed25519 signature.
+    pub signature: String,
+}
+
+/// Add a signed approval or rejection to escalation `id` and resolve it when it is decided.
+/// The signature is verified first; a record that is no longer pending is then returned as it
+/// is (single use).
+///
+/// # Errors
+/// [`ServiceError::NotFound`] for an unknown id; [`ServiceError::InvalidAction`] for an invalid
+/// approval (nothing changes); storage, checker and logging errors.
+pub async fn answer(
+    ctx: Context<'_>,
+    id: &str,
+    verdict: Verdict,
+    body: AnswerBody,
+) -> Result<Record, ServiceError> {
+    let id = parse_id(id)?;
+    let signed = SignedApproval::from_wire(&body.key_id, &body.signature).map_err(invalid)?;
+    for _ in 0..MAX_SWAP_ATTEMPTS {
+        let (bytes, record) = current(ctx, &id).await?;
+        // Verified first, also on a resolved record: the endpoints take no token, so only a
+        // holder of an eligible key learns anything about the escalation.
+        let policy = policy_of(ctx, &record.policy.commitment)?;
+        let message = ApprovalMessage {
+            escalation_id: id,
+            action_commitment: hash_of(&record.action_commitment)?,
+            policy_commitment: hash_of(&record.policy.commitment)?,
+            verdict,
+            expires_ms: record.expires_ms,
+        };
+        let verified = signed
+            .verify(&message, policy.approvers())
+            .map_err(invalid)?;
+        if record.status != Status::Pending {
+            return Ok(record);
+        }
+        let key_id = verified.key_id.to_string();
+        if record
+            .approvals
+            .iter()
+            .any(|a| a.key_id == key_id && a.verdict == verdict.name())
+        {
+            return Ok(record);
+        }
+        let mut next = record.clone();
+        next.approvals.push(ApprovalEntry {
+            key_id,
+            name: verified.name,
+            verdict: verdict.name().to_owned(),
+            signature: signed.signature_base64(),
+        });
+        match verdict {
+            Verdict::Reject => next.status = Status::Rejected,
+            Verdict::Approve => {
+                let escalated = escalated(ctx, &next)?;
+                let outcome = ctx
+                    .pool
+                    .check_approved(
+                        Arc::clone(&policy),
+                        request(&escalated.action, &next.request_id, escalated.salt),
+                        approving(&next),
+                    )
+                    .await
+                    .map_err(check_error)?;
+                if outcome.decision != Decision::Escalate {
+                    next.status = Status::Approved;
+                }
+            }
+        }
+        if !swap(ctx, &id, Some(&bytes), &next)? {
+            continue;
+        }
+        tracing::info!(
+            escalation.id = %next.id,
+            "escalation {}: {} by {}; status {}",
+            next.id,
+            verdict.name(),
+            verified.key_id,
+            next.status.name()
+        );
+        ctx.escalations.changed.notify_waiters();
+        if next.status == Status::Pending {
+            return Ok(next);
+        }
+        let done = finish(ctx, &id).await?;
+        if done.final_index.is_some() {
+            return Ok(done);
+        }
+        // Another task (a long-poll) is logging it: answer with its result.
+        return wait_for(ctx, &id, MAX_WAIT).await;
+    }
+    Err(ServiceError::internal("escalation record keeps changing"))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Resolution.
+
+/// The stored record and its bytes, after expiring it (when due) and finishing a resolution left
+/// unfinished (after a restart).
+async fn current(
+    ctx: Context<'_>,
+    id: &[u8; ESCALATION_ID_LEN],
+) -> Result<(Vec<u8>, Record), ServiceError> {
+    for _ in 0..MAX_SWAP_ATTEMPTS {
+        let (bytes, record) = load(ctx, id)?.ok_or_else(not_found)?;
+        if record.status == Status::Pending && now_ms() >= record.expires_ms {
+            let mut next = record.clone();
+            next.status = Status::Expired;
+            if !swap(ctx, id, Some(&bytes), &next)? {
+                continue;
+            }
+            tracing::info!(escalation.id = %next.id, "escalation {} expired", next.id);
+            ctx.escalations.changed.notify_waiters();
+            finish(ctx, id).await?;
+            continue;
+        }
+        if record.status != Status::Pending && record.final_index.is_none() {
+            if finish(ctx, id).await?.final_index.is_none() {
+                // Another task of this server is logging it: answer what is stored.
+                return Ok((bytes, record));
+            }
+            continue;
+        }
+        return Ok((bytes, record));
+    }
+    Err(ServiceError::internal("escalation record keeps changing"))
+}
+
+/// Releases an in-process claim on a resolution.
+struct Claim<'a> {
+    set: &'a Mutex<HashSet<String>>,
+    id: String,
+}
+
+impl Drop for Claim<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut set) = self.set.lock() {
+            set.remove(&self.id);
+        }
+    }
+}
+
+/// Log the final decision of a record that has left `pending`, once: claimed in this process,
+/// skipped when already logged, adopting an entry logged for the request id after the escalate
+/// entry (a crash between logging and recording it), then recorded by compare-and-swap.
+async fn finish(ctx: Context<'_>, id: &[u8; ESCALATION_ID_LEN]) -> Result<Record, ServiceError> {
+    let id_hex = hex::encode(id);
+    {
+        let mut set = ctx
+            .escalations
+            .finishing
+            .lock()
+            .map_err(|_| ServiceError::internal("escalation claims poisoned"))?;
+        if !set.insert(id_hex.clone()) {
+            drop(set);
+            return load(ctx, id)?.map(|(_, r)| r).ok_or_else(not_found);
+        }
+    }
+    let _claim = Claim {
+        set: &ctx.escalations.finishing,
+        id: id_hex,
+    };
+    let (_, record) = load(ctx, id)?.ok_or_else(not_found)?;
+    if record.status == Status::Pending || record.final_index.is_some() {
+        return Ok(record);
+    }
+    let (index, decision) = match ctx
+        .request_ids
+        .logged(&record.request_id)
+        .filter(|i| i.0 > record.escalate_index)
+    {
+        Some(index) => {
+            let decision = ctx
+                .log
+                .entry(index)
+                .ok()
+                .flatten()
+                .and_then(|e| verdict_core::receipt::Receipt::decode(&e).ok())
+                .map_or("deny", |r| decision_name(r.statement.decision));
+            (index, decision.to_owned())
+        }
+        None => log_final(ctx, &record).await?,
+    };
+    for _ in 0..MAX_SWAP_ATTEMPTS {
+        let (bytes, stored) = load(ctx, id)?.ok_or_else(not_found)?;
+        if stored.final_index.is_some() {
+            return Ok(stored);
+        }
+        let mut next = stored;
+        next.final_index = Some(index.0);
+        next.final_decision = Some(decision.clone());
+        if swap(ctx, id, Some(&bytes), &next)? {
+            tracing::info!(
+                escalation.id = %next.id,
+                leaf.index = index.0,
+                "escalation {} resolved: {decision} at {}",
+                next.id,
+                index.0
+            );
+            ctx.escalations.changed.notify_waiters();
+            return Ok(next);
+        }
+    }
+    Err(ServiceError::internal("escalation record keeps changing"))
+}
+
+/// Decide and log the final decision of `record` (spec `approval.md` §4), with its evidence.
+async fn log_final(ctx: Context<'_>, record: &Record) -> Result<(LeafIndex, String), ServiceError> {
+    let policy = policy_of(ctx, &record.policy.commitment)?;
+    let escalated = escalated(ctx, record)?;
+    let outcome = match record.status {
+        Status::Approved => {
+            let mut outcome = ctx
+                .pool
+                .check_approved(
+                    Arc::clone(&policy),
+                    request(&escalated.action, &record.request_id, escalated.salt),
+                    approving(record),
+                )
+                .await
+                .map_err(check_error)?;
+            if outcome.decision == Decision::Escalate {
+                // Decided `approved` before; never log a second escalation for it.
+                outcome.decision = Decision::Deny;
+                outcome.fail_closed = true;
+                outcome.undetermined.clear();
+            }
+            outcome
+        }
+        Status::Rejected | Status::Expired | Status::Pending => {
+            let canonical_action = escalated.canonical.clone().into_bytes();
+            Outcome {
+                decision: Decision::Deny,
+                fail_closed: record.status != Status::Rejected,
+                violated: record.violated_rules.clone(),
+                violated_ids: record.violated_rule_ids.clone(),
+                undetermined: Vec::new(),
+                matched: record.matched_variables.clone(),
+                approvers: Vec::new(),
+                action_commitment: commit(
+                    CommitmentTag::Action,
+                    &escalated.salt,
+                    &canonical_action,
+                ),
+                salt: escalated.salt,
+                canonical_action,
+            }
+        }
+    };
+    let evidence = serde_json::to_value(Evidence {
+        id: &record.id,
+        expires_ms: record.expires_ms,
+        resolution: record.status.name(),
+        escalate_index: record.escalate_index,
+        approvals: &record.approvals,
+    })
+    .map_err(ServiceError::internal)?;
+    let private = encode_record_with(
+        &policy,
+        &outcome,
+        &record.request_id,
+        &record.agent,
+        &escalated.action,
+        Some(&evidence),
+    )?;
+    let logged = log_prepared(
+        ctx,
+        &policy,
+        &outcome,
+        Kind::Check,
+        &record.request_id,
+        private,
+        true,
+        Instant::now(),
+    )
+    .await?;
+    ctx.request_ids
+        .complete(&record.request_id, logged.index, outcome.salt);
+    Ok((logged.index, decision_name(outcome.decision).to_owned()))
+}
+
+/// Distinct key ids that approved, sorted.
+fn approving(record: &Record) -> Vec<KeyId> {
+    record
+        .approvals
+        .iter()
+        .filter(|a| a.verdict == Verdict::Approve.name())
+        .filter_map(|a| {
+            let raw: [u8; 4] = hex::decode(&a.key_id).ok()?.try_into().ok()?;
+            Some(KeyId(raw))
+        })
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Helpers.
+
+/// The escalated action, from the escalate entry's private record.
+struct Escalated {
+    action: serde_json::Value,
+    canonical: String,
+    salt: Salt,
+}
+
+fn escalated(ctx: Context<'_>, record: &Record) -> Result<Escalated, ServiceError> {
+    let bytes = ctx
+        .log
+        .private_record(LeafIndex(record.escalate_index))
+        .map_err(ServiceError::internal)?
+        .ok_or_else(|| {
+            ServiceError::internal(format!(
+                "private record of escalate entry {} missing",
+                record.escalate_index
+            ))
+        })?;
+    let private: PrivateRecord<'_> =
+        serde_json::from_slice(&bytes).map_err(ServiceError::internal)?;
+    Ok(Escalated {
+        action: private.action.into_owned(),
+        canonical: private.canonical_action.into_owned(),
+        salt: Salt::from_hex(&private.salt).map_err(ServiceError::internal)?,
+    })
+}
+
+fn parse_id(id: &str) -> Result<[u8; ESCALATION_ID_LEN], ServiceError> {
+    parse_escalation_id(id).map_err(|_| not_found())
+}
+
+fn not_found() -> ServiceError {
+    ServiceError::NotFound {
+        what: "escalation".to_owned(),
+    }
+}
+
+fn invalid(e: ApprovalError) -> ServiceError {
+    ServiceError::InvalidAction {
+        detail: e.to_string(),
+    }
+}
+
+fn check_error(e: CheckError) -> ServiceError {
+    match e {
+        CheckError::PoolUnavailable => ServiceError::Unavailable {
+            reason: "checker pool unavailable",
+        },
+        other => ServiceError::internal(other),
+    }
+}
+
+fn storage_error(e: crate::storage::StorageError) -> ServiceError {
+    if e.is_integrity() {
+        ServiceError::internal(e)
+    } else {
+        ServiceError::StorageUnavailable
+    }
+}
+
+fn hash_of(text: &str) -> Result<Hash, ServiceError> {
+    hex::decode(text)
+        .ok()
+        .and_then(|b| Hash::from_slice(&b).ok())
+        .ok_or_else(|| ServiceError::internal("stored hash is not 64 hex digits"))
+}
+
+fn policy_of(ctx: Context<'_>, commitment: &str) -> Result<Arc<CompiledPolicy>, ServiceError> {
+    ctx.policies.resolve(commitment).ok_or_else(|| {
+        ServiceError::internal(format!(
+            "policy {commitment} of an escalation is not registered"
+        ))
+    })
+}
+
+fn decode(bytes: &[u8]) -> Result<Record, ServiceError> {
+    serde_json::from_slice(bytes).map_err(ServiceError::internal)
+}
+
+fn load(
+    ctx: Context<'_>,
+    id: &[u8; ESCALATION_ID_LEN],
+) -> Result<Option<(Vec<u8>, Record)>, ServiceError> {
+    match ctx.log.storage().escalation(id).map_err(storage_error)? {
+        Some(bytes) => {
+            let record = decode(&bytes)?;
+            Ok(Some((bytes, record)))
+        }
+        None => Ok(None),
+    }
+}
+
+fn swap(
+    ctx: Context<'_>,
+    id: &[u8; ESCALATION_ID_LEN],
+    expected: Option<&[u8]>,
+    new: &Record,
+) -> Result<bool, ServiceError> {
+    let bytes = serde_json::to_vec(new).map_err(ServiceError::internal)?;
+    ctx.log
+        .storage()
+        .swap_escalation(id, expected, &bytes)
+        .map_err(storage_error)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_depend_on_index_and_commitment() {
+        let a = escalation_id(LeafIndex(1), &Hash([1; 32]));
+        assert_eq!(a, escalation_id(LeafIndex(1), &Hash([1; 32])));
+        assert_ne!(a, escalation_id(LeafIndex(2), &Hash([1; 32])));
+        assert_ne!(a, escalation_id(LeafIndex(1), &Hash([2; 32])));
+        assert!(parse_id(&hex::encode(a)).is_ok());
+        assert!(parse_id("x").is_err());
+    }
+
+    #[test]
+    fn status_names_round_trip() {
+        for s in [
+            Status::Pending,
+            Status::Approved,
+            Status::Rejected,
+            Status::Expired,
+        ] {
+            assert_eq!(Status::from_name(s.name()).unwrap(), s);
+        }
+        assert!(Status::from_name("open").is_err());
+    }
+}

@@ -6,6 +6,8 @@
 //! methods from any thread. Backends:
 //! - [`sled::SledStorage`] (the default: one sled `Db`, with full tiles as immutable files beside
 //!   it, [`files`]);
+//! - [`postgres::PostgresStorage`] (PostgreSQL, `storage = "postgres"`; spec
+//!   `spec/storage-postgres.md`);
 //! - `mem::MemStorage` (in memory, with injected "failed and not persisted" and "failed but
 //!   persisted" faults), only with the cargo feature `testing`.
 //!
@@ -15,9 +17,12 @@
 //! Spec: `spec/tiles.md` (tile layout, C2SP tlog-tiles) and `spec/note-and-checkpoint.md`.
 
 pub mod cache;
+#[cfg(any(test, feature = "testing"))]
+pub mod conformance;
 pub mod files;
 #[cfg(any(test, feature = "testing"))]
 pub mod mem;
+pub mod postgres;
 pub mod sled;
 
 use verdict_core::merkle::{Hash, LeafIndex, TreeSize};

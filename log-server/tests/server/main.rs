@@ -9,6 +9,8 @@
 //!   sled store and tile files (no panic, no fork, no wrong entry), a full disk on a tmpfs
 //!   (recovery without restart, no acknowledged entry lost);
 //! - `openapi`: insta snapshot of `GET /openapi.json`;
+//! - `storage_conformance`: the storage conformance suite on memory, sled and a real
+//!   PostgreSQL (throwaway cluster), PostgreSQL fault injection;
 //! - `slow_client`: `serve::serve` on 127.0.0.1 under trickling (Slowloris) connections;
 //! - `token_expiry`: token files with `expires=`, 401 `token_expired`;
 //! - `wire_input`: HTTP/1.1 framing errors on a real socket (below the router).
@@ -34,6 +36,7 @@ mod log_props;
 mod openapi;
 mod policies;
 mod slow_client;
+mod storage_conformance;
 mod token_expiry;
 mod wire_input;
 

@@ -9,6 +9,8 @@
 //!   sled store and tile files (no panic, no fork, no wrong entry), a full disk on a tmpfs
 //!   (recovery without restart, no acknowledged entry lost);
 //! - `openapi`: insta snapshot of `GET /openapi.json`;
+//! - `postgres_faults`: PostgreSQL escalation CAS, migrations, connections terminated and the
+//!   server restarted under load (nothing acknowledged lost);
 //! - `storage_conformance`: the storage conformance suite on memory, sled and a real
 //!   PostgreSQL (throwaway cluster), PostgreSQL fault injection;
 //! - `slow_client`: `serve::serve` on 127.0.0.1 under trickling (Slowloris) connections;
@@ -35,6 +37,7 @@ mod log_faults;
 mod log_props;
 mod openapi;
 mod policies;
+mod postgres_faults;
 mod slow_client;
 mod storage_conformance;
 mod token_expiry;

@@ -46,6 +46,18 @@ impl Server {
     /// # Errors
     /// When the server does not become healthy within 60 s.
     pub async fn start(data_dir: &Path, addr: Option<SocketAddr>) -> Result<Server> {
+        Self::start_with_env(data_dir, addr, &[]).await
+    }
+
+    /// As [`Server::start`], with extra environment variables (e.g. `VERDICT_STORAGE`).
+    ///
+    /// # Errors
+    /// When the server does not become healthy within 60 s.
+    pub async fn start_with_env(
+        data_dir: &Path,
+        addr: Option<SocketAddr>,
+        env: &[(&str, &str)],
+    ) -> Result<Server> {
         let addr = match addr {
             Some(a) => a,
             None => free_addr()?,
@@ -63,6 +75,7 @@ impl Server {
             .arg(workspace_root().join("testdata").join("policies"))
             .env("VERDICT_ORIGIN", "verdict.test/e2e")
             .env("RUST_LOG", "warn")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)

@@ -10,6 +10,8 @@
 //!   damaged store is refused (exit 1 or 3) or served consistently;
 //! - [`soak`]: the short crash soak (kill -9 and restart, nothing acknowledged lost);
 //! - [`secrets`]: no public endpoint returns a secret value, salt, policy text or token;
+//! - [`postgres`]: a real server on `storage = "postgres"` (throwaway cluster): checks, bundles
+//!   verified by `verdict`, state kept across a restart;
 //! - [`policies`]: 50 concurrent policy registrations survive kill -9 (issue 11).
 #![allow(
     clippy::unwrap_used,
@@ -24,6 +26,7 @@ mod audit_faults;
 mod flow;
 mod integrity;
 mod policies;
+mod postgres;
 mod secrets;
 mod soak;
 mod tamper;

@@ -347,7 +347,7 @@ async fn info(config: &Config) -> CmdResult {
         keys.paths.auditor_token.display()
     );
     print_expiries(&keys, "");
-    let size = match verdict_log_server::open_store(&config) {
+    let size = match verdict_log_server::open_store(config) {
         Ok(storage) => match storage.state()? {
             Some(state) => format!("{}", state.size),
             None => "0 (no checkpoint yet)".to_owned(),

@@ -31,6 +31,7 @@
 mod schema;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
+mod writer;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -47,6 +48,7 @@ use crate::storage::{
 };
 
 pub use schema::LATEST_VERSION as SCHEMA_VERSION;
+pub use writer::WRITER_LOCK;
 
 /// One escalation record: id and value ([`PostgresStorage::escalations`]).
 pub type EscalationEntry = (Vec<u8>, Vec<u8>);
@@ -93,6 +95,8 @@ impl PostgresConfig {
 /// PostgreSQL-backed storage. See the module docs.
 pub struct PostgresStorage {
     pool: Pool,
+    /// The writer guard: a connection holding the session advisory lock [`WRITER_LOCK`].
+    writer: writer::WriterGuard,
     /// The store's own runtime; `None` only while dropping.
     runtime: Option<tokio::runtime::Runtime>,
     handle: tokio::runtime::Handle,
@@ -216,6 +220,7 @@ impl PostgresStorage {
                 op: "start the postgres runtime",
                 source: Box::new(source),
             })?;
+        let writer = writer::WriterGuard::new(pg_config.clone());
         let manager = Manager::from_config(
             pg_config,
             NoTls,
@@ -236,11 +241,14 @@ impl PostgresStorage {
             })?;
         let store = Self {
             pool,
+            writer,
             handle: runtime.handle().clone(),
             runtime: Some(runtime),
             op_timeout: config.op_timeout,
         };
         let version = store.block("migrate schema", schema::migrate(store.pool.clone()))?;
+        let writer = store.writer.clone();
+        store.block("take the writer lock", async move { writer.ensure().await })?;
         tracing::info!(
             schema.version = version,
             "postgres store open, schema version {version}"
@@ -327,7 +335,9 @@ impl PostgresStorage {
     ) -> Result<bool, StorageError> {
         let pool = self.pool.clone();
         let (id, expected, new) = (id.to_vec(), expected.map(<[u8]>::to_vec), new.to_vec());
+        let writer = self.writer.clone();
         self.block("swap escalation", async move {
+            writer.ensure().await?;
             let op = "swap escalation";
             let client = pool.get().await.map_err(pool_error(op))?;
             let changed = match expected {
@@ -392,7 +402,9 @@ impl Storage for PostgresStorage {
             }
         }
         let pool = self.pool.clone();
+        let writer = self.writer.clone();
         self.block("stage", async move {
+            writer.ensure().await?;
             let op = "stage";
             let mut client = pool.get().await.map_err(pool_error(op))?;
             let tx = client.transaction().await.map_err(pg(op))?;
@@ -478,7 +490,9 @@ impl Storage for PostgresStorage {
     fn prune_staged(&self, below: LeafIndex) -> Result<(), StorageError> {
         let below = to_i64(below.0)?;
         let pool = self.pool.clone();
+        let writer = self.writer.clone();
         self.block("prune staged", async move {
+            writer.ensure().await?;
             let op = "prune staged";
             let client = pool.get().await.map_err(pool_error(op))?;
             client
@@ -516,7 +530,9 @@ impl Storage for PostgresStorage {
         }
         let tiles = tiles.to_vec();
         let pool = self.pool.clone();
+        let writer = self.writer.clone();
         self.block("write tiles", async move {
+            writer.ensure().await?;
             let op = "write tiles";
             let keys: std::collections::BTreeSet<(i16, i64)> = tiles
                 .iter()
@@ -614,7 +630,9 @@ impl Storage for PostgresStorage {
         let expected_size = expected.map(|s| s.size.0);
         let new = new.encode();
         let pool = self.pool.clone();
+        let writer = self.writer.clone();
         self.block("publish", async move {
+            writer.ensure().await?;
             let op = "publish";
             let client = pool.get().await.map_err(pool_error(op))?;
             let updated = client
@@ -659,7 +677,9 @@ impl Storage for PostgresStorage {
     fn put_policy_record(&self, key: &[u8], value: Option<&[u8]>) -> Result<(), StorageError> {
         let (key, value) = (key.to_vec(), value.map(<[u8]>::to_vec));
         let pool = self.pool.clone();
+        let writer = self.writer.clone();
         self.block("write policy record", async move {
+            writer.ensure().await?;
             let op = "write policy record";
             let client = pool.get().await.map_err(pool_error(op))?;
             match value {

@@ -40,6 +40,9 @@ fn escalation_cas_schema_versions_and_a_dropped_connection() {
         .unwrap());
     assert_eq!(store.escalation(b"e1").unwrap(), Some(b"approved".to_vec()));
     assert_eq!(store.escalation(b"missing").unwrap(), None);
+    // One writing server per database: a second store is refused while the first lives.
+    let second = PostgresStorage::open(&PostgresConfig::new(url.clone())).unwrap_err();
+    assert!(second.to_string().contains("writer lock"), "{second}");
     drop(store);
     let store = PostgresStorage::open(&PostgresConfig::new(url.clone())).unwrap();
     assert_eq!(
@@ -59,18 +62,28 @@ fn escalation_cas_schema_versions_and_a_dropped_connection() {
         )
         .unwrap();
     assert_eq!(versions, SCHEMA_VERSION.to_string());
+    // Three servers starting together on a fresh database: migrated once, one writer.
+    let (fresh_db, fresh_url) = pg.database();
+    let barrier = Arc::new(std::sync::Barrier::new(3));
     let opened: Vec<_> = (0..3)
         .map(|_| {
-            let url = url.clone();
-            std::thread::spawn(move || PostgresStorage::open(&PostgresConfig::new(url)).map(drop))
+            let (url, barrier) = (fresh_url.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                barrier.wait();
+                PostgresStorage::open(&PostgresConfig::new(url))
+            })
         })
         .collect();
-    for open in opened {
-        open.join().unwrap().unwrap();
+    let opened: Vec<_> = opened.into_iter().map(|t| t.join().unwrap()).collect();
+    let writers = opened.iter().filter(|o| o.is_ok()).count();
+    for refused in opened.iter().filter_map(|o| o.as_ref().err()) {
+        assert!(refused.to_string().contains("writer lock"), "{refused}");
     }
+    assert_eq!(writers, 1, "exactly one of three servers may hold the writer lock");
+    drop(opened);
     assert_eq!(
         pg.cluster
-            .psql(&db, "SELECT count(*) FROM verdict_schema_version")
+            .psql(&fresh_db, "SELECT count(*) FROM verdict_schema_version")
             .unwrap(),
         "1"
     );
@@ -100,6 +113,7 @@ fn escalation_cas_schema_versions_and_a_dropped_connection() {
         "dropped connection: {terminated} terminated, {errors} failed call(s), then recovered"
     );
 
+    drop(store);
     pg.cluster
         .psql(
             &db,

@@ -87,11 +87,15 @@ impl Backend for Postgres {
     }
     fn fresh(&self) -> Result<Opener, StorageError> {
         let (_, url) = self.database();
+        let live: Mutex<Weak<PostgresStorage>> = Mutex::new(Weak::new());
         Ok(Box::new(move || {
-            Ok(
-                Arc::new(PostgresStorage::open(&PostgresConfig::new(url.clone()))?)
-                    as Arc<dyn Storage>,
-            )
+            let mut live = live.lock().unwrap();
+            if let Some(store) = live.upgrade() {
+                return Ok(store as Arc<dyn Storage>);
+            }
+            let store = Arc::new(PostgresStorage::open(&PostgresConfig::new(url.clone()))?);
+            *live = Arc::downgrade(&store);
+            Ok(store as Arc<dyn Storage>)
         }))
     }
 }

@@ -248,7 +248,10 @@ impl PostgresStorage {
         };
         let version = store.block("migrate schema", schema::migrate(store.pool.clone()))?;
         let writer = store.writer.clone();
-        store.block("take the writer lock", async move { writer.ensure().await })?;
+        let wait = config.connect_timeout;
+        store.block("take the writer lock", async move {
+            writer.ensure_within(wait).await
+        })?;
         tracing::info!(
             schema.version = version,
             "postgres store open, schema version {version}"

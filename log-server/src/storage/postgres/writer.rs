@@ -11,6 +11,7 @@
 //! contiguous staging still refuse a forked state).
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use tokio::sync::Mutex;
 use tokio_postgres::NoTls;
@@ -39,10 +40,36 @@ impl WriterGuard {
     /// Make sure this store holds the writer lock (reconnecting and taking it again if its
     /// connection was dropped). Runs on the store's runtime.
     pub(super) async fn ensure(&self) -> Result<(), StorageError> {
+        if self.try_take().await? {
+            Ok(())
+        } else {
+            Err(held_elsewhere())
+        }
+    }
+
+    /// As [`WriterGuard::ensure`], retrying for up to `wait` while another session holds the
+    /// lock: a server restarted right after the previous one stopped (or was killed) waits for
+    /// PostgreSQL to notice the old session is gone.
+    pub(super) async fn ensure_within(&self, wait: Duration) -> Result<(), StorageError> {
+        let deadline = Instant::now() + wait;
+        loop {
+            if self.try_take().await? {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(held_elsewhere());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// `Ok(true)` when this store holds the lock (taken now or before), `Ok(false)` when another
+    /// session holds it.
+    async fn try_take(&self) -> Result<bool, StorageError> {
         let op = "take the writer lock";
         let mut slot = self.client.lock().await;
         if slot.as_ref().is_some_and(|c| !c.is_closed()) {
-            return Ok(());
+            return Ok(true);
         }
         *slot = None;
         let (client, connection) = self.config.connect(NoTls).await.map_err(pg(op))?;
@@ -56,13 +83,16 @@ impl WriterGuard {
             .await
             .map_err(pg(op))?;
         let held: bool = row.try_get(0).map_err(pg(op))?;
-        if !held {
-            return Err(failed(
-                op,
-                "another verdict-server holds this database's writer lock (run one server per database)",
-            ));
+        if held {
+            *slot = Some(client);
         }
-        *slot = Some(client);
-        Ok(())
+        Ok(held)
     }
+}
+
+fn held_elsewhere() -> StorageError {
+    failed(
+        "take the writer lock",
+        "another verdict-server holds this database's writer lock (run one server per database)",
+    )
 }

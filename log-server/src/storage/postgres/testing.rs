@@ -159,7 +159,16 @@ impl PgCluster {
             .output()
             .map_err(command_failed("initdb"))?;
         check("initdb", out)?;
-        cluster.start_server()?;
+        // The port was free when probed; another process may take it before the server binds
+        // it: then try another one.
+        let mut attempts = 0;
+        while let Err(error) = cluster.start_server() {
+            attempts += 1;
+            if attempts >= 3 {
+                return Err(error);
+            }
+            cluster.port = free_port()?;
+        }
         cluster.watchdog = cluster.spawn_watchdog().ok();
         Ok(cluster)
     }

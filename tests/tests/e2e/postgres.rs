@@ -1,7 +1,8 @@
 //! A real `verdict-server` on `storage = "postgres"`, on a throwaway PostgreSQL cluster of the
 //! machine's server binaries: allow, deny and escalate checks; their bundles verified by the
 //! real `verdict`; the log kept across a server restart (tree size, consistency of the old
-//! checkpoint with the new one); and no sled store created.
+//! checkpoint with the new one); no sled store created; and while PostgreSQL is down a check
+//! fails closed (503 `storage_unavailable`), recovering by itself once it is back.
 
 use serde_json::json;
 use verdict_log_server::storage::postgres::testing::PgCluster;
@@ -106,7 +107,39 @@ async fn a_server_on_postgres_serves_checks_and_verifiable_bundles() {
     ])
     .unwrap();
     assert_eq!(run.code, Some(0), "consistency across the restart: {run:?}");
+
+    // PostgreSQL down: a check fails closed (503 storage_unavailable, no decision), then the
+    // server recovers by itself once the database is back.
+    cluster.stop(true).unwrap();
+    let action = json!({"call_type": "third_party_api", "vendor": "acme", "sends_personal_data": false, "payload_bytes": 1});
+    let down = server
+        .http
+        .post(format!("{}/v1/check", server.base))
+        .bearer_auth(&server.token)
+        .json(&json!({"policy": POLICY, "action": action}))
+        .send()
+        .await
+        .unwrap();
+    let status = down.status();
+    let body: serde_json::Value = down.json().await.unwrap();
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error"], "storage_unavailable", "{body}");
+    assert!(body.get("decision").is_none(), "{body}");
+    cluster.restart().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let resp = loop {
+        match server.check(POLICY, action.clone(), true).await {
+            Ok(resp) => break resp,
+            Err(error) if std::time::Instant::now() < deadline => {
+                eprintln!("waiting for recovery: {error}");
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+            Err(error) => panic!("no recovery after PostgreSQL came back: {error}"),
+        }
+    };
+    assert_eq!(resp["decision"], "allow", "{resp}");
     println!(
-        "postgres e2e: 3 decisions verified, restart kept tree size {size}, consistency proven"
+        "postgres e2e: 3 decisions verified, restart kept tree size {size}, consistency proven, \
+         503 storage_unavailable while PostgreSQL was down, recovered after"
     );
 }

@@ -223,7 +223,8 @@ pub type PolicyRecordEntry = (Vec<u8>, Vec<u8>);
 ///
 /// # Contract
 /// - **Durable on return.** When a write method returns `Ok`, its effect survives a crash (sled:
-///   after `flush()`; tile files: after fsync of the file and of its directory), except [`Storage::prune_staged`], which is idempotent and may be lost.
+///   after `flush()`; tile files: after fsync of the file and of its directory; PostgreSQL: after
+///   `COMMIT`), except [`Storage::prune_staged`], which is idempotent and may be lost.
 /// - **Atomic writes.** Each write method takes effect completely or not at all, as seen by a
 ///   later reader or after a crash. A method that returns `Err` may or may not have taken effect
 ///   ("failed but persisted"); the caller must re-read the state ([`Storage::state`],

@@ -10,6 +10,18 @@ if [ ! -f /usr/include/z3.h ]; then
   exit 2
 fi
 
+# The PostgreSQL storage tests (issue 18) start a throwaway cluster of the real server binaries
+# (Debian `postgresql`): install them when missing and we may (root), as for libz3-dev.
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v pg_config >/dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "postgresql is missing; installing it (apt-get install -y postgresql)" >&2
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+  else
+    echo "error: the postgresql server binaries are missing; install them with: sudo apt-get install -y postgresql" >&2
+    exit 2
+  fi
+fi
+
 # The gateway's end-to-end tests drive real MCP implementations this project did not write: the
 # reference filesystem server (npm) and the Python `mcp` SDK client (PyPI). Install them into
 # <target>/gateway-test-deps, where the tests look (they also install them when missing, and skip

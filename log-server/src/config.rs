@@ -132,6 +132,25 @@ pub struct Config {
     /// checkpoint with backoff), and the longest time `?witnessed=true` waits for a quorum.
     /// Default 5000.
     pub witness_timeout_ms: u64,
+    /// Storage backend: `sled` (embedded, the default; the store is `<data_dir>/store`) or
+    /// `postgres` (PostgreSQL at [`Config::postgres_url`]; the server creates and migrates its
+    /// tables, spec `spec/storage-postgres.md`). Keys, tokens and the checkpoint lock stay files
+    /// in either case.
+    pub storage: StorageBackend,
+    /// PostgreSQL connection URL, e.g. `postgresql://verdict:PASSWORD@db.internal:5432/verdict`
+    /// (or the `host=… user=… dbname=…` form). Required with `storage = "postgres"`. It may carry
+    /// a password: keep the config file readable by the server's user only, or set it with
+    /// `VERDICT_POSTGRES_URL`; it is never printed. TLS is not supported yet (use a local socket
+    /// path, a private network or a TLS-terminating proxy). Default: none.
+    pub postgres_url: Option<PostgresUrl>,
+    /// Maximum connections in the PostgreSQL pool. Default 8.
+    pub postgres_pool_size: usize,
+    /// Bound on establishing one PostgreSQL connection, in milliseconds. Default 5000.
+    pub postgres_connect_timeout_ms: u64,
+    /// Bound on one storage call on PostgreSQL (waiting for a pooled connection included), in
+    /// milliseconds; past it the call fails (a write gets 503 `storage_unavailable`, never a
+    /// decision without its log entry). Default 10000.
+    pub postgres_timeout_ms: u64,
 }
 
 /// One `[[witness]]` entry of [`Config::witness`].
@@ -144,6 +163,29 @@ pub struct WitnessConfig {
     pub vkey: String,
     /// Base URL of the witness (`POST <url>/add-checkpoint`).
     pub url: String,
+}
+
+/// Storage backend of the log ([`Config::storage`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StorageBackend {
+    /// Embedded sled store in `<data_dir>/store`.
+    #[default]
+    Sled,
+    /// PostgreSQL at `postgres_url`.
+    Postgres,
+}
+
+/// A PostgreSQL connection URL ([`Config::postgres_url`]); `Debug` does not print it (it may
+/// hold a password).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct PostgresUrl(pub String);
+
+impl std::fmt::Debug for PostgresUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PostgresUrl(<redacted>)")
+    }
 }
 
 /// Format of the server's log lines ([`Config::log_format`]).
@@ -182,6 +224,11 @@ impl Default for Config {
             witness: Vec::new(),
             witness_quorum: None,
             witness_timeout_ms: 5_000,
+            storage: StorageBackend::Sled,
+            postgres_url: None,
+            postgres_pool_size: 8,
+            postgres_connect_timeout_ms: 5_000,
+            postgres_timeout_ms: 10_000,
         }
     }
 }
@@ -323,6 +370,26 @@ impl Config {
                 "must be an http:// or https:// URL",
             )?;
         }
+        check(
+            self.storage != StorageBackend::Postgres || self.postgres_url.is_some(),
+            "postgres_url",
+            "is required with storage = \"postgres\"",
+        )?;
+        check(
+            (1..=1000).contains(&self.postgres_pool_size),
+            "postgres_pool_size",
+            "must be in 1..=1000",
+        )?;
+        check(
+            self.postgres_connect_timeout_ms >= 1,
+            "postgres_connect_timeout_ms",
+            "must be at least 1",
+        )?;
+        check(
+            self.postgres_timeout_ms >= 1,
+            "postgres_timeout_ms",
+            "must be at least 1",
+        )?;
         if let Some(origin) = &self.origin {
             check(
                 valid_origin(origin),
@@ -355,6 +422,19 @@ impl Config {
         self.checkpoint_lock
             .clone()
             .unwrap_or_else(|| self.data_dir.join("checkpoint.lock"))
+    }
+
+    /// The PostgreSQL settings, when `storage = "postgres"` (`None` for sled).
+    pub fn postgres(&self) -> Option<crate::storage::postgres::PostgresConfig> {
+        let url = self.postgres_url.as_ref()?;
+        (self.storage == StorageBackend::Postgres).then(|| {
+            crate::storage::postgres::PostgresConfig {
+                url: url.0.clone(),
+                pool_size: self.postgres_pool_size,
+                connect_timeout: Duration::from_millis(self.postgres_connect_timeout_ms),
+                op_timeout: Duration::from_millis(self.postgres_timeout_ms),
+            }
+        })
     }
 
     /// Request timeout.
@@ -438,6 +518,38 @@ mod tests {
         .unwrap();
         assert_eq!(env.log_format, LogFormat::Text);
         assert!(Config::from_toml_and_env("log_format = \"xml\"", Vec::new()).is_err());
+    }
+
+    #[test]
+    fn storage_backend_and_postgres_settings() {
+        let c = Config::default();
+        assert_eq!(c.storage, StorageBackend::Sled);
+        assert!(c.postgres().is_none());
+        let c = Config::from_toml_and_env(
+            "storage = \"postgres\"\npostgres_url = \"postgresql://v:secret@db/verdict\"\npostgres_pool_size = 3\n",
+            vec![("VERDICT_POSTGRES_TIMEOUT_MS".into(), "1500".into())],
+        )
+        .unwrap();
+        let pg = c.postgres().unwrap();
+        assert_eq!(pg.url, "postgresql://v:secret@db/verdict");
+        assert_eq!(pg.pool_size, 3);
+        assert_eq!(pg.op_timeout, Duration::from_millis(1500));
+        assert!(!format!("{c:?}").contains("secret"));
+        let env = Config::from_toml_and_env(
+            "",
+            vec![
+                ("VERDICT_STORAGE".into(), "postgres".into()),
+                (
+                    "VERDICT_POSTGRES_URL".into(),
+                    "host=/run/pg dbname=v".into(),
+                ),
+            ],
+        )
+        .unwrap();
+        assert_eq!(env.postgres().unwrap().url, "host=/run/pg dbname=v");
+        assert!(Config::from_toml_and_env("storage = \"postgres\"", Vec::new()).is_err());
+        assert!(Config::from_toml_and_env("storage = \"mysql\"", Vec::new()).is_err());
+        assert!(Config::from_toml_and_env("postgres_pool_size = 0", Vec::new()).is_err());
     }
 
     #[test]

@@ -225,12 +225,11 @@ pub async fn start(config: &Config) -> Result<Started, StartError> {
         &config.default_origin(),
         config.origin.is_some(),
     )?;
-    let store_dir = config.data_dir.join("store");
-    let storage = storage::sled::SledStorage::open(&store_dir)
-        .map_err(|e| StartError::from_log(log::LogError::Storage(e)))?;
+    let storage =
+        open_store(config).map_err(|e| StartError::from_log(log::LogError::Storage(e)))?;
     let log_key = keys.log.clone();
     let log = Log::open(
-        Arc::new(storage),
+        storage,
         log_key,
         LogConfig {
             batch_max_entries: config.batch_max_entries,
@@ -357,6 +356,21 @@ fn restrict_modes(config: &Config) -> Result<(), StartError> {
         );
     }
     Ok(())
+}
+
+/// Open the store `config` names: sled in `<data_dir>/store` (the default), or PostgreSQL at
+/// `postgres_url` (`storage = "postgres"`, schema created or migrated on open).
+///
+/// # Errors
+/// [`storage::StorageError`] when the store cannot be opened (sled: locked or damaged;
+/// PostgreSQL: unreachable within the connect timeout, or a schema newer than this server).
+pub fn open_store(config: &Config) -> Result<Arc<dyn storage::Storage>, storage::StorageError> {
+    match config.postgres() {
+        Some(pg) => Ok(Arc::new(storage::postgres::PostgresStorage::open(&pg)?)),
+        None => Ok(Arc::new(storage::sled::SledStorage::open(
+            &config.data_dir.join("store"),
+        )?)),
+    }
 }
 
 /// The router: every route of [`routes`], the error boundary and the tower-http middleware

@@ -6,6 +6,8 @@
 //! methods from any thread. Backends:
 //! - [`sled::SledStorage`] (the default: one sled `Db`, with full tiles as immutable files beside
 //!   it, [`files`]);
+//! - [`postgres::PostgresStorage`] (PostgreSQL, `storage = "postgres"`; spec
+//!   `spec/storage-postgres.md`);
 //! - `mem::MemStorage` (in memory, with injected "failed and not persisted" and "failed but
 //!   persisted" faults), only with the cargo feature `testing`.
 //!
@@ -15,9 +17,12 @@
 //! Spec: `spec/tiles.md` (tile layout, C2SP tlog-tiles) and `spec/note-and-checkpoint.md`.
 
 pub mod cache;
+#[cfg(any(test, feature = "testing"))]
+pub mod conformance;
 pub mod files;
 #[cfg(any(test, feature = "testing"))]
 pub mod mem;
+pub mod postgres;
 pub mod sled;
 
 use verdict_core::merkle::{Hash, LeafIndex, TreeSize};
@@ -214,11 +219,15 @@ impl StorageError {
 /// One policy-registry record: key and value ([`Storage::policy_records`]).
 pub type PolicyRecordEntry = (Vec<u8>, Vec<u8>);
 
+/// An escalation record with its id ([`Storage::escalations`]).
+pub type EscalationEntry = (Vec<u8>, Vec<u8>);
+
 /// Durable storage of one log.
 ///
 /// # Contract
 /// - **Durable on return.** When a write method returns `Ok`, its effect survives a crash (sled:
-///   after `flush()`; tile files: after fsync of the file and of its directory), except [`Storage::prune_staged`], which is idempotent and may be lost.
+///   after `flush()`; tile files: after fsync of the file and of its directory; PostgreSQL: after
+///   `COMMIT`), except [`Storage::prune_staged`], which is idempotent and may be lost.
 /// - **Atomic writes.** Each write method takes effect completely or not at all, as seen by a
 ///   later reader or after a crash. A method that returns `Err` may or may not have taken effect
 ///   ("failed but persisted"); the caller must re-read the state ([`Storage::state`],
@@ -335,11 +344,7 @@ pub trait Storage: Send + Sync + 'static {
     ///
     /// # Errors
     /// Backend errors.
-    #[expect(
-        clippy::type_complexity,
-        reason = "signature shared with the PostgreSQL backend (issue 15)"
-    )]
-    fn escalations(&self) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StorageError>;
+    fn escalations(&self) -> Result<Vec<EscalationEntry>, StorageError>;
 
     /// Compare-and-swap: writes `new` iff the current value equals `expected` (None = absent).
     /// Ok(false) when it does not; durable when it returns Ok(true).

@@ -15,6 +15,10 @@
 //! - `escalations`: escalations, signed approvals and rejections, expiry, replay, restart
 //!   (issue 15, spec `approval.md`);
 //! - `openapi`: insta snapshot of `GET /openapi.json`;
+//! - `postgres_faults`: PostgreSQL escalation CAS, migrations, connections terminated and the
+//!   server restarted under load (nothing acknowledged lost);
+//! - `storage_conformance`: the storage conformance suite on memory, sled and a real
+//!   PostgreSQL (throwaway cluster), PostgreSQL fault injection;
 //! - `slow_client`: `serve::serve` on 127.0.0.1 under trickling (Slowloris) connections;
 //! - `token_expiry`: token files with `expires=`, 401 `token_expired`;
 //! - `wire_input`: HTTP/1.1 framing errors on a real socket (below the router).
@@ -42,7 +46,9 @@ mod log_faults;
 mod log_props;
 mod openapi;
 mod policies;
+mod postgres_faults;
 mod slow_client;
+mod storage_conformance;
 mod token_expiry;
 mod wire_input;
 

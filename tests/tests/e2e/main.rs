@@ -15,6 +15,8 @@
 //! - [`deadline`]: chain-1000 on a real server: fail-closed at `check_timeout_ms`, logged so, and
 //!   at most 1 s of server CPU after the answer (also when the request timeout answers first);
 //! - [`secrets`]: no public endpoint returns a secret value, salt, policy text or token;
+//! - [`postgres`]: a real server on `storage = "postgres"` (throwaway cluster): checks, bundles
+//!   verified by `verdict`, state kept across a restart;
 //! - [`policies`]: 50 concurrent policy registrations survive kill -9 (issue 11).
 #![allow(
     clippy::unwrap_used,
@@ -32,6 +34,7 @@ mod escalations;
 mod flow;
 mod integrity;
 mod policies;
+mod postgres;
 mod secrets;
 mod soak;
 mod tamper;

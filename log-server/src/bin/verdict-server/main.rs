@@ -15,7 +15,6 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use verdict_log_server::config::{Config, LogFormat};
-use verdict_log_server::storage::Storage as _;
 
 /// Exit code of a runtime error.
 const EXIT_FAILURE: u8 = 1;
@@ -348,8 +347,7 @@ async fn info(config: &Config) -> CmdResult {
         keys.paths.auditor_token.display()
     );
     print_expiries(&keys, "");
-    let store = config.data_dir.join("store");
-    let size = match verdict_log_server::storage::sled::SledStorage::open(&store) {
+    let size = match verdict_log_server::open_store(config) {
         Ok(storage) => match storage.state()? {
             Some(state) => format!("{}", state.size),
             None => "0 (no checkpoint yet)".to_owned(),

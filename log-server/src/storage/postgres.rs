@@ -1,0 +1,736 @@
+//! [`Storage`] on PostgreSQL (issue 18; spec `spec/storage-postgres.md`).
+//!
+//! Tables (created and migrated at open by [`schema`], versioned in `verdict_schema_version`):
+//! `verdict_log` (one row: staged size and the published [`LogState`]), `verdict_staged`,
+//! `verdict_private`, `verdict_tiles` (hash tiles at levels 0..=7, entry bundles at level -1,
+//! each as its widest version), `verdict_policies` and `verdict_escalations`.
+//!
+//! How the [`Storage`] contract holds here (spec §3):
+//! - **Durable on return:** every write is one transaction, and a method returns `Ok` only after
+//!   `COMMIT` answered (PostgreSQL's durability point with the default `synchronous_commit = on`).
+//! - **Atomic:** one transaction per method; an error before `COMMIT` rolls it back. An error
+//!   *while* committing (a connection dropped, a timeout) may or may not have committed: the
+//!   "failed but persisted" case the contract already allows, after which the sequencer re-reads.
+//! - **Compare-and-swap of the published state:** one `UPDATE … WHERE published IS NOT DISTINCT
+//!   FROM $expected` on the encoded state; zero rows updated is [`StorageError::StateConflict`].
+//! - **Tiles immutable:** `write_tiles` locks the rows it touches (`SELECT … FOR UPDATE`), merges
+//!   with [`merge_tile`] (a change of stored bytes is [`StorageError::TileConflict`] and rolls the
+//!   whole call back), then upserts.
+//! - **Errors:** every PostgreSQL, pool or timeout failure is [`StorageError::Backend`] (the
+//!   server answers 503 `storage_unavailable`); malformed stored values are
+//!   [`StorageError::Corrupt`].
+//!
+//! The [`Storage`] trait is synchronous and is called from the sequencer thread, from
+//! `spawn_blocking` and from tokio workers (reads). The client is async (`tokio-postgres` with a
+//! `deadpool-postgres` pool), so the store runs its own small tokio runtime (threads
+//! `verdict-postgres`): a call spawns its future there and waits for the answer, inside
+//! `tokio::task::block_in_place` when the caller is a worker of a multi-thread runtime, so that the
+//! caller's runtime moves its other tasks away instead of stalling. Every call is bounded by
+//! [`PostgresConfig::op_timeout`].
+
+mod schema;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
+mod writer;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::time::Duration;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use tokio_postgres::NoTls;
+use verdict_core::merkle::{Hash, LeafIndex, TreeSize};
+use verdict_core::tile::{TileKind, TILE_WIDTH};
+
+use crate::storage::{
+    check_tile_write, merge_tile, LogState, PolicyRecordEntry, StagedEntry, Storage, StorageError,
+    StoredTile, TileWrite,
+};
+
+pub use schema::LATEST_VERSION as SCHEMA_VERSION;
+pub use writer::WRITER_LOCK;
+
+pub use super::EscalationEntry;
+
+/// Connection settings of [`PostgresStorage`] (from `storage = "postgres"` in the server
+/// configuration).
+#[derive(Clone, PartialEq, Eq)]
+pub struct PostgresConfig {
+    /// Connection URL (`postgresql://user:password@host:port/database`, or the key/value form).
+    pub url: String,
+    /// Maximum connections in the pool.
+    pub pool_size: usize,
+    /// Bound on establishing one connection.
+    pub connect_timeout: Duration,
+    /// Bound on one storage call (waiting for a connection included); past it the call fails
+    /// with [`StorageError::Backend`].
+    pub op_timeout: Duration,
+}
+
+impl std::fmt::Debug for PostgresConfig {
+    // The URL may hold a password: never print it.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresConfig")
+            .field("url", &"<redacted>")
+            .field("pool_size", &self.pool_size)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("op_timeout", &self.op_timeout)
+            .finish()
+    }
+}
+
+impl PostgresConfig {
+    /// Defaults for `url`: 8 connections, 5 s to connect, 10 s per call.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            pool_size: 8,
+            connect_timeout: Duration::from_secs(5),
+            op_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// PostgreSQL-backed storage. See the module docs.
+pub struct PostgresStorage {
+    pool: Pool,
+    /// The writer guard: a connection holding the session advisory lock [`WRITER_LOCK`].
+    writer: writer::WriterGuard,
+    /// The store's own runtime; `None` only while dropping.
+    runtime: Option<tokio::runtime::Runtime>,
+    handle: tokio::runtime::Handle,
+    op_timeout: Duration,
+}
+
+impl std::fmt::Debug for PostgresStorage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresStorage")
+            .field("pool", &self.pool.status())
+            .field("op_timeout", &self.op_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for PostgresStorage {
+    fn drop(&mut self) {
+        // Dropping a runtime blocks, which tokio forbids inside another runtime: let it wind
+        // down in the background instead.
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+/// A backend error with a message of our own.
+pub(crate) fn failed(op: &'static str, message: &'static str) -> StorageError {
+    StorageError::Backend {
+        op,
+        source: message.into(),
+    }
+}
+
+fn pg(op: &'static str) -> impl Fn(tokio_postgres::Error) -> StorageError {
+    move |source| StorageError::Backend {
+        op,
+        source: Box::new(source),
+    }
+}
+
+fn pool_error(op: &'static str) -> impl Fn(deadpool_postgres::PoolError) -> StorageError {
+    move |source| StorageError::Backend {
+        op,
+        source: Box::new(source),
+    }
+}
+
+fn corrupt(what: &'static str, reason: &'static str) -> StorageError {
+    StorageError::Corrupt { what, reason }
+}
+
+/// An index or size as a PostgreSQL `bigint`.
+fn to_i64(value: u64) -> Result<i64, StorageError> {
+    i64::try_from(value).map_err(|_| corrupt("index", "beyond the range of bigint"))
+}
+
+/// A stored `bigint` as an index or size.
+fn to_u64(what: &'static str, value: i64) -> Result<u64, StorageError> {
+    u64::try_from(value).map_err(|_| corrupt(what, "negative"))
+}
+
+/// The `level` column of a tile: hash tile level 0..=7, entry bundle -1.
+fn level_of(kind: TileKind) -> i16 {
+    match kind {
+        TileKind::Hashes { level } => i16::from(level),
+        TileKind::Entries => -1,
+    }
+}
+
+fn kind_of(level: i16) -> Result<TileKind, StorageError> {
+    match level {
+        -1 => Ok(TileKind::Entries),
+        0..=7 => u8::try_from(level)
+            .map(|level| TileKind::Hashes { level })
+            .map_err(|_| corrupt("tile row", "bad level")),
+        _ => Err(corrupt("tile row", "bad level")),
+    }
+}
+
+/// A stored tile row, checked like a tile write (width 1..=256, hash tiles `width * 32` bytes).
+fn stored_tile(kind: TileKind, width: i32, bytes: Vec<u8>) -> Result<StoredTile, StorageError> {
+    let width = u16::try_from(width)
+        .ok()
+        .filter(|w| (1..=TILE_WIDTH).contains(w))
+        .ok_or(corrupt("tile row", "bad width"))?;
+    if matches!(kind, TileKind::Hashes { .. }) && bytes.len() != usize::from(width) * Hash::LEN {
+        return Err(corrupt("tile row", "hash tile length is not width * 32"));
+    }
+    Ok(StoredTile { width, bytes })
+}
+
+fn get<'a, T: tokio_postgres::types::FromSql<'a>>(
+    row: &'a tokio_postgres::Row,
+    column: usize,
+    op: &'static str,
+) -> Result<T, StorageError> {
+    row.try_get(column).map_err(pg(op))
+}
+
+impl PostgresStorage {
+    /// Connect, create or migrate the schema ([`SCHEMA_VERSION`]), and return the store.
+    ///
+    /// # Errors
+    /// [`StorageError::Backend`] when the URL does not parse, the database cannot be reached
+    /// within the timeouts, or its schema is newer than this server knows.
+    pub fn open(config: &PostgresConfig) -> Result<Self, StorageError> {
+        let mut pg_config: tokio_postgres::Config = config
+            .url
+            .parse()
+            .map_err(|_| failed("open", "postgres_url is not a valid connection string"))?;
+        pg_config.connect_timeout(config.connect_timeout);
+        if pg_config.get_application_name().is_none() {
+            pg_config.application_name("verdict-server");
+        }
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("verdict-postgres")
+            .enable_all()
+            .build()
+            .map_err(|source| StorageError::Backend {
+                op: "start the postgres runtime",
+                source: Box::new(source),
+            })?;
+        let writer = writer::WriterGuard::new(pg_config.clone());
+        let manager = Manager::from_config(
+            pg_config,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(config.pool_size.max(1))
+            .runtime(deadpool_postgres::Runtime::Tokio1)
+            .wait_timeout(Some(config.op_timeout))
+            .create_timeout(Some(config.connect_timeout))
+            .recycle_timeout(Some(config.connect_timeout))
+            .build()
+            .map_err(|source| StorageError::Backend {
+                op: "build the postgres pool",
+                source: Box::new(source),
+            })?;
+        let store = Self {
+            pool,
+            writer,
+            handle: runtime.handle().clone(),
+            runtime: Some(runtime),
+            op_timeout: config.op_timeout,
+        };
+        let version = store.block("migrate schema", schema::migrate(store.pool.clone()))?;
+        let writer = store.writer.clone();
+        let wait = config.connect_timeout;
+        store.block("take the writer lock", async move {
+            writer.ensure_within(wait).await
+        })?;
+        tracing::info!(
+            schema.version = version,
+            "postgres store open, schema version {version}"
+        );
+        Ok(store)
+    }
+
+    /// Run `fut` on the store's runtime and wait for it, bounded by the operation timeout.
+    fn block<T: Send + 'static>(
+        &self,
+        op: &'static str,
+        fut: impl Future<Output = Result<T, StorageError>> + Send + 'static,
+    ) -> Result<T, StorageError> {
+        let timeout = self.op_timeout;
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        self.handle.spawn(async move {
+            let result = tokio::time::timeout(timeout, fut)
+                .await
+                .unwrap_or_else(|_| Err(failed(op, "timed out")));
+            let _ = tx.send(result);
+        });
+        let wait = move || {
+            rx.recv()
+                .unwrap_or_else(|_| Err(failed(op, "the postgres runtime stopped")))
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(caller) if caller.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+                tokio::task::block_in_place(wait)
+            }
+            _ => wait(),
+        }
+    }
+
+    /// The escalation record `id`, if any.
+    ///
+    /// # Errors
+    /// Backend errors.
+    fn read_escalation(&self, id: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
+        let pool = self.pool.clone();
+        let id = id.to_vec();
+        self.block("read escalation", async move {
+            let op = "read escalation";
+            let client = pool.get().await.map_err(pool_error(op))?;
+            let row = client
+                .query_opt(
+                    "SELECT value FROM verdict_escalations WHERE id = $1",
+                    &[&id],
+                )
+                .await
+                .map_err(pg(op))?;
+            row.map(|row| get(&row, 0, op)).transpose()
+        })
+    }
+
+    /// Every escalation record, sorted by id (bytewise).
+    ///
+    /// # Errors
+    /// Backend errors.
+    fn read_escalations(&self) -> Result<Vec<EscalationEntry>, StorageError> {
+        let pool = self.pool.clone();
+        self.block("read escalations", async move {
+            let op = "read escalations";
+            let client = pool.get().await.map_err(pool_error(op))?;
+            let rows = client
+                .query("SELECT id, value FROM verdict_escalations ORDER BY id", &[])
+                .await
+                .map_err(pg(op))?;
+            rows.iter()
+                .map(|row| Ok((get(row, 0, op)?, get(row, 1, op)?)))
+                .collect()
+        })
+    }
+
+    /// Compare-and-swap of an escalation record: writes `new` iff the current value equals
+    /// `expected` (`None`: absent), durably; `Ok(false)` (and no change) otherwise.
+    ///
+    /// # Errors
+    /// Backend errors.
+    fn cas_escalation(
+        &self,
+        id: &[u8],
+        expected: Option<&[u8]>,
+        new: &[u8],
+    ) -> Result<bool, StorageError> {
+        let pool = self.pool.clone();
+        let (id, expected, new) = (id.to_vec(), expected.map(<[u8]>::to_vec), new.to_vec());
+        let writer = self.writer.clone();
+        self.block("swap escalation", async move {
+            writer.ensure().await?;
+            let op = "swap escalation";
+            let client = pool.get().await.map_err(pool_error(op))?;
+            let changed = match expected {
+                None => {
+                    client
+                        .execute(
+                            "INSERT INTO verdict_escalations (id, value) VALUES ($1, $2) \
+                             ON CONFLICT (id) DO NOTHING",
+                            &[&id, &new],
+                        )
+                        .await
+                }
+                Some(expected) => {
+                    client
+                        .execute(
+                            "UPDATE verdict_escalations SET value = $3 \
+                             WHERE id = $1 AND value = $2",
+                            &[&id, &expected, &new],
+                        )
+                        .await
+                }
+            }
+            .map_err(pg(op))?;
+            Ok(changed == 1)
+        })
+    }
+}
+
+impl Storage for PostgresStorage {
+    fn escalation(&self, id: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
+        self.read_escalation(id)
+    }
+
+    fn escalations(&self) -> Result<Vec<EscalationEntry>, StorageError> {
+        self.read_escalations()
+    }
+
+    fn swap_escalation(
+        &self,
+        id: &[u8],
+        expected: Option<&[u8]>,
+        new: &[u8],
+    ) -> Result<bool, StorageError> {
+        self.cas_escalation(id, expected, new)
+    }
+
+    fn staged_size(&self) -> Result<TreeSize, StorageError> {
+        let pool = self.pool.clone();
+        self.block("staged size", async move {
+            let op = "staged size";
+            let client = pool.get().await.map_err(pool_error(op))?;
+            let row = client
+                .query_opt("SELECT staged_size FROM verdict_log WHERE id = 1", &[])
+                .await
+                .map_err(pg(op))?
+                .ok_or(corrupt("log row", "missing"))?;
+            to_u64("staged size", get(&row, 0, op)?).map(TreeSize)
+        })
+    }
+
+    fn stage(&self, start: LeafIndex, batch: &[StagedEntry]) -> Result<(), StorageError> {
+        let count = u64::try_from(batch.len()).map_err(|_| corrupt("batch", "too long"))?;
+        let end = start
+            .0
+            .checked_add(count)
+            .ok_or(corrupt("batch", "index overflow"))?;
+        let first = to_i64(start.0)?;
+        let end_i64 = to_i64(end)?;
+        let mut indices = Vec::with_capacity(batch.len());
+        let mut entries = Vec::with_capacity(batch.len());
+        let mut private_indices = Vec::new();
+        let mut private = Vec::new();
+        for (index, item) in (first..).zip(batch) {
+            indices.push(index);
+            entries.push(item.entry.clone());
+            if let Some(record) = &item.private {
+                private_indices.push(index);
+                private.push(record.clone());
+            }
+        }
+        let pool = self.pool.clone();
+        let writer = self.writer.clone();
+        self.block("stage", async move {
+            writer.ensure().await?;
+            let op = "stage";
+            let mut client = pool.get().await.map_err(pool_error(op))?;
+            let tx = client.transaction().await.map_err(pg(op))?;
+            let row = tx
+                .query_opt(
+                    "SELECT staged_size FROM verdict_log WHERE id = 1 FOR UPDATE",
+                    &[],
+                )
+                .await
+                .map_err(pg(op))?
+                .ok_or(corrupt("log row", "missing"))?;
+            let current = to_u64("staged size", get(&row, 0, op)?)?;
+            if current != start.0 {
+                return Err(StorageError::NotContiguous {
+                    staged_size: current,
+                    start: start.0,
+                });
+            }
+            tx.execute(
+                "INSERT INTO verdict_staged (idx, entry) \
+                 SELECT * FROM unnest($1::bigint[], $2::bytea[])",
+                &[&indices, &entries],
+            )
+            .await
+            .map_err(pg(op))?;
+            if !private.is_empty() {
+                tx.execute(
+                    "INSERT INTO verdict_private (idx, record) \
+                     SELECT * FROM unnest($1::bigint[], $2::bytea[])",
+                    &[&private_indices, &private],
+                )
+                .await
+                .map_err(pg(op))?;
+            }
+            tx.execute(
+                "UPDATE verdict_log SET staged_size = $1 WHERE id = 1",
+                &[&end_i64],
+            )
+            .await
+            .map_err(pg(op))?;
+            tx.commit().await.map_err(pg(op))
+        })
+    }
+
+    fn staged(&self, start: LeafIndex, end: LeafIndex) -> Result<Vec<Vec<u8>>, StorageError> {
+        if end.0 <= start.0 {
+            return Ok(Vec::new());
+        }
+        let (first, last) = (to_i64(start.0)?, to_i64(end.0)?);
+        let pool = self.pool.clone();
+        self.block("read staged", async move {
+            let op = "read staged";
+            let client = pool.get().await.map_err(pool_error(op))?;
+            let rows = client
+                .query(
+                    "SELECT idx, entry FROM verdict_staged WHERE idx >= $1 AND idx < $2 \
+                     ORDER BY idx",
+                    &[&first, &last],
+                )
+                .await
+                .map_err(pg(op))?;
+            let mut out = Vec::with_capacity(rows.len());
+            let mut rows = rows.iter();
+            for index in start.0..end.0 {
+                let missing = StorageError::Missing {
+                    what: "staged entry",
+                    index,
+                };
+                let row = rows.next().ok_or(missing)?;
+                let found: i64 = get(row, 0, op)?;
+                if to_u64("staged index", found)? != index {
+                    return Err(StorageError::Missing {
+                        what: "staged entry",
+                        index,
+                    });
+                }
+                out.push(get(row, 1, op)?);
+            }
+            Ok(out)
+        })
+    }
+
+    fn prune_staged(&self, below: LeafIndex) -> Result<(), StorageError> {
+        let below = to_i64(below.0)?;
+        let pool = self.pool.clone();
+        let writer = self.writer.clone();
+        self.block("prune staged", async move {
+            writer.ensure().await?;
+            let op = "prune staged";
+            let client = pool.get().await.map_err(pool_error(op))?;
+            client
+                .execute("DELETE FROM verdict_staged WHERE idx < $1", &[&below])
+                .await
+                .map_err(pg(op))?;
+            Ok(())
+        })
+    }
+
+    fn private_record(&self, index: LeafIndex) -> Result<Option<Vec<u8>>, StorageError> {
+        let index = to_i64(index.0)?;
+        let pool = self.pool.clone();
+        self.block("read private", async move {
+            let op = "read private";
+            let client = pool.get().await.map_err(pool_error(op))?;
+            let row = client
+                .query_opt(
+                    "SELECT record FROM verdict_private WHERE idx = $1",
+                    &[&index],
+                )
+                .await
+                .map_err(pg(op))?;
+            row.map(|row| get(&row, 0, op)).transpose()
+        })
+    }
+
+    fn write_tiles(&self, tiles: &[TileWrite]) -> Result<(), StorageError> {
+        for write in tiles {
+            check_tile_write(write)?;
+            to_i64(write.index)?;
+        }
+        if tiles.is_empty() {
+            return Ok(());
+        }
+        let tiles = tiles.to_vec();
+        let pool = self.pool.clone();
+        let writer = self.writer.clone();
+        self.block("write tiles", async move {
+            writer.ensure().await?;
+            let op = "write tiles";
+            let keys: std::collections::BTreeSet<(i16, i64)> = tiles
+                .iter()
+                .map(|w| Ok((level_of(w.kind), to_i64(w.index)?)))
+                .collect::<Result<_, StorageError>>()?;
+            let (levels, indices): (Vec<i16>, Vec<i64>) = keys.into_iter().unzip();
+            let mut client = pool.get().await.map_err(pool_error(op))?;
+            let tx = client.transaction().await.map_err(pg(op))?;
+            let rows = tx
+                .query(
+                    "SELECT t.level, t.idx, t.width, t.bytes FROM verdict_tiles t \
+                     JOIN unnest($1::smallint[], $2::bigint[]) AS k(level, idx) \
+                     ON t.level = k.level AND t.idx = k.idx \
+                     FOR UPDATE OF t",
+                    &[&levels, &indices],
+                )
+                .await
+                .map_err(pg(op))?;
+            // The stored tiles, then every write merged in order (changed ones marked).
+            let mut merged: BTreeMap<(i16, i64), (StoredTile, bool)> = BTreeMap::new();
+            for row in &rows {
+                let level: i16 = get(row, 0, op)?;
+                let index: i64 = get(row, 1, op)?;
+                let tile = stored_tile(kind_of(level)?, get(row, 2, op)?, get(row, 3, op)?)?;
+                merged.insert((level, index), (tile, false));
+            }
+            for write in &tiles {
+                let key = (level_of(write.kind), to_i64(write.index)?);
+                if let Some(tile) = merge_tile(merged.get(&key).map(|(t, _)| t), write)? {
+                    merged.insert(key, (tile, true));
+                }
+            }
+            let mut levels = Vec::new();
+            let mut indices = Vec::new();
+            let mut widths = Vec::new();
+            let mut bytes = Vec::new();
+            for ((level, index), (tile, changed)) in merged {
+                if changed {
+                    levels.push(level);
+                    indices.push(index);
+                    widths.push(i32::from(tile.width));
+                    bytes.push(tile.bytes);
+                }
+            }
+            if !levels.is_empty() {
+                tx.execute(
+                    "INSERT INTO verdict_tiles (level, idx, width, bytes) \
+                     SELECT * FROM unnest($1::smallint[], $2::bigint[], $3::integer[], $4::bytea[]) \
+                     ON CONFLICT (level, idx) DO UPDATE \
+                     SET width = EXCLUDED.width, bytes = EXCLUDED.bytes",
+                    &[&levels, &indices, &widths, &bytes],
+                )
+                .await
+                .map_err(pg(op))?;
+            }
+            tx.commit().await.map_err(pg(op))
+        })
+    }
+
+    fn read_tile(&self, kind: TileKind, index: u64) -> Result<Option<StoredTile>, StorageError> {
+        let (level, index) = (level_of(kind), to_i64(index)?);
+        let pool = self.pool.clone();
+        self.block("read tile", async move {
+            let op = "read tile";
+            let client = pool.get().await.map_err(pool_error(op))?;
+            let row = client
+                .query_opt(
+                    "SELECT width, bytes FROM verdict_tiles WHERE level = $1 AND idx = $2",
+                    &[&level, &index],
+                )
+                .await
+                .map_err(pg(op))?;
+            row.map(|row| stored_tile(kind, get(&row, 0, op)?, get(&row, 1, op)?))
+                .transpose()
+        })
+    }
+
+    fn state(&self) -> Result<Option<LogState>, StorageError> {
+        let pool = self.pool.clone();
+        self.block("read state", async move {
+            let op = "read state";
+            let client = pool.get().await.map_err(pool_error(op))?;
+            let row = client
+                .query_opt("SELECT published FROM verdict_log WHERE id = 1", &[])
+                .await
+                .map_err(pg(op))?
+                .ok_or(corrupt("log row", "missing"))?;
+            let published: Option<Vec<u8>> = get(&row, 0, op)?;
+            published.map(|bytes| LogState::decode(&bytes)).transpose()
+        })
+    }
+
+    fn publish(&self, expected: Option<&LogState>, new: &LogState) -> Result<(), StorageError> {
+        let old = expected.map(LogState::encode);
+        let expected_size = expected.map(|s| s.size.0);
+        let new = new.encode();
+        let pool = self.pool.clone();
+        let writer = self.writer.clone();
+        self.block("publish", async move {
+            writer.ensure().await?;
+            let op = "publish";
+            let client = pool.get().await.map_err(pool_error(op))?;
+            let updated = client
+                .execute(
+                    "UPDATE verdict_log SET published = $2 \
+                     WHERE id = 1 AND published IS NOT DISTINCT FROM $1::bytea",
+                    &[&old, &new],
+                )
+                .await
+                .map_err(pg(op))?;
+            if updated == 1 {
+                return Ok(());
+            }
+            let row = client
+                .query_opt("SELECT published FROM verdict_log WHERE id = 1", &[])
+                .await
+                .map_err(pg(op))?;
+            let found = match row {
+                Some(row) => get::<Option<Vec<u8>>>(&row, 0, op)?
+                    .and_then(|bytes| LogState::decode(&bytes).ok())
+                    .map(|s| s.size.0),
+                None => None,
+            };
+            Err(StorageError::StateConflict {
+                expected: expected_size,
+                found,
+            })
+        })
+    }
+
+    /// Check that the database answers again (the pool replaces dropped connections by itself).
+    fn recover(&self) -> Result<(), StorageError> {
+        let pool = self.pool.clone();
+        self.block("recover", async move {
+            let op = "recover";
+            let client = pool.get().await.map_err(pool_error(op))?;
+            client.simple_query("SELECT 1").await.map_err(pg(op))?;
+            Ok(())
+        })
+    }
+
+    fn put_policy_record(&self, key: &[u8], value: Option<&[u8]>) -> Result<(), StorageError> {
+        let (key, value) = (key.to_vec(), value.map(<[u8]>::to_vec));
+        let pool = self.pool.clone();
+        let writer = self.writer.clone();
+        self.block("write policy record", async move {
+            writer.ensure().await?;
+            let op = "write policy record";
+            let client = pool.get().await.map_err(pool_error(op))?;
+            match value {
+                Some(value) => client
+                    .execute(
+                        "INSERT INTO verdict_policies (key, value) VALUES ($1, $2) \
+                         ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
+                        &[&key, &value],
+                    )
+                    .await
+                    .map_err(pg(op))?,
+                None => client
+                    .execute("DELETE FROM verdict_policies WHERE key = $1", &[&key])
+                    .await
+                    .map_err(pg(op))?,
+            };
+            Ok(())
+        })
+    }
+
+    fn policy_records(&self) -> Result<Vec<PolicyRecordEntry>, StorageError> {
+        let pool = self.pool.clone();
+        self.block("read policy records", async move {
+            let op = "read policy records";
+            let client = pool.get().await.map_err(pool_error(op))?;
+            let rows = client
+                .query("SELECT key, value FROM verdict_policies ORDER BY key", &[])
+                .await
+                .map_err(pg(op))?;
+            rows.iter()
+                .map(|row| Ok((get(row, 0, op)?, get(row, 1, op)?)))
+                .collect()
+        })
+    }
+}

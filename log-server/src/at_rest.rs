@@ -57,23 +57,40 @@ pub fn restrict_tree(root: &Path) -> std::io::Result<usize> {
     let mut changed = 0usize;
     let mut stack = vec![root.to_path_buf()];
     while let Some(path) = stack.pop() {
-        let meta = std::fs::symlink_metadata(&path)?;
-        let want = if meta.is_dir() {
-            for entry in std::fs::read_dir(&path)? {
-                stack.push(entry?.path());
-            }
-            DIR_MODE
-        } else if meta.is_file() {
-            FILE_MODE
-        } else {
-            continue;
-        };
-        if mode_of(&meta) != want {
-            set_mode(&path, want)?;
-            changed = changed.saturating_add(1);
+        // The store is open while this runs, and sled removes files of its own (old snapshots,
+        // blobs) at any time: an entry gone between listing and chmod is skipped, not an error.
+        match restrict_one(&path, &mut stack) {
+            Ok(true) => changed = changed.saturating_add(1),
+            Ok(false) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
         }
     }
     Ok(changed)
+}
+
+/// Restrict one entry (listing a directory's children onto `stack`); whether its mode changed.
+fn restrict_one(path: &Path, stack: &mut Vec<std::path::PathBuf>) -> std::io::Result<bool> {
+    let meta = std::fs::symlink_metadata(path)?;
+    let want = if meta.is_dir() {
+        for entry in std::fs::read_dir(path)? {
+            match entry {
+                Ok(entry) => stack.push(entry.path()),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+        DIR_MODE
+    } else if meta.is_file() {
+        FILE_MODE
+    } else {
+        return Ok(false);
+    };
+    if mode_of(&meta) == want {
+        return Ok(false);
+    }
+    set_mode(path, want)?;
+    Ok(true)
 }
 
 #[cfg(unix)]
@@ -134,6 +151,17 @@ mod tests {
         }
         assert_eq!(mode(&outside), 0o644, "a link's target is not changed");
         assert_eq!(restrict_tree(&root).unwrap(), 0, "idempotent");
+    }
+
+    /// A store file removed while the walk runs (sled drops old snapshots) is skipped.
+    #[test]
+    fn a_missing_tree_or_entry_is_not_an_error() {
+        let tmp = tempfile::tempdir().unwrap();
+        assert_eq!(restrict_tree(&tmp.path().join("absent")).unwrap(), 0);
+        let mut stack = Vec::new();
+        assert!(!restrict_one(&tmp.path().join("gone"), &mut stack).is_ok_and(|c| c));
+        assert!(restrict_one(&tmp.path().join("gone"), &mut stack)
+            .is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound));
     }
 
     #[test]

@@ -10,12 +10,18 @@
 //! A separate binary rather than a `verdict-policy` subcommand: it needs only `verdict-core` and an
 //! HTTP client, so an approver's machine needs neither Z3 nor the policy toolchain.
 //!
+//! - `verify --bundle B --record R --policy P`: offline, for auditors: every approval or
+//!   rejection in the private record verifies with the policy's approver keys over the receipt's
+//!   commitments, and the approving keys are the receipt's `approvers` (spec `approval.md` §5).
+//!
 //! Exit codes: 0 success; 1 the server refused (4xx: unknown escalation, invalid approval, wrong
-//! token); 2 usage; 3 the server or a local file could not be used (network, 5xx, unreadable key
+//! token), or `verify` found evidence that does not hold; 2 usage; 3 the server or a local file could not be used (network, 5xx, unreadable key
 //! or token file). Errors are one line on stderr.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+
+mod offline;
 
 use clap::{Args, Parser, Subcommand};
 use serde_json::Value;
@@ -63,6 +69,25 @@ enum Command {
     Approve(Answer),
     /// Sign and submit a rejection.
     Reject(Answer),
+    /// Offline, for auditors: check who approved or rejected an escalated decision, from its
+    /// proof bundle, its private record and the policy's approver keys (spec approval.md §5).
+    /// Exit 0 when every approval verifies and matches the receipt, 1 when not.
+    Verify {
+        /// The final decision's proof bundle (`GET /v1/bundle/{index}`); check it with
+        /// `verdict verify` too (signatures, inclusion).
+        #[arg(long)]
+        bundle: PathBuf,
+        /// Its private record (`GET /v1/private/actions/{index}`, auditor token), as saved.
+        #[arg(long)]
+        record: PathBuf,
+        /// The policy text (`GET /v1/private/policies/{commitment}`) whose `[[approvers]]` keys
+        /// are trusted.
+        #[arg(long, required_unless_present = "approver_key")]
+        policy: Option<PathBuf>,
+        /// An approver verifier key (`<name>+<id>+<key>`), instead of or besides `--policy`.
+        #[arg(long)]
+        approver_key: Vec<String>,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -103,6 +128,58 @@ fn unusable(message: impl Into<String>) -> Failure {
     }
 }
 
+fn read_file(path: &std::path::Path) -> Result<Vec<u8>, Failure> {
+    std::fs::read(path).map_err(|e| unusable(format!("cannot read {}: {e}", path.display())))
+}
+
+/// `verify`: offline; exit 1 when the evidence does not hold, 3 when an input is unusable.
+fn verify_offline(
+    bundle: &std::path::Path,
+    record: &std::path::Path,
+    policy: Option<&std::path::Path>,
+    approver_keys: &[String],
+    json: bool,
+) -> Result<(), Failure> {
+    let problem = |p: offline::Problem| match p {
+        offline::Problem::Input(m) => unusable(m),
+        offline::Problem::Invalid(m) => refused(format!("approvals do not verify: {m}")),
+    };
+    let mut keys = Vec::new();
+    if let Some(policy) = policy {
+        let text = String::from_utf8(read_file(policy)?)
+            .map_err(|_| unusable(format!("{} is not UTF-8", policy.display())))?;
+        keys.extend(offline::policy_approvers(&text).map_err(problem)?);
+    }
+    for k in approver_keys {
+        keys.push(
+            verdict_core::note::Verifier::parse(k)
+                .map_err(|e| unusable(format!("--approver-key {k:?}: {e}")))?,
+        );
+    }
+    let record: Value = serde_json::from_slice(&read_file(record)?)
+        .map_err(|e| unusable(format!("{} is not JSON: {e}", record.display())))?;
+    let checked = offline::check(&read_file(bundle)?, &record, &keys).map_err(problem)?;
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "valid": true,
+                "resolution": checked.resolution,
+                "approved_by": checked.approved_by,
+                "rejected_by": checked.rejected_by,
+            })
+        );
+    } else {
+        println!(
+            "ok: {} escalation; approved by [{}]; rejected by [{}]",
+            checked.resolution,
+            checked.approved_by.join(", "),
+            checked.rejected_by.join(", ")
+        );
+    }
+    Ok(())
+}
+
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -121,6 +198,12 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         base: cli.server.trim_end_matches('/').to_owned(),
     };
     match cli.command {
+        Command::Verify {
+            bundle,
+            record,
+            policy,
+            approver_key,
+        } => verify_offline(&bundle, &record, policy.as_deref(), &approver_key, cli.json),
         Command::List { token, status } => {
             let token = read_token(&token.token_file)?;
             let query = if status == "all" {

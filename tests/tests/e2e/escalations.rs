@@ -132,6 +132,58 @@ fn verify_bundle(server: &Server, dir: &Path, decision: &Value, want: &str) {
     assert!(run.stdout.contains(&format!("check {want}")), "{run:?}");
 }
 
+/// The auditor's offline tool, `verdict-approve verify`, on the final decision's saved bundle
+/// (written by [`verify_bundle`]) and private record, with the policy text's approver keys; also
+/// on a copy of the record whose first signature is altered, which must fail (exit 1).
+async fn approve_verify(server: &Server, dir: &Path, decision: &Value, policy_text: &str) -> Run {
+    let index = &decision["index"];
+    let private: Value = server
+        .http
+        .get(format!("{}/v1/private/actions/{index}", server.base))
+        .bearer_auth(token(server, "auditor.token"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let record = dir.join(format!("{index}.record.json"));
+    std::fs::write(&record, private.to_string()).unwrap();
+    let policy = dir.join(format!("{index}.policy.toml"));
+    std::fs::write(&policy, policy_text).unwrap();
+    let run = |record: &Path| {
+        let out = Command::new(binary("verdict-approve").unwrap())
+            .arg("verify")
+            .arg("--bundle")
+            .arg(dir.join(format!("{index}.proof")))
+            .arg("--record")
+            .arg(record)
+            .arg("--policy")
+            .arg(&policy)
+            .output()
+            .unwrap();
+        Run {
+            code: out.status.code(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    };
+    // Tampered: the first signature's first base64 character changed.
+    let mut bad = private.clone();
+    let sig = bad["record"]["escalation"]["approvals"][0]["signature"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let flipped = if sig.starts_with('A') { "B" } else { "A" };
+    bad["record"]["escalation"]["approvals"][0]["signature"] =
+        json!(format!("{flipped}{}", &sig[1..]));
+    let bad_record = dir.join(format!("{index}.record.bad.json"));
+    std::fs::write(&bad_record, bad.to_string()).unwrap();
+    let tampered = run(&bad_record);
+    assert_eq!(tampered.code, Some(1), "tampered signature: {tampered:?}");
+    run(&record)
+}
+
 /// The approvals in the final decision's private record verify offline with the policy's
 /// approver keys; returns the approving key ids.
 async fn verify_approvals_offline(server: &Server, decision: &Value, keys: &[Verifier]) -> usize {
@@ -238,6 +290,13 @@ async fn escalations_resolved_by_people_with_real_processes() {
     );
     verify_bundle(&server, dir, allow, "allow");
     assert_eq!(verify_approvals_offline(&server, allow, &keys).await, 2);
+    let run = approve_verify(&server, dir, allow, &policy(&keys[0], &keys[1], "1")).await;
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert!(
+        run.stdout
+            .contains("approved escalation; approved by [alice, bob]"),
+        "{run:?}"
+    );
     let size = server.tree_size().await.unwrap();
 
     // Replay: the same approvals again give the one allow.
@@ -257,6 +316,15 @@ async fn escalations_resolved_by_people_with_real_processes() {
     assert_eq!(rejected["status"], "rejected");
     assert_eq!(rejected["decision"]["decision"], "deny");
     verify_bundle(&server, dir, &rejected["decision"], "deny");
+    let run = approve_verify(
+        &server,
+        dir,
+        &rejected["decision"],
+        &policy(&keys[0], &keys[1], "1"),
+    )
+    .await;
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert!(run.stdout.contains("rejected by [alice]"), "{run:?}");
     // An unregistered key is refused with exit 1.
     let mallory = Signer::generate("mallory").unwrap();
     let third = check(&server, "e2e-3", 3000).await;

@@ -59,6 +59,13 @@ pub enum ApiError {
     /// The token is valid but not for this endpoint.
     #[error("this token may not use this endpoint")]
     Forbidden,
+    /// An escalation answer whose signature (its credential: the endpoints take no token) is
+    /// not by an approver key of the escalation's policy, or does not verify.
+    #[error("approval refused: {detail}")]
+    ApprovalRefused {
+        /// Why (unknown approver key, failing signature).
+        detail: String,
+    },
     /// No such resource.
     #[error("{what} not found")]
     NotFound {
@@ -224,6 +231,7 @@ impl ApiError {
             Self::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
             Self::TokenExpired => (StatusCode::UNAUTHORIZED, "token_expired"),
             Self::Forbidden => (StatusCode::FORBIDDEN, "forbidden"),
+            Self::ApprovalRefused { .. } => (StatusCode::FORBIDDEN, "approval_refused"),
             Self::NotFound { .. } => (StatusCode::NOT_FOUND, "not_found"),
             Self::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             Self::UnknownPolicy { .. } => (StatusCode::NOT_FOUND, "unknown_policy"),

@@ -232,6 +232,7 @@ pub fn document() -> Value {
                 "parameters": [u64_param("index", "path", "Leaf index.")],
                 "responses": {
                     "200": { "description": "Private record.", "content": { "application/json": { "schema": { "type": "object" } } } },
+                    "400": error_response("The index is not a decimal integer (error `bad_request`)."),
                     "401": error_response("Missing, invalid or expired token (error `unauthorized` or `token_expired`)."),
                     "403": error_response("Not the auditor token."),
                     "404": error_response("No record.")
@@ -297,7 +298,7 @@ fn components() -> Value {
                     "status": { "type": "string" }, "tree_size": { "type": "integer" },
                     "checkpoint_age_secs": { "type": "number" }, "pending": { "type": "integer" }
                 }},
-                "RegisterPolicy": { "type": "object", "required": ["source"], "properties": { "source": { "type": "string" } } },
+                "RegisterPolicy": { "type": "object", "required": ["source"], "additionalProperties": false, "properties": { "source": { "type": "string", "description": "The policy text (TOML, spec policy-language.md). A text that does not compile, or whose analysis finds errors, is answered 422: no JSON schema can say which texts compile." } } },
                 "PolicyVersion": { "type": "object", "properties": {
                     "name": { "type": "string" }, "version": { "type": "string" }, "commitment": { "type": "string" },
                     "rule_tree_root": { "type": "string" }, "rules": { "type": "integer" },
@@ -322,8 +323,9 @@ fn components() -> Value {
                     "statement": { "type": "string", "contentEncoding": "base64", "description": "The policy statement (COSE_Sign1), the log entry at policy.index." },
                     "findings": { "type": "array", "items": { "type": "object" } }
                 }},
-                "Approval": { "type": "object", "required": ["approver", "signature"], "properties": {
-                    "approver": { "type": "string" }, "signature": { "type": "string", "contentEncoding": "base64" }
+                "Approval": { "type": "object", "required": ["approver", "signature"], "additionalProperties": false, "properties": {
+                    "approver": { "type": "string", "description": "Approver key id (8 hex digits) or key name, of the policy's [[approvers]]." },
+                    "signature": { "type": "string", "pattern": "^[A-Za-z0-9+/]{85}[AQgw]==$", "contentEncoding": "base64", "description": "Ed25519 signature (64 bytes, standard base64) over the message of spec decision-semantics.md section 7." }
                 }},
                 "CheckRequest": { "type": "object", "required": ["policy", "action"], "additionalProperties": false, "properties": {
                     "policy": { "type": "string", "description": "Policy name or commitment (hex)." },

@@ -196,7 +196,8 @@ pub fn openapi_paths() -> serde_json::Value {
                 "404": err("No such escalation."),
                 "413": err("Body over the configured limit."),
                 "415": err("Wrong content type."),
-                "422": err("invalid_action: unknown approver key, malformed or failing signature; nothing changed."),
+                "403": err("approval_refused: the key id is not an approver key of the escalation's policy, or the signature does not verify; nothing changed."),
+                "422": err("invalid_action: malformed key id or signature; nothing changed."),
                 "503": err("Storage failing, backpressure or unavailable.")
             }
         })
@@ -245,7 +246,7 @@ pub fn openapi_schemas() -> serde_json::Value {
     json!({
         "EscalationAnswer": { "type": "object", "required": ["key_id", "signature"], "additionalProperties": false, "properties": {
             "key_id": { "type": "string", "pattern": "^[0-9a-fA-F]{8}$", "description": "C2SP signed-note key id of the approver key." },
-            "signature": { "type": "string", "pattern": "^[A-Za-z0-9+/]{86}==$", "contentEncoding": "base64", "description": "Ed25519 signature (64 bytes) over the message of spec approval.md section 2." }
+            "signature": { "type": "string", "pattern": "^[A-Za-z0-9+/]{85}[AQgw]==$", "contentEncoding": "base64", "description": "Ed25519 signature (64 bytes) over the message of spec approval.md section 2." }
         }},
         "EscalationList": { "type": "object", "required": ["escalations"], "properties": {
             "escalations": { "type": "array", "items": { "$ref": "#/components/schemas/Escalation" } }

@@ -77,6 +77,7 @@ impl From<ServiceError> for ApiError {
                 ApiError::RequestIdConflict { request_id }
             }
             ServiceError::NotFound { what } => ApiError::NotFound { what },
+            ServiceError::ApprovalRefused { detail } => ApiError::ApprovalRefused { detail },
             ServiceError::Backpressure { retry_after_secs } => {
                 ApiError::Backpressure { retry_after_secs }
             }

@@ -507,8 +507,9 @@ pub struct AnswerBody {
 /// is (single use).
 ///
 /// # Errors
-/// [`ServiceError::NotFound`] for an unknown id; [`ServiceError::InvalidAction`] for an invalid
-/// approval (nothing changes); storage, checker and logging errors.
+/// [`ServiceError::NotFound`] for an unknown id; [`ServiceError::InvalidAction`] for a malformed
+/// approval, [`ServiceError::ApprovalRefused`] for one by an unknown key or that does not verify
+/// (nothing changes in either case); storage, checker and logging errors.
 pub async fn answer(
     ctx: Context<'_>,
     id: &str,
@@ -531,7 +532,7 @@ pub async fn answer(
         };
         let verified = signed
             .verify(&message, policy.approvers())
-            .map_err(invalid)?;
+            .map_err(refused)?;
         if record.status != Status::Pending {
             return Ok(record);
         }
@@ -832,6 +833,14 @@ fn parse_id(id: &str) -> Result<[u8; ESCALATION_ID_LEN], ServiceError> {
 fn not_found() -> ServiceError {
     ServiceError::NotFound {
         what: "escalation".to_owned(),
+    }
+}
+
+/// A well-formed answer whose signature is not an eligible approver's, or does not verify: the
+/// credential is refused (403), as a wrong token would be.
+fn refused(e: ApprovalError) -> ServiceError {
+    ServiceError::ApprovalRefused {
+        detail: e.to_string(),
     }
 }
 

@@ -77,6 +77,13 @@ pub enum ServiceError {
         /// The request id.
         request_id: String,
     },
+    /// An escalation answer's signature is not by an eligible approver or does not verify
+    /// (spec `approval.md` §3): the credential is refused.
+    #[error("approval refused: {detail}")]
+    ApprovalRefused {
+        /// Why.
+        detail: String,
+    },
     /// Something asked for does not exist.
     #[error("{what} not found")]
     NotFound {

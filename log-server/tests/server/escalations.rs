@@ -297,9 +297,10 @@ async fn rejection_and_expiry_are_logged_as_deny() {
     let first = escalate(&s, "rej-1", 2000).await;
     let id = first["escalation_id"].as_str().unwrap();
     let e = status(&s, id).await;
-    // An approval signature presented as a rejection does not verify: 422, nothing changes.
+    // An approval signature presented as a rejection does not verify: 403, nothing changes.
     let swapped = answer(&s, id, "rejections", &sign(&e, &alice, Verdict::Approve)).await;
-    assert_eq!(swapped.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(swapped.status, StatusCode::FORBIDDEN);
+    assert_eq!(swapped.json()["error"], "approval_refused");
     assert_eq!(status(&s, id).await["approvals"], json!([]));
     let r = answer(&s, id, "rejections", &sign(&e, &bob, Verdict::Reject)).await;
     assert_eq!(r.status, StatusCode::OK, "{}", text(&r));
@@ -416,7 +417,7 @@ async fn bad_requests_are_4xx_and_change_nothing() {
         (
             "unregistered approver",
             answer(&s, id, "approvals", &sign(&e, &mallory, Verdict::Approve)).await,
-            StatusCode::UNPROCESSABLE_ENTITY,
+            StatusCode::FORBIDDEN,
         ),
         (
             "garbage signature",

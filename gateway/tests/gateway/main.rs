@@ -15,6 +15,7 @@
     reason = "test helpers index JSON answers, a miss is a test failure"
 )]
 
+mod escalation;
 mod flow;
 mod overhead;
 mod support;

@@ -170,6 +170,12 @@ impl VerdictClient {
         } else {
             format!("{}/{}", self.base, url.trim_start_matches('/'))
         };
+        tracing::info!(
+            escalation_id = decision.escalation_id.as_deref(),
+            "escalation {}: waiting up to {} ms for approvers",
+            decision.escalation_id.as_deref().unwrap_or("?"),
+            self.escalation_wait.as_millis()
+        );
         let deadline = Instant::now() + self.escalation_wait;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());

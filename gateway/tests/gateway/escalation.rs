@@ -8,6 +8,7 @@
 //! - Another escalated write is rejected by one approver: the call is refused, nothing written,
 //!   and the final `deny` bundle verifies.
 //! - A gateway with a short wait refuses an unresolved escalation with its id, nothing written.
+//! - verdict-server stopped while a call waits: refused without a decision, nothing written.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -200,7 +201,7 @@ async fn escalated_calls_wait_for_approvers() -> Result<()> {
             return Ok(());
         }
     };
-    let setup = Setup::new(fs).await?;
+    let mut setup = Setup::new(fs).await?;
     let alice = Signer::generate("alice")?;
     let bob = Signer::generate("bob")?;
     let (alice_key, bob_key) = (key_file(&setup, &alice)?, key_file(&setup, &bob)?);
@@ -307,6 +308,28 @@ async fn escalated_calls_wait_for_approvers() -> Result<()> {
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(!pending.exists());
     agent.cancel().await?;
+
+    // 4. verdict-server goes down while a call waits: refused without a decision, not forwarded.
+    let agent = client(&gw).await?;
+    let orphan = root.join("outbox/orphan.txt");
+    let call = tokio::spawn({
+        let peer = agent.peer().clone();
+        let params = write_call(&orphan, "never");
+        async move { peer.call_tool(params).await }
+    });
+    next_pending(&setup, &seen_with(&seen, id)).await?;
+    setup.server.stop()?;
+    let r = tokio::time::timeout(Duration::from_secs(20), call).await???;
+    assert_eq!(r.is_error, Some(true), "{}", text(&r));
+    assert!(text(&r).contains("no policy decision"), "{}", text(&r));
+    assert!(!orphan.exists(), "forwarded with the server gone mid-wait");
+    agent.cancel().await?;
     drop(gw);
     Ok(())
+}
+
+fn seen_with(seen: &[String], id: &str) -> Vec<String> {
+    let mut all = seen.to_vec();
+    all.push(id.to_owned());
+    all
 }

@@ -185,8 +185,14 @@ impl Gateway {
             decision = %decision.decision,
             log.index = decision.index,
             request_id = %decision.request_id,
-            "tool call {name}: {} (log index {index}){}",
+            escalation_id = decision.escalation_id.as_deref(),
+            "tool call {name}: {}{} (log index {index}){}",
             decision.decision,
+            match (&decision.escalation_id, &decision.escalation_status) {
+                (Some(id), Some(status)) => format!(" after escalation {id} was {status}"),
+                (Some(id), None) => format!(" (escalation {id})"),
+                _ => String::new(),
+            },
             if forward { ", forwarded" } else { ", not forwarded" }
         );
         if !forward {
@@ -239,18 +245,24 @@ impl Gateway {
                     d.violated_rule_ids.join(", ")
                 };
                 let closed = if d.fail_closed { " (fail-closed)" } else { "" };
+                let escalation = match (&d.escalation_id, &d.escalation_status) {
+                    (Some(id), Some(status)) => format!("; escalation {id} was {status}"),
+                    _ => String::new(),
+                };
                 format!(
-                    "denied by policy {}{closed}: violated rules [{rules}]; receipt at log index {index}, request id {}. The call was not forwarded.",
+                    "denied by policy {}{closed}: violated rules [{rules}]; receipt at log index {index}, request id {}{escalation}. The call was not forwarded.",
                     d.policy, d.request_id
                 )
             }
             "escalate" => {
                 self.metrics.call(Outcome::Escalate);
-                let escalation = d
-                    .raw
-                    .get("escalation")
-                    .map(|e| format!("; escalation: {e}"))
-                    .unwrap_or_default();
+                let escalation = match (&d.escalation_id, &d.status_url) {
+                    (Some(id), Some(url)) => format!(
+                        "; escalation id {id} (status {url}), not resolved within the gateway's wait"
+                    ),
+                    (Some(id), None) => format!("; escalation id {id}"),
+                    _ => String::new(),
+                };
                 format!(
                     "escalated by policy {}: the outcome depends on [{}]; an approval is needed. Receipt at log index {index}, request id {}{escalation}. The call was not forwarded.",
                     d.policy,

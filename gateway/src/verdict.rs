@@ -30,6 +30,12 @@ pub struct Decision {
     pub undetermined_variables: Vec<String>,
     /// The C2SP tlog-proof bundle text (`verdict verify` input), once integrated.
     pub bundle: Option<String>,
+    /// The escalation this decision opened or resolved (`escalation_id` of the check answer).
+    pub escalation_id: Option<String>,
+    /// Its status URL, relative to the server's base URL.
+    pub status_url: Option<String>,
+    /// `approved`, `rejected` or `expired` once the gateway waited for the resolution.
+    pub escalation_status: Option<String>,
     /// The whole answer, for `_meta` and for fields added by later server versions.
     pub raw: Value,
 }
@@ -52,7 +58,9 @@ impl Decision {
             "undetermined_variables": self.undetermined_variables,
             "salt": self.raw.get("salt"),
             "action_commitment": self.raw.get("action_commitment"),
-            "escalation": self.raw.get("escalation"),
+            "escalation_id": self.escalation_id,
+            "status_url": self.status_url,
+            "escalation_status": self.escalation_status,
             "bundle": self.bundle,
         })
     }
@@ -90,7 +98,11 @@ pub struct VerdictClient {
     base: String,
     token: String,
     escalation_wait: Duration,
+    timeout: Duration,
 }
+
+/// The longest `wait` `GET /v1/escalations/{id}` accepts (`spec/approval.md` §6).
+const MAX_SERVER_WAIT_S: u64 = 60;
 
 impl VerdictClient {
     /// A client for `config`.
@@ -107,6 +119,7 @@ impl VerdictClient {
             base: config.url.clone(),
             token: config.token.clone(),
             escalation_wait: config.escalation_wait,
+            timeout: config.timeout,
         })
     }
 
@@ -133,25 +146,20 @@ impl VerdictClient {
         self.post("/v1/screen", &body).await
     }
 
-    /// The escalation hook. An escalation the server attaches a status URL to
-    /// (`escalation.status_url` in the answer, absolute or relative to the server's base URL) is
-    /// long-polled with the agent token for up to `escalation_wait_ms`, until the answer carries
-    /// a decision other than `escalate`; that decision (with its own receipt and bundle) replaces
-    /// the escalation. Without a status URL, with a zero wait, or when the wait runs out, the
-    /// escalation is returned as it is, and the call is not forwarded.
+    /// The bounded wait for an escalation (`spec/approval.md` §6, `docs/gateway-guide.md` §5).
     ///
-    /// verdict-server does not yet return status URLs (escalation ids and long polling arrive
-    /// with their own issue); until it does this returns the escalation at once.
+    /// An escalate answer carries `escalation_id` and `status_url` (`/v1/escalations/<id>`,
+    /// relative to the server's base URL). With `escalation_wait_ms` > 0 the gateway long-polls
+    /// `GET <status_url>?wait=<s>s` with the agent token (the one that raised it) until the
+    /// record is resolved and carries its final `decision` (logged, with its own receipt and
+    /// bundle), or until the wait runs out. The final decision replaces the escalation; the
+    /// escalation id stays attached to it. Without a status URL, with a zero wait, or when the
+    /// wait runs out, the escalation is returned as it is: the caller does not forward it.
     ///
     /// # Errors
     /// [`CheckFailure`] when polling fails: fail closed, the call is not forwarded.
     pub async fn escalation_wait(&self, decision: Decision) -> Result<Decision, CheckFailure> {
-        let Some(url) = decision
-            .raw
-            .pointer("/escalation/status_url")
-            .and_then(Value::as_str)
-            .map(str::to_owned)
-        else {
+        let Some(url) = decision.status_url.clone() else {
             return Ok(decision);
         };
         if self.escalation_wait.is_zero() {
@@ -162,42 +170,58 @@ impl VerdictClient {
         } else {
             format!("{}/{}", self.base, url.trim_start_matches('/'))
         };
+        tracing::info!(
+            escalation_id = decision.escalation_id.as_deref(),
+            "escalation {}: waiting up to {} ms for approvers",
+            decision.escalation_id.as_deref().unwrap_or("?"),
+            self.escalation_wait.as_millis()
+        );
         let deadline = Instant::now() + self.escalation_wait;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 return Ok(decision);
             }
+            // The server takes whole seconds, 0 to 60; under one second left, ask without
+            // holding and pause briefly between asks.
+            let secs = left.as_secs().min(MAX_SERVER_WAIT_S);
+            if secs == 0 {
+                tokio::time::sleep(Duration::from_millis(200).min(left)).await;
+            }
             let response = self
                 .http
                 .get(&url)
                 .bearer_auth(&self.token)
-                .query(&[("wait_ms", left.as_millis().to_string())])
-                .timeout(left + Duration::from_secs(1))
+                .query(&[("wait", format!("{secs}s"))])
+                .timeout(Duration::from_secs(secs) + self.timeout)
                 .send()
-                .await;
-            match response {
-                Ok(r) if r.status().is_success() => {
-                    let value: Value = r.json().await.map_err(|e| CheckFailure::BadAnswer {
-                        detail: e.to_string(),
-                    })?;
-                    if value
-                        .get("decision")
-                        .and_then(Value::as_str)
-                        .is_some_and(|d| d != "escalate")
-                    {
-                        return parse(value);
-                    }
-                }
-                Ok(r) => return Err(status_failure(r).await),
-                Err(e) if e.is_timeout() => {}
-                Err(e) => {
-                    return Err(CheckFailure::Unreachable {
-                        detail: e.to_string(),
-                    })
-                }
+                .await
+                .map_err(|e| CheckFailure::Unreachable {
+                    detail: without_url(&e),
+                })?;
+            if !response.status().is_success() {
+                return Err(status_failure(response).await);
             }
-            tokio::time::sleep(Duration::from_millis(200).min(left)).await;
+            let view: Value = response.json().await.map_err(|e| CheckFailure::BadAnswer {
+                detail: without_url(&e),
+            })?;
+            // A record that is no longer pending but has no `decision` yet is still being
+            // resolved (its final decision is being logged): keep asking.
+            if let Some(final_decision) = view.get("decision").filter(|d| d.is_object()) {
+                let mut resolved = parse(final_decision.clone())?;
+                if resolved.decision == "escalate" {
+                    return Err(CheckFailure::BadAnswer {
+                        detail: "a resolved escalation answered `escalate` again".to_owned(),
+                    });
+                }
+                resolved.escalation_id = decision.escalation_id.clone();
+                resolved.status_url = decision.status_url.clone();
+                resolved.escalation_status = view
+                    .get("status")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned);
+                return Ok(resolved);
+            }
         }
     }
 
@@ -293,6 +317,15 @@ fn parse(value: Value) -> Result<Decision, CheckFailure> {
             .pointer("/proof/bundle")
             .and_then(Value::as_str)
             .map(str::to_owned),
+        escalation_id: value
+            .get("escalation_id")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+        status_url: value
+            .get("status_url")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+        escalation_status: None,
         decision,
         raw: value,
     })

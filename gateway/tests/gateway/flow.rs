@@ -138,6 +138,9 @@ async fn gateway_checks_every_call_end_to_end() -> Result<()> {
     assert!(!dir.exists(), "an escalated call reached the filesystem");
     let m = meta(&r);
     assert_eq!(m["decision"], "escalate");
+    // escalation_wait_ms = 0: the escalation id is returned at once.
+    let escalation = m["escalation_id"].as_str().context("no escalation id")?;
+    assert!(t.contains(&format!("escalation id {escalation}")), "{t}");
     let run = setup.verify(m["bundle"].as_str().context("no bundle")?, "escalate")?;
     assert_eq!(
         run.code,

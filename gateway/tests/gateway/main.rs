@@ -4,6 +4,8 @@
 //!
 //! - [`flow`]: allowed, denied, escalated and unmapped calls over HTTP and stdio, proofs, both
 //!   clients, bad input, and fail-closed with the server down.
+//! - [`escalation`]: escalated calls held by `escalation_wait_ms` and resolved by approvers with
+//!   `verdict-approve` (approve 2 of 2, reject, wait runs out, server gone mid-wait).
 //! - [`overhead`] (`--ignored`): p50/p99 latency added by the gateway (docs/benchmarks.md).
 //!
 //! Node/npm and Python are installed into `<target>/gateway-test-deps` if missing; a test skips
@@ -15,6 +17,7 @@
     reason = "test helpers index JSON answers, a miss is a test failure"
 )]
 
+mod escalation;
 mod flow;
 mod overhead;
 mod support;

@@ -3,14 +3,18 @@
 //!   salt, request id and agent of a logged decision;
 //! - `GET /v1/private/policies/{commitment}`: the text and salt of a registered policy, so that
 //!   the commitment can be recomputed (`verdict-policy lint --salt`, spec
-//!   `policy-statement.md` §9).
+//!   `policy-statement.md` §9);
+//! - `GET /v1/private/disclosure/{index}?rule=i` (auditor, or the agent that asked for the
+//!   decision): one violated rule opened against the policy statement's rule-tree root (spec
+//!   `disclosure.md` §5).
 
 use axum::extract::{Path, State};
 use axum::Json;
 use serde::Serialize;
 use verdict_core::LeafIndex;
 
-use crate::auth::AuditorAuth;
+use crate::auth::{AuditorAuth, AuditorOrAgentAuth, Role};
+use crate::error::ApiQuery;
 use crate::error::ApiError;
 use crate::routes::parse_index;
 use crate::service::policies::VersionInfo;
@@ -64,4 +68,30 @@ pub async fn policy(
         source: registered.source.clone(),
         salt: state.policies.salt().to_hex(),
     }))
+}
+
+/// Query of `GET /v1/private/disclosure/{index}`.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DisclosureQuery {
+    /// Index of the rule (policy order), as receipts list it in `violated_rules`.
+    pub rule: u32,
+}
+
+/// `GET /v1/private/disclosure/{index}?rule=i`: the disclosure document of spec `disclosure.md`
+/// §2. An agent token may only read a decision it asked for (403 otherwise, also for records
+/// without an agent name).
+pub async fn disclosure(
+    AuditorOrAgentAuth(who): AuditorOrAgentAuth,
+    State(state): State<AppState>,
+    Path(index): Path<String>,
+    ApiQuery(query): ApiQuery<DisclosureQuery>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let index = parse_index(&index)?;
+    let (disclosure, agent) =
+        private::disclosure(&state.log, &state.policies, LeafIndex(index), query.rule)?;
+    if who.role == Role::Agent && agent.as_deref() != Some(who.name.as_str()) {
+        return Err(ApiError::Forbidden);
+    }
+    Ok(Json(disclosure.to_json()))
 }

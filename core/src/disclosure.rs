@@ -230,7 +230,14 @@ impl Disclosure {
             .ok_or_else(|| malformed("not a JSON object"))?;
         exact_keys(
             obj,
-            &["version", "decision_index", "receipt", "statement_index", "statement", "rule"],
+            &[
+                "version",
+                "decision_index",
+                "receipt",
+                "statement_index",
+                "statement",
+                "rule",
+            ],
         )?;
         if u64_field(obj, "version")? != DISCLOSURE_VERSION {
             return Err(malformed("unsupported version"));

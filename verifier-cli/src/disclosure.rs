@@ -43,7 +43,8 @@ pub fn check_disclosure(
 ) -> Result<DisclosureReport, CliError> {
     trust.require_checker_key()?;
     let d = Disclosure::from_json(disclosure).map_err(|e| failed(e.check(), e))?;
-    let bundle = ProofBundle::parse(bundle).map_err(|e| CliError::failed(Check::BundleFormat, e))?;
+    let bundle =
+        ProofBundle::parse(bundle).map_err(|e| CliError::failed(Check::BundleFormat, e))?;
     if bundle.index.0 != d.decision_index || bundle.extra.as_deref() != Some(d.receipt.as_slice()) {
         return Err(failed(
             "bundle",
@@ -57,7 +58,10 @@ pub fn check_disclosure(
         rule: d.rule.index,
         text: d.rule.text.clone(),
         statement_index: d.statement_index,
-        policy: format!("{} {}", verified.policy.name, verified.policy.policy_version),
+        policy: format!(
+            "{} {}",
+            verified.policy.name, verified.policy.policy_version
+        ),
         rule_tree_root: verified.policy.rule_tree_root.to_hex(),
     })
 }

@@ -131,7 +131,8 @@ pub fn disclosure(
         .entry(index)
         .map_err(ServiceError::internal)?
         .ok_or_else(|| not_found(format!("decision {}", index.0)))?;
-    let decoded = verdict_core::receipt::Receipt::decode(&receipt).map_err(ServiceError::internal)?;
+    let decoded =
+        verdict_core::receipt::Receipt::decode(&receipt).map_err(ServiceError::internal)?;
     if !decoded.statement.violated_rules.contains(&rule) {
         return Err(not_found(format!(
             "violated rule {rule} of decision {} (only a rule the decision violated is disclosed)",

@@ -33,7 +33,10 @@ async fn a_violated_rule_is_disclosed_and_verifies_offline() {
     assert_eq!(c["decision"], "deny", "{c}");
 
     let uri = format!("/v1/private/disclosure/{index}?rule=1");
-    assert_eq!(get_as(&s, &uri, None).await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        get_as(&s, &uri, None).await.status,
+        StatusCode::UNAUTHORIZED
+    );
     assert_eq!(
         get_as(&s, &uri, Some(&s.admin_token)).await.status,
         StatusCode::FORBIDDEN
@@ -48,8 +51,15 @@ async fn a_violated_rule_is_disclosed_and_verifies_offline() {
     assert_eq!(d.decision_index, index);
     assert_eq!(d.rule.index, 1);
     assert_eq!(d.rule.count, 3);
-    assert!(d.rule.text.contains("external-approved-vendor"), "{}", d.rule.text);
-    assert!(!d.rule.text.contains("external-needs-auth"), "only rule 1 is shown");
+    assert!(
+        d.rule.text.contains("external-approved-vendor"),
+        "{}",
+        d.rule.text
+    );
+    assert!(
+        !d.rule.text.contains("external-needs-auth"),
+        "only rule 1 is shown"
+    );
     let keys = std::slice::from_ref(&s.checker_key);
     let verified = d.verify(keys).unwrap();
     assert_eq!(verified.policy.name, "customer-data-egress");
@@ -68,9 +78,14 @@ async fn a_violated_rule_is_disclosed_and_verifies_offline() {
     // Claiming the not-violated rule 2 with rule 1's opening: refused offline too.
     let mut t = d.clone();
     t.rule.index = 2;
-    assert!(matches!(t.verify(keys), Err(DisclosureError::NotViolated(2))));
+    assert!(matches!(
+        t.verify(keys),
+        Err(DisclosureError::NotViolated(2))
+    ));
     // A statement signed by an untrusted key: refused.
-    let other = verdict_core::note::Signer::generate("other").unwrap().verifier();
+    let other = verdict_core::note::Signer::generate("other")
+        .unwrap()
+        .verifier();
     assert!(matches!(
         d.verify(std::slice::from_ref(&other)),
         Err(DisclosureError::Statement(_))
@@ -115,6 +130,11 @@ async fn a_violated_rule_is_disclosed_and_verifies_offline() {
         .await;
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{q}");
     }
-    let r = get_as(&s, "/v1/private/disclosure/x?rule=0", Some(&s.auditor_token)).await;
+    let r = get_as(
+        &s,
+        "/v1/private/disclosure/x?rule=0",
+        Some(&s.auditor_token),
+    )
+    .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
 }

@@ -69,6 +69,7 @@ fn build() -> Result<PathBuf> {
             "verdict-log-server",
             "-p",
             "verdict-witness",
+            "-p",
             "verdict-approve",
         ])
         .arg("--target-dir")

@@ -104,16 +104,36 @@ fn generate() -> Value {
     };
     let mut d = good.clone();
     d.rule.text = d.rule.text.replace("vendor", "vendoR");
-    case("tampered-text", "rule-opening", "one byte of the rule text changed", d.to_json());
+    case(
+        "tampered-text",
+        "rule-opening",
+        "one byte of the rule text changed",
+        d.to_json(),
+    );
     let mut d = good.clone();
     d.rule.salt.0[0] ^= 1;
-    case("tampered-salt", "rule-opening", "one bit of the salt flipped", d.to_json());
+    case(
+        "tampered-salt",
+        "rule-opening",
+        "one bit of the salt flipped",
+        d.to_json(),
+    );
     let mut d = good.clone();
     d.rule.path[0].0[31] ^= 1;
-    case("tampered-path", "rule-opening", "one bit of a path hash flipped", d.to_json());
+    case(
+        "tampered-path",
+        "rule-opening",
+        "one bit of a path hash flipped",
+        d.to_json(),
+    );
     let mut d = good.clone();
     d.rule.path.pop();
-    case("short-path", "rule-opening", "a path hash missing", d.to_json());
+    case(
+        "short-path",
+        "rule-opening",
+        "a path hash missing",
+        d.to_json(),
+    );
     case(
         "not-violated",
         "violated",
@@ -134,19 +154,39 @@ fn generate() -> Value {
     );
     let mut d = good.clone();
     d.statement_index = 9;
-    case("statement-not-earlier", "order", "statement index not below the decision index", d.to_json());
+    case(
+        "statement-not-earlier",
+        "order",
+        "statement index not below the decision index",
+        d.to_json(),
+    );
     let mut d = good.clone();
     d.receipt.push(0);
-    case("receipt-trailing-data", "receipt-signature", "a byte appended to the receipt", d.to_json());
+    case(
+        "receipt-trailing-data",
+        "receipt-signature",
+        "a byte appended to the receipt",
+        d.to_json(),
+    );
     let mut doc = good.to_json();
     doc["extra"] = json!(1);
-    case("unknown-field", "format", "a field the format does not define", doc);
+    case(
+        "unknown-field",
+        "format",
+        "a field the format does not define",
+        doc,
+    );
     let mut doc = good.to_json();
     doc["rule"]["salt"] = json!("AB".repeat(32));
     case("uppercase-hex", "format", "hex must be lowercase", doc);
     let mut doc = good.to_json();
     doc["version"] = json!(2);
-    case("unknown-version", "format", "only version 1 is defined", doc);
+    case(
+        "unknown-version",
+        "format",
+        "only version 1 is defined",
+        doc,
+    );
     json!({
         "checker_vkey": key.verifier().to_string(),
         "valid": [{ "name": "violated-rule-1", "disclosure": good.to_json() }],

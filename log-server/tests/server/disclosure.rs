@@ -138,3 +138,36 @@ async fn a_violated_rule_is_disclosed_and_verifies_offline() {
     .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
 }
+
+/// An agent reads disclosures of its own decisions only: another agent's is 403.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_cannot_read_another_agents_disclosure() {
+    let bot = "cd".repeat(32);
+    let b = bot.clone();
+    let s = TestServer::start_prepared(
+        move |data| std::fs::write(data.join("agent-billing-bot.token"), format!("{b}\n")).unwrap(),
+        |_| {},
+    )
+    .await;
+    let c = s
+        .post_json(
+            "/v1/check",
+            Some(&bot),
+            &json!({"policy": "customer-data-egress",
+                "action": {"destination": "external", "vendor": "evil", "record_count": 5}}),
+        )
+        .await;
+    assert_eq!(c.status, StatusCode::OK, "{}", c.json());
+    let index = c.json()["index"].as_u64().unwrap();
+    let uri = format!("/v1/private/disclosure/{index}?rule=1");
+    assert_eq!(get_as(&s, &uri, Some(&bot)).await.status, StatusCode::OK);
+    assert_eq!(
+        get_as(&s, &uri, Some(&s.agent_token)).await.status,
+        StatusCode::FORBIDDEN,
+        "the default agent did not ask for this decision"
+    );
+    assert_eq!(
+        get_as(&s, &uri, Some(&s.auditor_token)).await.status,
+        StatusCode::OK
+    );
+}

@@ -233,3 +233,30 @@ fn vectors_verify() {
         assert_eq!(err.check(), case["check"], "{}: {err}", case["name"]);
     }
 }
+
+/// Any one-bit change of the valid document is refused, never a panic; the only changes that
+/// still verify are in the two index fields, which no signature covers (the bundle binds the
+/// decision index in `verdict verify --disclosure`, spec §4), and they keep every checked part.
+#[test]
+fn one_bit_changes_never_verify_another_opening() {
+    let v: Value =
+        serde_json::from_slice(&std::fs::read(dir().join("vectors.json")).unwrap()).unwrap();
+    let keys = [Verifier::parse(v["checker_vkey"].as_str().unwrap()).unwrap()];
+    let good = serde_json::to_vec(&v["valid"][0]["disclosure"]).unwrap();
+    let original = Disclosure::from_json(&good).unwrap();
+    let mut accepted = 0;
+    for i in 0..good.len() {
+        let mut bytes = good.clone();
+        bytes[i] ^= 1;
+        let Ok(d) = Disclosure::from_json(&bytes) else {
+            continue;
+        };
+        if d.verify(&keys).is_ok() {
+            accepted += 1;
+            assert_eq!(d.rule, original.rule, "byte {i}");
+            assert_eq!(d.receipt, original.receipt, "byte {i}");
+            assert_eq!(d.statement, original.statement, "byte {i}");
+        }
+    }
+    assert!(accepted <= 4, "{accepted} one-bit variants verified");
+}

@@ -12,6 +12,7 @@
 //! - [`tile`]: C2SP tlog-tiles coordinates, paths and entry bundles; spec `spec/tiles.md`;
 //! - [`bundle`]: C2SP tlog-proof offline proof files; spec `spec/proof-bundle.md`;
 //! - [`receipt`]: COSE_Sign1 decision receipts and salted commitments; spec `spec/receipt.md`;
+//! - [`disclosure`]: selective disclosure of one violated rule; spec `spec/disclosure.md`;
 //! - [`statement`]: COSE_Sign1 policy statements (registrations) and telling log entry types
 //!   apart; spec `spec/policy-statement.md`.
 #![deny(missing_docs)]
@@ -22,6 +23,7 @@ mod cbor;
 pub mod checkpoint;
 mod cose;
 pub mod cosignature;
+pub mod disclosure;
 pub mod merkle;
 pub mod note;
 mod note_key;

@@ -204,6 +204,22 @@ pub struct AgentAuth(pub String);
 #[derive(Debug, Clone, Copy)]
 pub struct AuditorAuth;
 
+/// Extractor: the auditor token or an agent token (the rule disclosure endpoint, spec
+/// `disclosure.md` §5); holds who presented it.
+#[derive(Debug, Clone)]
+pub struct AuditorOrAgentAuth(pub Principal);
+
+impl FromRequestParts<AppState> for AuditorOrAgentAuth {
+    type Rejection = AuthError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AuthError> {
+        match state.tokens.require(parts, Role::Auditor) {
+            Err(AuthError::WrongRole) => state.tokens.require(parts, Role::Agent).map(Self),
+            other => other.map(Self),
+        }
+    }
+}
+
 impl FromRequestParts<AppState> for AdminAuth {
     type Rejection = AuthError;
 

@@ -260,11 +260,17 @@ pub fn document() -> Value {
         "paths",
         crate::routes::escalations::openapi_paths(),
     );
+    extend(&mut doc, "paths", crate::routes::private::openapi_paths());
     if let Some(components) = doc.get_mut("components") {
         extend(
             components,
             "schemas",
             crate::routes::escalations::openapi_schemas(),
+        );
+        extend(
+            components,
+            "schemas",
+            crate::routes::private::openapi_schemas(),
         );
     }
     sorted_keys(doc)

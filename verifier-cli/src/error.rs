@@ -52,6 +52,9 @@ pub enum Check {
     /// A receipt's policy commitment has no policy statement at a lower index of the log, or a
     /// policy statement does not verify (spec `policy-statement.md` §7).
     PolicyRegistration,
+    /// A selective rule disclosure (`verify --disclosure`) failed one of its checks (spec
+    /// `disclosure.md` §4; the reason names the sub-check).
+    Disclosure,
 }
 
 impl Check {
@@ -72,6 +75,7 @@ impl Check {
             Check::WitnessQuorum => "witness_quorum",
             Check::PolicyCommitment => "policy_commitment",
             Check::PolicyRegistration => "policy_registration",
+            Check::Disclosure => "disclosure",
         }
     }
 }

@@ -26,6 +26,7 @@
 
 pub mod audit;
 pub mod consistency;
+pub mod disclosure;
 pub mod error;
 pub mod fetch;
 pub mod files;

@@ -72,6 +72,10 @@ enum Command {
         /// digits); repeatable (any of them); fails check `policy_commitment` (exit 1) otherwise.
         #[arg(long = "policy-commitment", value_name = "HEX")]
         policy_commitments: Vec<String>,
+        /// A rule disclosure (`GET /v1/private/disclosure/{index}?rule=i`) of this bundle's
+        /// receipt: also check it offline (spec `disclosure.md` §4); fails check `disclosure`.
+        #[arg(long, value_name = "FILE")]
+        disclosure: Option<PathBuf>,
     },
     /// Prove that NEW extends OLD (both signed checkpoint files).
     #[command(after_help = EXIT_CODES)]
@@ -221,6 +225,7 @@ async fn run(command: Command) -> Result<Output, CliError> {
             action,
             salt,
             policy_commitments,
+            disclosure,
         } => {
             let mut trust = Trust::load(&keys.log_keys, &checker_keys, keys.policy.as_deref())?;
             for hex in &policy_commitments {
@@ -245,6 +250,16 @@ async fn run(command: Command) -> Result<Output, CliError> {
             let mut human = report.human();
             if let Some(w) = &report.witnesses {
                 human.push_str(&format!("\nnote: {w}"));
+            }
+            if let Some(path) = disclosure {
+                let file = read_limited(&path, verdict_core::disclosure::MAX_DISCLOSURE_BYTES)?;
+                let d = verdict_verifier::disclosure::check_disclosure(&file, &bytes, &trust)?;
+                human.push_str(&format!(
+                    "\ndisclosed rule {} of {} (statement at index {}): {}",
+                    d.rule, d.policy, d.statement_index, d.text
+                ));
+                let json = serde_json::json!({ "verify": report, "disclosure": d });
+                return Output::valid(&json, human);
             }
             Output::valid(&report, human)
         }

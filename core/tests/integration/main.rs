@@ -8,6 +8,7 @@
 //! - `sigstore_oracle`: our proof verifier against sigstore's RFC 6962 verification;
 //! - `receipts`: receipt and bundle vectors in `testdata/`;
 //! - `statements`: policy statement vectors in `testdata/statements/`.
+//! - `disclosures`: rule disclosure vectors in `testdata/disclosures/`.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -19,6 +20,7 @@
 
 mod approval_vectors;
 mod cosignature_vectors;
+mod disclosures;
 mod merkle_vectors;
 mod note_vectors;
 mod props;

@@ -42,6 +42,7 @@ pub fn router() -> Router<AppState> {
         .route("/v1/escalations/{id}/rejections", post(escalations::reject))
         .route("/v1/private/actions/{index}", get(private::action))
         .route("/v1/private/policies/{commitment}", get(private::policy))
+        .route("/v1/private/disclosure/{index}", get(private::disclosure))
 }
 
 /// Fallback for unknown routes.

@@ -105,3 +105,59 @@ pub fn record(
     }
     Ok(value)
 }
+
+/// The disclosure of rule `rule` for the decision at `index` (spec `disclosure.md` §5), with the
+/// name of the agent that asked for the decision (for the agent-token check), or `None` when
+/// the record predates roles.
+///
+/// # Errors
+/// [`ServiceError::NotFound`] when the index holds no decision, the decision did not violate
+/// the rule, or its policy is not registered; [`ServiceError::Internal`] for storage errors.
+pub fn disclosure(
+    log: &Log,
+    policies: &PolicyRegistry,
+    index: LeafIndex,
+    rule: u32,
+) -> Result<(verdict_core::disclosure::Disclosure, Option<String>), ServiceError> {
+    use verdict_core::disclosure::{Disclosure, RuleOpening};
+    let not_found = |what: String| ServiceError::NotFound { what };
+    let record = log
+        .private_record(index)
+        .map_err(ServiceError::internal)?
+        .ok_or_else(|| not_found(format!("decision {}", index.0)))?;
+    let record: PrivateRecord<'_> =
+        serde_json::from_slice(&record).map_err(ServiceError::internal)?;
+    let receipt = log
+        .entry(index)
+        .map_err(ServiceError::internal)?
+        .ok_or_else(|| not_found(format!("decision {}", index.0)))?;
+    let decoded =
+        verdict_core::receipt::Receipt::decode(&receipt).map_err(ServiceError::internal)?;
+    if !decoded.statement.violated_rules.contains(&rule) {
+        return Err(not_found(format!(
+            "violated rule {rule} of decision {} (only a rule the decision violated is disclosed)",
+            index.0
+        )));
+    }
+    let registered = policies
+        .registration(&record.policy)
+        .ok_or_else(|| not_found(format!("registration of policy {}", record.policy)))?;
+    let proof = usize::try_from(rule)
+        .ok()
+        .and_then(|r| registered.policy.rule_proof(r))
+        .ok_or_else(|| not_found(format!("rule {rule} of policy {}", record.policy)))?;
+    let disclosure = Disclosure {
+        decision_index: index.0,
+        receipt,
+        statement_index: registered.info.index,
+        statement: registered.statement.clone(),
+        rule: RuleOpening {
+            index: rule,
+            count: u32::try_from(proof.rule_count).map_err(ServiceError::internal)?,
+            text: String::from_utf8(proof.canonical_rule).map_err(ServiceError::internal)?,
+            salt: proof.salt,
+            path: proof.path,
+        },
+    };
+    Ok((disclosure, record.agent.map(std::borrow::Cow::into_owned)))
+}

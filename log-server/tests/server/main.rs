@@ -40,6 +40,7 @@ mod bad_input_cases;
 mod bad_input_check;
 mod bad_input_writes;
 mod deadline;
+mod disclosure;
 mod escalations;
 mod integrity;
 mod log_faults;

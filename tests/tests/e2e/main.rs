@@ -17,6 +17,7 @@
 //! - [`secrets`]: no public endpoint returns a secret value, salt, policy text or token;
 //! - [`postgres`]: a real server on `storage = "postgres"` (throwaway cluster): checks, bundles
 //!   verified by `verdict`, state kept across a restart;
+//! - [`disclosure`]: a rule disclosure fetched from a real server and checked by `verdict verify --disclosure`; tampering fails;
 //! - [`policies`]: 50 concurrent policy registrations survive kill -9 (issue 11).
 #![allow(
     clippy::unwrap_used,
@@ -30,6 +31,7 @@ mod at_rest;
 mod audit;
 mod audit_faults;
 mod deadline;
+mod disclosure;
 mod escalations;
 mod flow;
 mod integrity;

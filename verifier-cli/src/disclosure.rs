@@ -1,0 +1,67 @@
+//! `verdict verify BUNDLE --disclosure FILE`: a selective rule disclosure (spec
+//! `disclosure.md` §4) checked offline, on top of the proof bundle of the same receipt.
+//!
+//! The bundle proves the receipt is in the log (it is verified first, as for `verify`); the
+//! disclosure must carry exactly that receipt at that index, and its own checks (statement
+//! signed by a trusted checker key, same policy commitment, rule listed as violated, rule text
+//! and salt opening a leaf whose path leads to the statement's `rule_tree_root`) must pass.
+//! Every failure is check `disclosure` (exit 1) with the sub-check named in the reason.
+
+use verdict_core::bundle::ProofBundle;
+use verdict_core::disclosure::{Disclosure, DisclosureError};
+
+use crate::error::{Check, CliError};
+use crate::trust::Trust;
+
+/// What a verified disclosure shows.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct DisclosureReport {
+    /// The disclosed rule's index.
+    pub rule: u32,
+    /// The disclosed rule text (canonical JSON, as committed).
+    pub text: String,
+    /// Log index of the policy statement.
+    pub statement_index: u64,
+    /// Policy name and version from the statement.
+    pub policy: String,
+    /// The statement's rule-tree root (hex).
+    pub rule_tree_root: String,
+}
+
+fn failed(sub: &str, reason: impl std::fmt::Display) -> CliError {
+    CliError::failed(Check::Disclosure, format!("{sub}: {reason}"))
+}
+
+/// Check `disclosure` (the file's bytes) against the already verified `bundle` (its bytes).
+///
+/// # Errors
+/// [`CliError::Failed`] with [`Check::Disclosure`]; [`CliError::Usage`] without a checker key.
+pub fn check_disclosure(
+    disclosure: &[u8],
+    bundle: &[u8],
+    trust: &Trust,
+) -> Result<DisclosureReport, CliError> {
+    trust.require_checker_key()?;
+    let d = Disclosure::from_json(disclosure).map_err(|e| failed(e.check(), e))?;
+    let bundle =
+        ProofBundle::parse(bundle).map_err(|e| CliError::failed(Check::BundleFormat, e))?;
+    if bundle.index.0 != d.decision_index || bundle.extra.as_deref() != Some(d.receipt.as_slice()) {
+        return Err(failed(
+            "bundle",
+            "the disclosure's receipt and index are not the bundle's",
+        ));
+    }
+    let verified = d
+        .verify(&trust.checker_keys)
+        .map_err(|e: DisclosureError| failed(e.check(), e))?;
+    Ok(DisclosureReport {
+        rule: d.rule.index,
+        text: d.rule.text.clone(),
+        statement_index: d.statement_index,
+        policy: format!(
+            "{} {}",
+            verified.policy.name, verified.policy.policy_version
+        ),
+        rule_tree_root: verified.policy.rule_tree_root.to_hex(),
+    })
+}

@@ -27,21 +27,23 @@
 //! verified against both roots (RFC 9162 §2.1.4.2). At open the store must hold the locked tree
 //! or stage enough entries to reach it; anything else is [`LogError::LockMismatch`].
 
+mod lock_check;
+mod reload;
+
 use std::sync::atomic::Ordering;
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{oneshot, watch};
 use verdict_core::checkpoint::Checkpoint;
-use verdict_core::merkle::{empty_root, LeafIndex, RightEdge, TreeSize};
+use verdict_core::merkle::{LeafIndex, RightEdge, TreeSize};
 use verdict_core::note::{Signer, Verifier};
-use verdict_core::proof::{consistency_proof, verify_consistency};
-use verdict_core::tile::{TileHashSource, TILE_WIDTH};
+use verdict_core::tile::TILE_WIDTH;
 
 use super::batch_proofs::BatchHashes;
 use super::lock::CheckpointLock;
-use super::tiles::{extend, CachedTiles};
-use super::{Integrated, LockMismatch, LogError, Shared, SignedCheckpoint};
+use super::tiles::extend;
+use super::{Integrated, LogError, Shared, SignedCheckpoint};
 use crate::storage::{LogState, StagedEntry};
 
 /// Largest number of staged entries integrated into one checkpoint during recovery.
@@ -369,79 +371,6 @@ impl Sequencer {
         }
         Ok(())
     }
-
-    /// Re-derive the in-memory state from storage, refusing anything that lost acknowledged
-    /// entries or published checkpoints.
-    fn reload(&mut self) -> Result<(), LogError> {
-        let storage = self.shared.storage.as_ref();
-        if self.dirty {
-            storage.recover()?;
-        }
-        let state = storage.state()?;
-        let staged = storage.staged_size()?.0;
-        if staged < self.staged_size {
-            return Err(LogError::Integrity {
-                what: "storage lost acknowledged entries",
-            });
-        }
-        let Some(state) = state else {
-            if self.published.is_some() {
-                return Err(LogError::Integrity {
-                    what: "storage lost the published checkpoint",
-                });
-            }
-            self.staged_size = staged;
-            self.shared.staged.store(staged, Ordering::Release);
-            self.dirty = false;
-            return Ok(());
-        };
-        let edge = RightEdge::from_parts(state.size, state.right_edge.clone()).map_err(|_| {
-            LogError::Integrity {
-                what: "stored right edge does not match its size",
-            }
-        })?;
-        let verified = Checkpoint::open(&state.checkpoint, &self.verifier, &[])?;
-        let checkpoint = verified.checkpoint().clone();
-        if checkpoint.size != state.size || checkpoint.root != edge.root() {
-            return Err(LogError::Integrity {
-                what: "stored checkpoint does not match the tree",
-            });
-        }
-        if checkpoint.origin != self.shared.cfg.origin {
-            return Err(LogError::Integrity {
-                what: "stored checkpoint has another origin",
-            });
-        }
-        if let Some(old) = &self.published {
-            if state.size < old.size || (state.size == old.size && state != *old) {
-                return Err(LogError::Integrity {
-                    what: "storage lost the published checkpoint",
-                });
-            }
-        }
-        if staged < state.size.0 {
-            return Err(LogError::Integrity {
-                what: "published tree is larger than staged",
-            });
-        }
-        let changed = self.published.as_ref() != Some(&state);
-        self.edge = edge;
-        self.staged_size = staged;
-        self.shared.staged.store(staged, Ordering::Release);
-        self.shared.published.store(state.size.0, Ordering::Release);
-        if changed {
-            self.checkpoints.send_replace(Some(SignedCheckpoint {
-                note: state.checkpoint.clone(),
-                checkpoint,
-                signed_at: self.signed_at,
-            }));
-        }
-        self.published = Some(state);
-        self.dirty = false;
-        self.drop_covered_waiters();
-        Ok(())
-    }
-
     /// Integrate everything staged beyond the published tree. `batch` optionally holds the
     /// entries staged at `batch.0`, to save reading them back.
     fn integrate_staged(&mut self, batch: Option<(u64, Vec<Vec<u8>>)>) -> Result<(), LogError> {
@@ -578,156 +507,5 @@ impl Sequencer {
                 tracing::warn!(error = %error, "pruning staged entries failed: {error}");
             }
         }
-    }
-
-    /// At open, after [`Sequencer::reload`]: compare the store with the checkpoint lock.
-    /// - No lock file: create it from the store's checkpoint (first start with a lock; a store
-    ///   without a checkpoint gets its lock with its first checkpoint).
-    /// - The store's tree is at least the locked size: prove it extends the locked checkpoint.
-    /// - It is smaller: the staged entries must reach the locked size (a crash between writing
-    ///   the lock and publishing in the store); the checkpoint that integrates them is checked
-    ///   when it is signed ([`Sequencer::check_extends_lock`]).
-    fn check_lock_at_open(&mut self) -> Result<(), LogError> {
-        let Some(lock) = self.lock.clone() else {
-            return Ok(());
-        };
-        let origin = self.shared.cfg.origin.clone();
-        let Some(locked) = lock.read(&self.verifier, &origin)? else {
-            if let Some(state) = &self.published {
-                let checkpoint = Checkpoint::open(&state.checkpoint, &self.verifier, &[])?
-                    .checkpoint()
-                    .clone();
-                lock.write(&state.checkpoint)?;
-                tracing::warn!(
-                    path = %lock.path().display(),
-                    tree.size = checkpoint.size.0,
-                    "no checkpoint lock at {}: created it from the store's checkpoint at tree size {} (first start with a checkpoint lock)",
-                    lock.path().display(),
-                    checkpoint.size.0
-                );
-                self.locked = Some(checkpoint);
-            }
-            return Ok(());
-        };
-        let locked = locked.checkpoint;
-        let edge = self.edge.clone();
-        if edge.size() < locked.size && self.staged_size < locked.size.0 {
-            return Err(self.mismatch(
-                &locked,
-                &edge,
-                "the store holds fewer entries than the locked checkpoint (restored from an older backup, or writes were lost)",
-            ));
-        }
-        self.locked = Some(locked);
-        if edge.size() >= self.locked.as_ref().map_or(TreeSize(0), |l| l.size) {
-            self.check_extends_lock(&edge)?;
-        }
-        tracing::info!(
-            path = %lock.path().display(),
-            lock.size = self.locked.as_ref().map_or(0, |l| l.size.0),
-            tree.size = edge.size().0,
-            "checkpoint lock {} checked",
-            lock.path().display()
-        );
-        Ok(())
-    }
-
-    /// Whether the tree of `edge` may be signed: it must equal or extend the locked checkpoint.
-    /// Proven by construction when `edge` grew from the locked tree (the sequencer's edge is the
-    /// locked one), otherwise from the store's tiles (which `edge`'s tree must already have).
-    ///
-    /// # Errors
-    /// [`LogError::LockMismatch`]; storage errors while building the proof.
-    fn check_extends_lock(&self, edge: &RightEdge) -> Result<(), LogError> {
-        let Some(locked) = &self.locked else {
-            return Ok(());
-        };
-        let (size, root) = (edge.size(), edge.root());
-        if size < locked.size {
-            return Err(self.mismatch(
-                locked,
-                edge,
-                "refusing to sign a tree smaller than the locked checkpoint",
-            ));
-        }
-        if size == locked.size {
-            if root == locked.root {
-                return Ok(());
-            }
-            return Err(self.mismatch(
-                locked,
-                edge,
-                "the store's tree at the locked size has another root",
-            ));
-        }
-        if self.edge.size() == locked.size && self.edge.root() == locked.root {
-            // `edge` was extended from the locked tree (integrate_staged, publish).
-            return Ok(());
-        }
-        if locked.size.0 == 0 {
-            if locked.root == empty_root() {
-                return Ok(());
-            }
-            return Err(self.mismatch(locked, edge, "the locked empty tree has a wrong root"));
-        }
-        let tiles = CachedTiles::new(self.shared.storage.as_ref(), &self.shared.cache);
-        let proof = consistency_proof(&TileHashSource::new(&tiles, size), locked.size, size)?;
-        verify_consistency(locked.size, size, &proof, &locked.root, &root).map_err(|_| {
-            self.mismatch(
-                locked,
-                edge,
-                "the store's tree is not consistent with the locked checkpoint",
-            )
-        })
-    }
-
-    fn mismatch(&self, locked: &Checkpoint, edge: &RightEdge, reason: &'static str) -> LogError {
-        LogError::LockMismatch(Box::new(LockMismatch {
-            lock_path: self
-                .lock
-                .as_ref()
-                .map(|l| l.path().to_path_buf())
-                .unwrap_or_default(),
-            lock_size: locked.size,
-            lock_root: locked.root,
-            store_size: edge.size(),
-            store_root: edge.root(),
-            staged_size: self.staged_size,
-            reason,
-        }))
-    }
-
-    /// Sign the published checkpoint again: identical bytes (Ed25519 is deterministic, and
-    /// checkpoints carry no time), but proof that the key and the sequencer still work.
-    fn resign(&mut self) -> Result<(), LogError> {
-        let Some(state) = &self.published else {
-            return Ok(());
-        };
-        let stored = self.shared.storage.state()?;
-        if stored.as_ref() != Some(state) {
-            self.dirty = true;
-            return Err(LogError::Integrity {
-                what: "published state changed under the sequencer",
-            });
-        }
-        let checkpoint = Checkpoint {
-            origin: self.shared.cfg.origin.clone(),
-            size: self.edge.size(),
-            root: self.edge.root(),
-            extensions: Vec::new(),
-        };
-        let note = checkpoint.sign(&self.signer)?;
-        if note != state.checkpoint {
-            return Err(LogError::Integrity {
-                what: "re-signed checkpoint differs from the stored one",
-            });
-        }
-        self.signed_at = Instant::now();
-        self.checkpoints.send_replace(Some(SignedCheckpoint {
-            note,
-            checkpoint,
-            signed_at: self.signed_at,
-        }));
-        Ok(())
     }
 }

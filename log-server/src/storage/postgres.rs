@@ -28,6 +28,8 @@
 //! caller's runtime moves its other tasks away instead of stalling. Every call is bounded by
 //! [`PostgresConfig::op_timeout`].
 
+mod convert;
+mod escalations;
 mod schema;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
@@ -39,8 +41,8 @@ use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use tokio_postgres::NoTls;
-use verdict_core::merkle::{Hash, LeafIndex, TreeSize};
-use verdict_core::tile::{TileKind, TILE_WIDTH};
+use verdict_core::merkle::{LeafIndex, TreeSize};
+use verdict_core::tile::TileKind;
 
 use crate::storage::{
     check_tile_write, merge_tile, LogState, PolicyRecordEntry, StagedEntry, Storage, StorageError,
@@ -121,79 +123,9 @@ impl Drop for PostgresStorage {
     }
 }
 
-/// A backend error with a message of our own.
-pub(crate) fn failed(op: &'static str, message: &'static str) -> StorageError {
-    StorageError::Backend {
-        op,
-        source: message.into(),
-    }
-}
-
-fn pg(op: &'static str) -> impl Fn(tokio_postgres::Error) -> StorageError {
-    move |source| StorageError::Backend {
-        op,
-        source: Box::new(source),
-    }
-}
-
-fn pool_error(op: &'static str) -> impl Fn(deadpool_postgres::PoolError) -> StorageError {
-    move |source| StorageError::Backend {
-        op,
-        source: Box::new(source),
-    }
-}
-
-fn corrupt(what: &'static str, reason: &'static str) -> StorageError {
-    StorageError::Corrupt { what, reason }
-}
-
-/// An index or size as a PostgreSQL `bigint`.
-fn to_i64(value: u64) -> Result<i64, StorageError> {
-    i64::try_from(value).map_err(|_| corrupt("index", "beyond the range of bigint"))
-}
-
-/// A stored `bigint` as an index or size.
-fn to_u64(what: &'static str, value: i64) -> Result<u64, StorageError> {
-    u64::try_from(value).map_err(|_| corrupt(what, "negative"))
-}
-
-/// The `level` column of a tile: hash tile level 0..=7, entry bundle -1.
-fn level_of(kind: TileKind) -> i16 {
-    match kind {
-        TileKind::Hashes { level } => i16::from(level),
-        TileKind::Entries => -1,
-    }
-}
-
-fn kind_of(level: i16) -> Result<TileKind, StorageError> {
-    match level {
-        -1 => Ok(TileKind::Entries),
-        0..=7 => u8::try_from(level)
-            .map(|level| TileKind::Hashes { level })
-            .map_err(|_| corrupt("tile row", "bad level")),
-        _ => Err(corrupt("tile row", "bad level")),
-    }
-}
-
-/// A stored tile row, checked like a tile write (width 1..=256, hash tiles `width * 32` bytes).
-fn stored_tile(kind: TileKind, width: i32, bytes: Vec<u8>) -> Result<StoredTile, StorageError> {
-    let width = u16::try_from(width)
-        .ok()
-        .filter(|w| (1..=TILE_WIDTH).contains(w))
-        .ok_or(corrupt("tile row", "bad width"))?;
-    if matches!(kind, TileKind::Hashes { .. }) && bytes.len() != usize::from(width) * Hash::LEN {
-        return Err(corrupt("tile row", "hash tile length is not width * 32"));
-    }
-    Ok(StoredTile { width, bytes })
-}
-
-fn get<'a, T: tokio_postgres::types::FromSql<'a>>(
-    row: &'a tokio_postgres::Row,
-    column: usize,
-    op: &'static str,
-) -> Result<T, StorageError> {
-    row.try_get(column).map_err(pg(op))
-}
+use convert::{
+    corrupt, failed, get, kind_of, level_of, pg, pool_error, stored_tile, to_i64, to_u64,
+};
 
 impl PostgresStorage {
     /// Connect, create or migrate the schema ([`SCHEMA_VERSION`]), and return the store.
@@ -283,91 +215,7 @@ impl PostgresStorage {
             _ => wait(),
         }
     }
-
-    /// The escalation record `id`, if any.
-    ///
-    /// # Errors
-    /// Backend errors.
-    fn read_escalation(&self, id: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
-        let pool = self.pool.clone();
-        let id = id.to_vec();
-        self.block("read escalation", async move {
-            let op = "read escalation";
-            let client = pool.get().await.map_err(pool_error(op))?;
-            let row = client
-                .query_opt(
-                    "SELECT value FROM verdict_escalations WHERE id = $1",
-                    &[&id],
-                )
-                .await
-                .map_err(pg(op))?;
-            row.map(|row| get(&row, 0, op)).transpose()
-        })
-    }
-
-    /// Every escalation record, sorted by id (bytewise).
-    ///
-    /// # Errors
-    /// Backend errors.
-    fn read_escalations(&self) -> Result<Vec<EscalationEntry>, StorageError> {
-        let pool = self.pool.clone();
-        self.block("read escalations", async move {
-            let op = "read escalations";
-            let client = pool.get().await.map_err(pool_error(op))?;
-            let rows = client
-                .query("SELECT id, value FROM verdict_escalations ORDER BY id", &[])
-                .await
-                .map_err(pg(op))?;
-            rows.iter()
-                .map(|row| Ok((get(row, 0, op)?, get(row, 1, op)?)))
-                .collect()
-        })
-    }
-
-    /// Compare-and-swap of an escalation record: writes `new` iff the current value equals
-    /// `expected` (`None`: absent), durably; `Ok(false)` (and no change) otherwise.
-    ///
-    /// # Errors
-    /// Backend errors.
-    fn cas_escalation(
-        &self,
-        id: &[u8],
-        expected: Option<&[u8]>,
-        new: &[u8],
-    ) -> Result<bool, StorageError> {
-        let pool = self.pool.clone();
-        let (id, expected, new) = (id.to_vec(), expected.map(<[u8]>::to_vec), new.to_vec());
-        let writer = self.writer.clone();
-        self.block("swap escalation", async move {
-            writer.ensure().await?;
-            let op = "swap escalation";
-            let client = pool.get().await.map_err(pool_error(op))?;
-            let changed = match expected {
-                None => {
-                    client
-                        .execute(
-                            "INSERT INTO verdict_escalations (id, value) VALUES ($1, $2) \
-                             ON CONFLICT (id) DO NOTHING",
-                            &[&id, &new],
-                        )
-                        .await
-                }
-                Some(expected) => {
-                    client
-                        .execute(
-                            "UPDATE verdict_escalations SET value = $3 \
-                             WHERE id = $1 AND value = $2",
-                            &[&id, &expected, &new],
-                        )
-                        .await
-                }
-            }
-            .map_err(pg(op))?;
-            Ok(changed == 1)
-        })
-    }
 }
-
 impl Storage for PostgresStorage {
     fn escalation(&self, id: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
         self.read_escalation(id)

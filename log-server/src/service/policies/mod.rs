@@ -26,19 +26,23 @@
 //! `policy-statement.md` §9), so the same policy text (modulo whitespace and comments) always has
 //! the same commitment on this server.
 
+mod analysis;
+mod error;
+mod files;
+mod version;
+
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, RwLock};
 
 use base64::Engine as _;
 use verdict_checker::{CompiledPolicy, PolicyError};
 use verdict_core::note::Signer;
-use verdict_core::receipt::{ReceiptError, Salt};
-use verdict_core::statement::{AnalysisSummary, PolicyRecord, PolicyStatement, RECORD_VERSION};
+use verdict_core::receipt::Salt;
+use verdict_core::statement::{PolicyRecord, PolicyStatement, RECORD_VERSION};
 use verdict_core::{Hash, LeafIndex};
 
-use crate::log::{Log, LogError};
-use crate::storage::StorageError;
+use crate::log::Log;
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 
@@ -51,145 +55,11 @@ pub const MIGRATED_REGISTRANT: &str = "migrated";
 /// Key of the registration in progress.
 const PENDING_KEY: &[u8] = b"pending";
 
-/// Errors of the registry.
-#[derive(Debug, thiserror::Error)]
-pub enum RegistryError {
-    /// A policy file could not be read.
-    #[error("policy file {path}: {source}")]
-    Io {
-        /// The file.
-        path: PathBuf,
-        /// The I/O error.
-        #[source]
-        source: std::io::Error,
-    },
-    /// A policy did not compile.
-    #[error("{0}")]
-    Compile(#[from] PolicyError),
-    /// The version is not a semantic version.
-    #[error("policy version {version:?} is not a semantic version (MAJOR[.MINOR[.PATCH]][-PRE])")]
-    BadVersion {
-        /// The version string.
-        version: String,
-    },
-    /// The name and version are registered with other content.
-    #[error("policy {name} version {version} is already registered with other content")]
-    VersionExists {
-        /// Policy name.
-        name: String,
-        /// Version.
-        version: String,
-    },
-    /// The version is not greater than the name's current version.
-    #[error("policy {name} version {version} is not greater than the current version {current}")]
-    NotNewer {
-        /// Policy name.
-        name: String,
-        /// The version given.
-        version: String,
-        /// The current version.
-        current: String,
-    },
-    /// The analysis found errors and `force` was not given.
-    #[error("policy analysis found {errors} error-level finding(s) ({first}); register with force=true to record them and register anyway")]
-    AnalysisErrors {
-        /// Number of error-level findings.
-        errors: u32,
-        /// The first of them, one line.
-        first: String,
-    },
-    /// The log refused or failed the append.
-    #[error("log: {0}")]
-    Log(#[from] LogError),
-    /// The store failed.
-    #[error("store: {0}")]
-    Store(#[from] StorageError),
-    /// Signing or decoding a statement failed.
-    #[error("policy statement: {0}")]
-    Statement(#[from] ReceiptError),
-    /// A stored registration is inconsistent (text and statement disagree).
-    #[error("stored policy registration {key}: {reason}")]
-    Corrupt {
-        /// The record key.
-        key: String,
-        /// What is wrong.
-        reason: String,
-    },
-    /// A policy file of the policies directory could not be registered.
-    #[error("policy file {path}: {source}")]
-    File {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        #[source]
-        source: Box<RegistryError>,
-    },
-}
-
-/// One registered version, as `GET /v1/policies` and `/v1/policies/{name}/versions` show it.
-#[derive(Clone, Debug, serde::Serialize)]
-pub struct VersionInfo {
-    /// Policy name.
-    pub name: String,
-    /// Version string.
-    pub version: String,
-    /// Commitment (hex).
-    pub commitment: String,
-    /// Root of the rule commitment tree (hex).
-    pub rule_tree_root: String,
-    /// Number of rules.
-    pub rules: usize,
-    /// Log index of the policy statement.
-    pub index: u64,
-    /// Registration time (ms since the Unix epoch).
-    pub time_ms: u64,
-    /// Name of the token (or `policies-dir`) that registered it.
-    pub registered_by: String,
-    /// Commitment of the previous version (hex), if any.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub predecessor: Option<String>,
-    /// Error-level analysis findings at registration.
-    pub analysis_errors: u32,
-    /// Warning-level analysis findings at registration.
-    pub analysis_warnings: u32,
-    /// Registered with `force=true` despite error-level findings.
-    pub forced: bool,
-}
-
-/// Former name of [`VersionInfo`].
-pub type PolicyInfo = VersionInfo;
-
-/// A registered version: the compiled policy, its text and its statement.
-#[derive(Debug)]
-pub struct Registered {
-    /// The compiled policy.
-    pub policy: Arc<CompiledPolicy>,
-    /// The policy text as registered.
-    pub source: String,
-    /// The signed policy statement (log entry bytes).
-    pub statement: Vec<u8>,
-    /// Summary.
-    pub info: VersionInfo,
-    semver: semver::Version,
-}
-
-/// What [`PolicyRegistry::register`] did.
-#[derive(Debug)]
-pub enum Outcome {
-    /// A new version was registered and logged (HTTP 201), with its analysis findings.
-    Created(Arc<Registered>, Vec<serde_json::Value>),
-    /// The same name, version and text was registered before; nothing new (HTTP 200).
-    Existing(Arc<Registered>),
-}
-
-impl Outcome {
-    /// The registration either way.
-    pub fn registered(&self) -> &Arc<Registered> {
-        match self {
-            Self::Created(r, _) | Self::Existing(r) => r,
-        }
-    }
-}
+pub use analysis::analysis_findings;
+use analysis::summarize;
+pub use error::RegistryError;
+use files::policy_files;
+pub use version::{Outcome, PolicyInfo, Registered, VersionInfo};
 
 #[derive(Default)]
 struct Inner {
@@ -250,35 +120,6 @@ pub fn parse_version(version: &str) -> Result<semver::Version, RegistryError> {
 
 fn now_ms() -> u64 {
     super::decision::now_ms()
-}
-
-/// One line per error or warning finding, at most 256 bytes each and 64 in all (spec §4).
-fn summarize(findings: &[serde_json::Value], forced: bool) -> AnalysisSummary {
-    let mut summary = AnalysisSummary::default();
-    for f in findings {
-        let severity = f.get("severity").and_then(|v| v.as_str()).unwrap_or("");
-        match severity {
-            "error" => summary.errors = summary.errors.saturating_add(1),
-            "warning" => summary.warnings = summary.warnings.saturating_add(1),
-            _ => continue,
-        }
-        if summary.findings.len() < verdict_core::statement::MAX_FINDINGS {
-            let kind = f.get("kind").and_then(|v| v.as_str()).unwrap_or("finding");
-            let message = f.get("message").and_then(|v| v.as_str()).unwrap_or("");
-            let mut line = format!("{severity} {kind}: {message}");
-            let max = verdict_core::statement::MAX_TEXT;
-            if line.len() > max {
-                let mut cut = max;
-                while !line.is_char_boundary(cut) {
-                    cut -= 1;
-                }
-                line.truncate(cut);
-            }
-            summary.findings.push(line);
-        }
-    }
-    summary.forced = forced && summary.errors > 0;
-    summary
 }
 
 /// The stored form of a registration (record `r<index>`).
@@ -711,85 +552,5 @@ impl PolicyRegistry {
             .history
             .get(name)
             .map(|h| h.iter().map(|r| r.info.clone()).collect())
-    }
-}
-
-/// The policy files of `dir`, sorted by path, with their text.
-fn policy_files(dir: &Path) -> Result<Vec<(PathBuf, String)>, RegistryError> {
-    let io = |source| RegistryError::Io {
-        path: dir.to_owned(),
-        source,
-    };
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(io)?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| is_policy_file_name(p))
-        .collect();
-    files.sort();
-    let mut out = Vec::new();
-    for path in files {
-        let source = std::fs::read_to_string(&path).map_err(|source| RegistryError::Io {
-            path: path.clone(),
-            source,
-        })?;
-        if looks_like_policy(&source) {
-            out.push((path, source));
-        }
-    }
-    Ok(out)
-}
-
-fn is_policy_file_name(path: &Path) -> bool {
-    let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
-        return false;
-    };
-    path.is_file()
-        && name.ends_with(".toml")
-        && !name.ends_with(".cases.toml")
-        && !name.ends_with(".suite.toml")
-}
-
-/// A policy file has top-level `name` and `rules`; suites and other TOML files do not.
-fn looks_like_policy(source: &str) -> bool {
-    match toml::from_str::<toml::Table>(source) {
-        Ok(t) => t.contains_key("name") && t.contains_key("rules"),
-        // Let the compiler report the located syntax error.
-        Err(_) => true,
-    }
-}
-
-/// Findings of the checker's analysis (`verdict_checker::analyze`), run on a blocking thread
-/// (Z3 contexts are thread-bound), bounded by `timeout` for all its queries together (the
-/// analysis stops at the deadline: `AnalyzeError::Deadline`). An analysis that cannot finish
-/// (deadline, solver `unknown`) is a single **error-level** finding of kind
-/// `analysis-incomplete`: a policy nobody could analyse is not registered unless forced
-/// (issue 13; 422 `policy_has_errors`).
-pub async fn analysis_findings(
-    policy: &Arc<CompiledPolicy>,
-    timeout: std::time::Duration,
-) -> Vec<serde_json::Value> {
-    let policy = Arc::clone(policy);
-    let result =
-        tokio::task::spawn_blocking(move || verdict_checker::analyze::analyze(&policy, timeout))
-            .await;
-    match result {
-        Ok(Ok(report)) => report
-            .findings
-            .iter()
-            .filter_map(|f| serde_json::to_value(f).ok())
-            .collect(),
-        Ok(Err(e)) => vec![serde_json::json!({
-            "kind": "analysis-incomplete",
-            "severity": "error",
-            "message": e.to_string(),
-        })],
-        Err(e) => {
-            tracing::error!(error = %e, "policy analysis task failed: {e}");
-            vec![serde_json::json!({
-                "kind": "analysis-incomplete",
-                "severity": "error",
-                "message": "analysis failed",
-            })]
-        }
     }
 }

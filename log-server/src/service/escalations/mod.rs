@@ -12,22 +12,21 @@
 //! Single use: a record that has left `pending` never changes again, so the same approvals
 //! answered twice, also after a restart, find the one final decision.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
-use sha2::{Digest as _, Sha256};
-use verdict_checker::{CheckError, CheckRequest, CompiledPolicy, Outcome};
+use serde::Deserialize;
+use verdict_checker::{CheckError, CheckRequest, CompiledPolicy};
 use verdict_core::approval::{
     parse_escalation_id, ApprovalError, ApprovalMessage, SignedApproval, Verdict, ESCALATION_ID_LEN,
 };
 use verdict_core::note::KeyId;
-use verdict_core::receipt::{commit, CommitmentTag, Decision, Kind, Salt};
+use verdict_core::receipt::{Decision, Salt};
 use verdict_core::{Hash, LeafIndex};
 
-use super::decision::{decision_name, log_prepared, now_ms, replay, DecisionResponse, Logged};
-use super::private::{encode_record_with, PrivateRecord};
+use super::decision::{now_ms, replay, Logged};
+use super::private::PrivateRecord;
 use super::{Context, ServiceError};
 
 /// Domain separator of escalation ids (spec `approval.md` §1).
@@ -58,179 +57,14 @@ impl Escalations {
     }
 }
 
-/// Status of an escalation (spec `approval.md` §1).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Status {
-    /// Waiting for approvals.
-    Pending,
-    /// Approved: decided again with the approvals.
-    Approved,
-    /// Rejected: denied.
-    Rejected,
-    /// Expired: denied, fail closed.
-    Expired,
-}
+mod record;
+mod resolve;
 
-impl Status {
-    /// Parse the query value.
-    ///
-    /// # Errors
-    /// [`ServiceError::BadRequest`] for anything else.
-    pub fn from_name(name: &str) -> Result<Self, ServiceError> {
-        match name {
-            "pending" => Ok(Self::Pending),
-            "approved" => Ok(Self::Approved),
-            "rejected" => Ok(Self::Rejected),
-            "expired" => Ok(Self::Expired),
-            _ => Err(ServiceError::BadRequest {
-                detail: "status must be pending, approved, rejected or expired".to_owned(),
-            }),
-        }
-    }
-
-    fn name(self) -> &'static str {
-        match self {
-            Self::Pending => "pending",
-            Self::Approved => "approved",
-            Self::Rejected => "rejected",
-            Self::Expired => "expired",
-        }
-    }
-}
-
-/// The policy an escalation is decided under.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PolicyInfo {
-    /// Name.
-    pub name: String,
-    /// Version.
-    pub version: String,
-    /// Commitment (hex): the decision is made under it, whatever is registered since.
-    pub commitment: String,
-}
-
-/// An eligible approver.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ApproverRef {
-    /// Key name.
-    pub name: String,
-    /// Key id (8 hex digits).
-    pub key_id: String,
-}
-
-/// An accepted approval or rejection.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ApprovalEntry {
-    /// Key id (8 hex digits).
-    pub key_id: String,
-    /// Key name.
-    pub name: String,
-    /// `approve` or `reject`.
-    pub verdict: String,
-    /// Base64 of the 64-byte Ed25519 signature over the message of spec `approval.md` §2.
-    pub signature: String,
-}
-
-/// The stored escalation record (spec `approval.md` §1), JSON in field order.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Record {
-    /// Escalation id (32 hex digits).
-    pub id: String,
-    /// The escalated request's id.
-    pub request_id: String,
-    /// The agent that raised it.
-    pub agent: String,
-    /// The policy it is decided under.
-    pub policy: PolicyInfo,
-    /// Action commitment of the escalate receipt (hex).
-    pub action_commitment: String,
-    /// Leaf index of the escalate receipt.
-    pub escalate_index: u64,
-    /// Policy variables the action names.
-    pub matched_variables: Vec<String>,
-    /// Unbound variables that decide the outcome.
-    pub undetermined_variables: Vec<String>,
-    /// Violated escalate rules (indices).
-    pub violated_rules: Vec<u32>,
-    /// Violated escalate rules (ids).
-    pub violated_rule_ids: Vec<String>,
-    /// Least number of distinct approvers that allows the action; `None` when none does.
-    pub approvals_needed: Option<u32>,
-    /// The policy's approver keys.
-    pub eligible_approvers: Vec<ApproverRef>,
-    /// Creation (ms since the Unix epoch).
-    pub created_ms: u64,
-    /// Expiry (ms since the Unix epoch).
-    pub expires_ms: u64,
-    /// Status.
-    pub status: Status,
-    /// Accepted approvals and rejections, in arrival order.
-    pub approvals: Vec<ApprovalEntry>,
-    /// The final decision, once logged.
-    pub final_decision: Option<String>,
-    /// Leaf index of the final decision, once logged.
-    pub final_index: Option<u64>,
-}
-
-/// A violated rule, shown to approvers.
-#[derive(Clone, Debug, Serialize)]
-pub struct RuleView {
-    /// Rule id.
-    pub id: String,
-    /// Rule text.
-    pub text: String,
-    /// `deny` or `escalate`.
-    pub effect: &'static str,
-}
-
-/// The answer of the escalation endpoints.
-#[derive(Debug, Serialize)]
-pub struct EscalationView {
-    /// The record.
-    #[serde(flatten)]
-    pub record: Record,
-    /// `/v1/escalations/<id>`.
-    pub status_url: String,
-    /// The final decision with its receipt and proof bundle, once logged.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub decision: Option<DecisionResponse>,
-    /// The canonical action (admin and auditor only).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub canonical_action: Option<String>,
-    /// The violated rules (admin and auditor only).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub rules: Option<Vec<RuleView>>,
-}
-
-/// Evidence kept in the final decision's private record (spec `approval.md` §5).
-#[derive(Serialize)]
-struct Evidence<'a> {
-    id: &'a str,
-    expires_ms: u64,
-    resolution: &'static str,
-    escalate_index: u64,
-    approvals: &'a [ApprovalEntry],
-}
-
-/// The id of the escalation opened by the escalate entry at `index` (spec `approval.md` §1).
-pub fn escalation_id(index: LeafIndex, action_commitment: &Hash) -> [u8; ESCALATION_ID_LEN] {
-    let mut h = Sha256::new();
-    h.update(ID_PREFIX);
-    h.update(index.0.to_be_bytes());
-    h.update(action_commitment.0);
-    let digest: [u8; 32] = h.finalize().into();
-    let mut id = [0u8; ESCALATION_ID_LEN];
-    for (dst, src) in id.iter_mut().zip(digest) {
-        *dst = src;
-    }
-    id
-}
-
-/// The status URL of an escalation.
-pub fn status_url(id: &str) -> String {
-    format!("/v1/escalations/{id}")
-}
+pub use record::{
+    escalation_id, status_url, ApprovalEntry, ApproverRef, EscalationView, PolicyInfo, Record,
+    RuleView, Status,
+};
+use resolve::{approving, current, finish};
 
 // ---------------------------------------------------------------------------------------------
 // Opening.
@@ -596,206 +430,6 @@ pub async fn answer(
 
 // ---------------------------------------------------------------------------------------------
 // Resolution.
-
-/// The stored record and its bytes, after expiring it (when due) and finishing a resolution left
-/// unfinished (after a restart).
-async fn current(
-    ctx: Context<'_>,
-    id: &[u8; ESCALATION_ID_LEN],
-) -> Result<(Vec<u8>, Record), ServiceError> {
-    for _ in 0..MAX_SWAP_ATTEMPTS {
-        let (bytes, record) = load(ctx, id)?.ok_or_else(not_found)?;
-        if record.status == Status::Pending && now_ms() >= record.expires_ms {
-            let mut next = record.clone();
-            next.status = Status::Expired;
-            if !swap(ctx, id, Some(&bytes), &next)? {
-                continue;
-            }
-            tracing::info!(escalation.id = %next.id, "escalation {} expired", next.id);
-            ctx.escalations.changed.notify_waiters();
-            finish(ctx, id).await?;
-            continue;
-        }
-        if record.status != Status::Pending && record.final_index.is_none() {
-            if finish(ctx, id).await?.final_index.is_none() {
-                // Another task of this server is logging it: answer what is stored.
-                return Ok((bytes, record));
-            }
-            continue;
-        }
-        return Ok((bytes, record));
-    }
-    Err(ServiceError::internal("escalation record keeps changing"))
-}
-
-/// Releases an in-process claim on a resolution.
-struct Claim<'a> {
-    set: &'a Mutex<HashSet<String>>,
-    id: String,
-}
-
-impl Drop for Claim<'_> {
-    fn drop(&mut self) {
-        if let Ok(mut set) = self.set.lock() {
-            set.remove(&self.id);
-        }
-    }
-}
-
-/// Log the final decision of a record that has left `pending`, once: claimed in this process,
-/// skipped when already logged, adopting an entry logged for the request id after the escalate
-/// entry (a crash between logging and recording it), then recorded by compare-and-swap.
-async fn finish(ctx: Context<'_>, id: &[u8; ESCALATION_ID_LEN]) -> Result<Record, ServiceError> {
-    let id_hex = hex::encode(id);
-    {
-        let mut set = ctx
-            .escalations
-            .finishing
-            .lock()
-            .map_err(|_| ServiceError::internal("escalation claims poisoned"))?;
-        if !set.insert(id_hex.clone()) {
-            drop(set);
-            return load(ctx, id)?.map(|(_, r)| r).ok_or_else(not_found);
-        }
-    }
-    let _claim = Claim {
-        set: &ctx.escalations.finishing,
-        id: id_hex,
-    };
-    let (_, record) = load(ctx, id)?.ok_or_else(not_found)?;
-    if record.status == Status::Pending || record.final_index.is_some() {
-        return Ok(record);
-    }
-    let (index, decision) = match ctx
-        .request_ids
-        .logged(&record.request_id)
-        .filter(|i| i.0 > record.escalate_index)
-    {
-        Some(index) => {
-            let decision = ctx
-                .log
-                .entry(index)
-                .ok()
-                .flatten()
-                .and_then(|e| verdict_core::receipt::Receipt::decode(&e).ok())
-                .map_or("deny", |r| decision_name(r.statement.decision));
-            (index, decision.to_owned())
-        }
-        None => log_final(ctx, &record).await?,
-    };
-    for _ in 0..MAX_SWAP_ATTEMPTS {
-        let (bytes, stored) = load(ctx, id)?.ok_or_else(not_found)?;
-        if stored.final_index.is_some() {
-            return Ok(stored);
-        }
-        let mut next = stored;
-        next.final_index = Some(index.0);
-        next.final_decision = Some(decision.clone());
-        if swap(ctx, id, Some(&bytes), &next)? {
-            tracing::info!(
-                escalation.id = %next.id,
-                leaf.index = index.0,
-                "escalation {} resolved: {decision} at {}",
-                next.id,
-                index.0
-            );
-            ctx.escalations.changed.notify_waiters();
-            return Ok(next);
-        }
-    }
-    Err(ServiceError::internal("escalation record keeps changing"))
-}
-
-/// Decide and log the final decision of `record` (spec `approval.md` §4), with its evidence.
-async fn log_final(ctx: Context<'_>, record: &Record) -> Result<(LeafIndex, String), ServiceError> {
-    let policy = policy_of(ctx, &record.policy.commitment)?;
-    let escalated = escalated(ctx, record)?;
-    let outcome = match record.status {
-        Status::Approved => {
-            let mut outcome = ctx
-                .pool
-                .check_approved(
-                    Arc::clone(&policy),
-                    request(&escalated.action, &record.request_id, escalated.salt),
-                    approving(record),
-                )
-                .await
-                .map_err(check_error)?;
-            if outcome.decision == Decision::Escalate {
-                // Decided `approved` before; never log a second escalation for it.
-                outcome.decision = Decision::Deny;
-                outcome.fail_closed = true;
-                outcome.undetermined.clear();
-            }
-            outcome
-        }
-        Status::Rejected | Status::Expired | Status::Pending => {
-            let canonical_action = escalated.canonical.clone().into_bytes();
-            Outcome {
-                decision: Decision::Deny,
-                fail_closed: record.status != Status::Rejected,
-                violated: record.violated_rules.clone(),
-                violated_ids: record.violated_rule_ids.clone(),
-                undetermined: Vec::new(),
-                matched: record.matched_variables.clone(),
-                approvers: Vec::new(),
-                action_commitment: commit(
-                    CommitmentTag::Action,
-                    &escalated.salt,
-                    &canonical_action,
-                ),
-                salt: escalated.salt,
-                canonical_action,
-            }
-        }
-    };
-    let evidence = serde_json::to_value(Evidence {
-        id: &record.id,
-        expires_ms: record.expires_ms,
-        resolution: record.status.name(),
-        escalate_index: record.escalate_index,
-        approvals: &record.approvals,
-    })
-    .map_err(ServiceError::internal)?;
-    let private = encode_record_with(
-        &policy,
-        &outcome,
-        &record.request_id,
-        &record.agent,
-        &escalated.action,
-        Some(&evidence),
-    )?;
-    let logged = log_prepared(
-        ctx,
-        &policy,
-        &outcome,
-        Kind::Check,
-        &record.request_id,
-        private,
-        true,
-        Instant::now(),
-    )
-    .await?;
-    ctx.request_ids
-        .complete(&record.request_id, logged.index, outcome.salt);
-    Ok((logged.index, decision_name(outcome.decision).to_owned()))
-}
-
-/// Distinct key ids that approved, sorted.
-fn approving(record: &Record) -> Vec<KeyId> {
-    record
-        .approvals
-        .iter()
-        .filter(|a| a.verdict == Verdict::Approve.name())
-        .filter_map(|a| {
-            let raw: [u8; 4] = hex::decode(&a.key_id).ok()?.try_into().ok()?;
-            Some(KeyId(raw))
-        })
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect()
-}
-
 // ---------------------------------------------------------------------------------------------
 // Helpers.
 

@@ -236,13 +236,20 @@ impl Sequencer {
             return;
         }
         if self.dirty || self.staged_size > self.published_size() {
-            let result = self
-                .reload_if_dirty()
-                .and_then(|()| self.integrate_staged(None));
+            let result = self.reload_if_dirty().and_then(|()| {
+                let pending = self.staged_size > self.published_size();
+                self.integrate_staged(None).map(|()| pending)
+            });
             match result {
-                Ok(()) => {
+                Ok(wrote) => {
                     self.retry_delay = FIRST_RETRY_DELAY;
-                    self.set_failing(None);
+                    // A reload proves that reads work, not writes: a storage problem stays
+                    // reported (`/health` 503 `storage_unavailable`) until a write succeeds
+                    // (an integration here, the next batch, or the next re-sign), so a full
+                    // disk is not reported healthy by an idle tick that had nothing to write.
+                    if wrote {
+                        self.set_failing(None);
+                    }
                 }
                 Err(error) => {
                     self.failed("integration retry", Some(&error));
@@ -250,8 +257,9 @@ impl Sequencer {
                 }
             }
         } else if self.signed_at.elapsed() >= self.shared.cfg.checkpoint_interval {
-            if let Err(error) = self.resign() {
-                self.failed("re-sign", Some(&error));
+            match self.resign() {
+                Ok(()) => self.set_failing(None),
+                Err(error) => self.failed("re-sign", Some(&error)),
             }
         }
     }

@@ -14,6 +14,52 @@ pub(crate) fn fingerprint_of(commitment: &[u8], action: &serde_json::Value) -> [
     h.finalize().into()
 }
 
+/// The action with every non-null value of a `token` variable replaced by `true` (its
+/// presence), as the canonical action has it (`spec/receipt.md`: tokens enter the commitment as
+/// `true`): what the private record and the request-id fingerprint keep
+/// (`spec/policy-language.md`: a token's value is never stored).
+pub(crate) fn redact_tokens(
+    policy: &verdict_checker::CompiledPolicy,
+    action: &serde_json::Value,
+) -> serde_json::Value {
+    let mut stored = action.clone();
+    if let serde_json::Value::Object(map) = &mut stored {
+        for (key, value) in map.iter_mut() {
+            if is_token(policy, key) && !value.is_null() {
+                *value = serde_json::Value::Bool(true);
+            }
+        }
+    }
+    stored
+}
+
+/// The inverse of [`redact_tokens`], for deciding again from a stored action (an escalation's
+/// final decision, spec `approval.md` §4): a token kept as its presence (`true`) becomes an
+/// empty token string. The checker reads every token value as its presence only
+/// (`BoundValue::TokenPresent`), so the decision is the one the original value gave, and no
+/// value is needed to reach it.
+pub(crate) fn decidable(
+    policy: &verdict_checker::CompiledPolicy,
+    stored: &serde_json::Value,
+) -> serde_json::Value {
+    let mut action = stored.clone();
+    if let serde_json::Value::Object(map) = &mut action {
+        for (key, value) in map.iter_mut() {
+            if is_token(policy, key) && *value == serde_json::Value::Bool(true) {
+                *value = serde_json::Value::String(String::new());
+            }
+        }
+    }
+    action
+}
+
+fn is_token(policy: &verdict_checker::CompiledPolicy, key: &str) -> bool {
+    policy
+        .ast()
+        .variable(key)
+        .is_some_and(|v| v.ty == verdict_checker::ast::VarType::Token)
+}
+
 /// Canonical JSON: object keys sorted, no whitespace (independent of serde_json features).
 pub fn canonical_json(value: &serde_json::Value) -> String {
     match value {

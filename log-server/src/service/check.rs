@@ -137,7 +137,7 @@ pub async fn check(
     // Token values are never stored (spec/policy-language.md): the private record and the
     // request-id fingerprint (restored from private records at start) see the action with
     // token values reduced to their presence.
-    let stored = redact_tokens(&policy, &action);
+    let stored = super::action::redact_tokens(&policy, &action);
     let approvals = body.approvals;
     // A request id seen before (a replay, or an escalated request resubmitted with approvals)
     // after a new version of its policy was registered is answered under the version it was
@@ -151,7 +151,7 @@ pub async fn check(
         {
             Reservation::Replay(index, salt) => {
                 let logged = replay(ctx, &policy, &action, index, salt, wait).await?;
-                return super::escalations::opened(ctx, agent, &action, logged).await;
+                return super::escalations::opened(ctx, agent, &stored, logged).await;
             }
             Reservation::Resubmit(salt) => {
                 if given_salt.is_some_and(|g| g != salt) {
@@ -181,8 +181,7 @@ pub async fn check(
             .check(
                 Arc::clone(&policy),
                 CheckRequest {
-                    // Kept: an escalation decides it again with the approvers it finds.
-                    action: action.clone(),
+                    action,
                     request_id: request_id.clone(),
                     salt,
                     approvals,
@@ -217,7 +216,7 @@ pub async fn check(
         g.completed = true;
     }
     // An escalate decision opens an escalation (spec `approval.md` §1).
-    super::escalations::opened(ctx, agent, &action, logged).await
+    super::escalations::opened(ctx, agent, &stored, logged).await
 }
 
 /// Screen an action: in scope, answer which variables it names (nothing logged); out of scope,
@@ -246,7 +245,7 @@ pub async fn screen(
             unknown_keys: screen.unknown_keys,
         }));
     }
-    let stored = redact_tokens(&policy, &action);
+    let stored = super::action::redact_tokens(&policy, &action);
     let outcome = not_applicable(&policy, &stored, &screen.matched, None);
     let logged = log_decision(
         ctx,
@@ -374,29 +373,6 @@ fn parse_action(raw: &serde_json::value::RawValue) -> Result<serde_json::Value, 
         },
         other => check_error(other),
     })
-}
-
-/// The action with every non-null value of a `token` variable replaced by `true` (its
-/// presence), as the canonical action has it (`spec/receipt.md`: tokens enter the commitment as
-/// `true`): what the private record and the request-id fingerprint keep
-/// (`spec/policy-language.md`: a token's value is never stored).
-pub(crate) fn redact_tokens(
-    policy: &CompiledPolicy,
-    action: &serde_json::Value,
-) -> serde_json::Value {
-    let mut stored = action.clone();
-    if let serde_json::Value::Object(map) = &mut stored {
-        for (key, value) in map.iter_mut() {
-            let is_token = policy
-                .ast()
-                .variable(key)
-                .is_some_and(|v| v.ty == verdict_checker::ast::VarType::Token);
-            if is_token && !value.is_null() {
-                *value = serde_json::Value::Bool(true);
-            }
-        }
-    }
-    stored
 }
 
 /// A checker error as the client sees it: the action's fault is 422 `invalid_action` (no

@@ -101,7 +101,7 @@ pub fn record(
         .and_then(serde_json::Value::as_str)
         .and_then(|commitment| policies.resolve(commitment));
     if let (Some(policy), Some(action)) = (policy, value.get_mut("action")) {
-        *action = super::check::redact_tokens(&policy, action);
+        *action = super::action::redact_tokens(&policy, action);
     }
     Ok(value)
 }

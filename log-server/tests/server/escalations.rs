@@ -503,3 +503,62 @@ async fn legacy_resubmission_with_the_same_approvals_logs_one_allow() {
     assert_eq!(r.json()["final_index"], allow["index"]);
     assert_eq!(s.log_size(), size);
 }
+
+/// An escalated action with a token: the token's value is never stored (issue 13), yet the
+/// approved escalation is decided again from the stored action (tokens kept as presence) and
+/// logs its `allow`; the value appears in no answer and no private record.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_escalation_with_a_token_is_approved_without_storing_the_token() {
+    let Setup { s, alice, bob } = setup(|_| {}).await;
+    let source = two_approver_policy(&alice.verifier(), &bob.verifier(), "1")
+        .replace("name = \"bulk-export\"", "name = \"bulk-export-session\"")
+        .replace(
+            "[variables]\n",
+            "[variables]\nsession = { type = \"token\" }\n",
+        )
+        .replace(
+            "when = 'record_count > 1000'",
+            "when = 'present(session) and record_count > 1000'",
+        );
+    let r = s
+        .post_json(
+            "/v1/policies",
+            Some(&s.admin_token.clone()),
+            &json!({ "source": source }),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", text(&r));
+    let secret = "session-value-4f1c9b7e2d";
+    let r = s
+        .check(
+            json!({"policy": "bulk-export-session", "request_id": "tok-1",
+                      "action": {"record_count": 5000, "session": secret}}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", text(&r));
+    let first = r.json();
+    assert_eq!(first["decision"], "escalate", "{first}");
+    let id = first["escalation_id"].as_str().unwrap().to_owned();
+    let e = status(&s, &id).await;
+    for signer in [&alice, &bob] {
+        let r = answer(&s, &id, "approvals", &sign(&e, signer, Verdict::Approve)).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", text(&r));
+        assert!(!text(&r).contains(secret));
+    }
+    let done = status(&s, &id).await;
+    assert_eq!(done["status"], "approved", "{done}");
+    assert_eq!(done["decision"]["decision"], "allow", "{done}");
+    for index in [
+        first["index"].as_u64().unwrap(),
+        done["final_index"].as_u64().unwrap(),
+    ] {
+        let private = get_as(
+            &s,
+            &format!("/v1/private/actions/{index}"),
+            &s.auditor_token,
+        )
+        .await;
+        assert_eq!(private.status, StatusCode::OK, "{}", text(&private));
+        assert!(!text(&private).contains(secret), "{}", text(&private));
+    }
+}

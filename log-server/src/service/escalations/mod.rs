@@ -70,7 +70,8 @@ use resolve::{approving, current, finish};
 // Opening.
 
 /// For an `escalate` decision of kind `check` (new or replayed): make sure its escalation record
-/// exists and put its id and status URL in the answer. Other decisions pass through.
+/// exists and put its id and status URL in the answer. Other decisions pass through. `action`
+/// is the stored form (token values as their presence), the one its private record keeps.
 ///
 /// # Errors
 /// Storage errors; a checker failure while computing `approvals_needed` is not an error (the
@@ -154,7 +155,11 @@ async fn approvals_needed(
         let ids = keys.iter().take(n).copied().collect();
         let outcome = ctx
             .pool
-            .check_approved(Arc::clone(policy), request(action, request_id, salt), ids)
+            .check_approved(
+                Arc::clone(policy),
+                request(policy, action, request_id, salt),
+                ids,
+            )
             .await
             .ok()?;
         if outcome.decision == Decision::Allow {
@@ -164,9 +169,16 @@ async fn approvals_needed(
     None
 }
 
-fn request(action: &serde_json::Value, request_id: &str, salt: Salt) -> CheckRequest {
+/// The check request that decides an escalated action again, from its stored form (token values
+/// kept as their presence: [`super::action::decidable`]).
+fn request(
+    policy: &CompiledPolicy,
+    stored: &serde_json::Value,
+    request_id: &str,
+    salt: Salt,
+) -> CheckRequest {
     CheckRequest {
-        action: action.clone(),
+        action: super::action::decidable(policy, stored),
         request_id: request_id.to_owned(),
         salt: Some(salt),
         approvals: Vec::new(),
@@ -393,7 +405,7 @@ pub async fn answer(
                     .pool
                     .check_approved(
                         Arc::clone(&policy),
-                        request(&escalated.action, &next.request_id, escalated.salt),
+                        request(&policy, &escalated.action, &next.request_id, escalated.salt),
                         approving(&next),
                     )
                     .await

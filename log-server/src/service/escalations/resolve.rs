@@ -149,7 +149,12 @@ async fn log_final(ctx: Context<'_>, record: &Record) -> Result<(LeafIndex, Stri
                 .pool
                 .check_approved(
                     Arc::clone(&policy),
-                    request(&escalated.action, &record.request_id, escalated.salt),
+                    request(
+                        &policy,
+                        &escalated.action,
+                        &record.request_id,
+                        escalated.salt,
+                    ),
                     approving(record),
                 )
                 .await

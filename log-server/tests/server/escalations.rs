@@ -504,6 +504,50 @@ async fn legacy_resubmission_with_the_same_approvals_logs_one_allow() {
     assert_eq!(s.log_size(), size);
 }
 
+/// Issue 15, measured: with `request_id_window = 3`, once the request id had aged out of the
+/// window, the same id, salt and approvals logged a fresh `allow`. The approvals stay single use:
+/// the resubmission answers the one allow and logs nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn approvals_stay_single_use_after_the_request_id_left_the_window() {
+    let s = TestServer::start_with(|c| c.request_id_window = 3).await;
+    let action = json!({"destination": "internal", "record_count": 5000});
+    let first = s
+        .check(json!({"policy": "customer-data-egress", "action": action, "request_id": "aged-1"}))
+        .await
+        .json();
+    assert_eq!(first["decision"], "escalate");
+    let commitment =
+        Hash::from_slice(&hex::decode(first["action_commitment"].as_str().unwrap()).unwrap())
+            .unwrap();
+    let approval = verdict_checker::approval::Approval::sign(&s.approver, &commitment, "aged-1");
+    let body = json!({"policy": "customer-data-egress", "action": action, "request_id": "aged-1",
+                      "salt": first["salt"], "approvals": [approval]});
+    let allow = s.check(body.clone()).await.json();
+    assert_eq!(allow["decision"], "allow", "{allow}");
+    // Five other requests push "aged-1" out of a window of three.
+    for i in 0..5 {
+        let r = s
+            .check(
+                json!({"policy": "customer-data-egress", "request_id": format!("other-{i}"),
+                          "action": {"destination": "internal", "record_count": 1}}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", text(&r));
+    }
+    let size = s.log_size();
+    let again = s.check(body).await;
+    let again_json = again.json();
+    assert!(
+        again_json["decision"] != "allow" || again_json["index"] == allow["index"],
+        "a fresh allow from reused approvals: {again_json}"
+    );
+    assert_eq!(
+        s.log_size(),
+        size,
+        "reused approvals logged an entry: {again_json}"
+    );
+}
+
 /// An escalated action with a token: the token's value is never stored (issue 13), yet the
 /// approved escalation is decided again from the stored action (tokens kept as presence) and
 /// logs its `allow`; the value appears in no answer and no private record.

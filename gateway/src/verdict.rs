@@ -188,23 +188,14 @@ impl VerdictClient {
             if secs == 0 {
                 tokio::time::sleep(Duration::from_millis(200).min(left)).await;
             }
-            let response = self
-                .http
-                .get(&url)
-                .bearer_auth(&self.token)
-                .query(&[("wait", format!("{secs}s"))])
-                .timeout(Duration::from_secs(secs) + self.timeout)
-                .send()
-                .await
-                .map_err(|e| CheckFailure::Unreachable {
-                    detail: without_url(&e),
-                })?;
-            if !response.status().is_success() {
-                return Err(status_failure(response).await);
-            }
-            let view: Value = response.json().await.map_err(|e| CheckFailure::BadAnswer {
-                detail: without_url(&e),
-            })?;
+            let view = send_json(
+                self.http
+                    .get(&url)
+                    .bearer_auth(&self.token)
+                    .query(&[("wait", format!("{secs}s"))])
+                    .timeout(Duration::from_secs(secs) + self.timeout),
+            )
+            .await?;
             // A record that is no longer pending but has no `decision` yet is still being
             // resolved (its final decision is being logged): keep asking.
             if let Some(final_decision) = view.get("decision").filter(|d| d.is_object()) {
@@ -226,24 +217,33 @@ impl VerdictClient {
     }
 
     async fn post(&self, path: &str, body: &Value) -> Result<Decision, CheckFailure> {
-        let response = self
-            .http
-            .post(format!("{}{path}", self.base))
-            .bearer_auth(&self.token)
-            .json(body)
-            .send()
-            .await
-            .map_err(|e| CheckFailure::Unreachable {
-                detail: without_url(&e),
-            })?;
-        if !response.status().is_success() {
-            return Err(status_failure(response).await);
-        }
-        let value: Value = response.json().await.map_err(|e| CheckFailure::BadAnswer {
+        parse(
+            send_json(
+                self.http
+                    .post(format!("{}{path}", self.base))
+                    .bearer_auth(&self.token)
+                    .json(body),
+            )
+            .await?,
+        )
+    }
+}
+
+/// Send a request to verdict-server and read its JSON answer: unreachable, a non-2xx status
+/// and a body that is not JSON are each a [`CheckFailure`] (never a decision).
+async fn send_json(request: reqwest::RequestBuilder) -> Result<Value, CheckFailure> {
+    let response = request
+        .send()
+        .await
+        .map_err(|e| CheckFailure::Unreachable {
             detail: without_url(&e),
         })?;
-        parse(value)
+    if !response.status().is_success() {
+        return Err(status_failure(response).await);
     }
+    response.json().await.map_err(|e| CheckFailure::BadAnswer {
+        detail: without_url(&e),
+    })
 }
 
 fn without_url(e: &reqwest::Error) -> String {

@@ -246,6 +246,43 @@ impl Server {
         bail!("POST /v1/check: still overloaded after 100 retries")
     }
 
+    /// Save the proof bundle of a check answer (`answer["proof"]["bundle"]`) as
+    /// `dir/<name>.proof` and run `verdict verify` on it with this server's log key and first
+    /// checker key, plus `extra` arguments. Returns the bundle path and the run.
+    ///
+    /// # Errors
+    /// When the answer has no bundle, or the file or the run fails.
+    pub fn verify_answer(
+        &self,
+        dir: &Path,
+        name: &str,
+        answer: &serde_json::Value,
+        extra: &[&str],
+    ) -> Result<(PathBuf, crate::bins::Run)> {
+        let bundle = dir.join(format!("{name}.proof"));
+        let text = answer
+            .pointer("/proof/bundle")
+            .and_then(|v| v.as_str())
+            .ok_or_else(|| anyhow!("no proof bundle in {answer}"))?;
+        std::fs::write(&bundle, text)?;
+        let checker = self
+            .checker_keys
+            .first()
+            .ok_or_else(|| anyhow!("the server published no checker key"))?;
+        let path = bundle.display().to_string();
+        let mut args = vec![
+            "verify",
+            path.as_str(),
+            "--log-key",
+            self.log_key.as_str(),
+            "--checker-key",
+            checker.as_str(),
+        ];
+        args.extend_from_slice(extra);
+        let run = crate::bins::verdict(args)?;
+        Ok((bundle, run))
+    }
+
     /// The current tree size (from `/checkpoint`'s second line).
     ///
     /// # Errors

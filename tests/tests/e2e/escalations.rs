@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use verdict_core::approval::{ApprovalMessage, SignedApproval, Verdict};
 use verdict_core::note::{Signer, Verifier};
 use verdict_core::Hash;
-use verdict_tests::bins::{binary, verdict, Run};
+use verdict_tests::bins::{binary, Run};
 use verdict_tests::server::Server;
 
 fn policy(alice: &Verifier, bob: &Verifier, version: &str) -> String {
@@ -117,17 +117,8 @@ fn key_file(dir: &Path, signer: &Signer) -> String {
 
 /// `verdict verify` accepts the final decision's bundle.
 fn verify_bundle(server: &Server, dir: &Path, decision: &Value, want: &str) {
-    let bundle = dir.join(format!("{}.proof", decision["index"]));
-    std::fs::write(&bundle, decision["proof"]["bundle"].as_str().unwrap()).unwrap();
-    let run = verdict([
-        "verify",
-        &bundle.display().to_string(),
-        "--log-key",
-        &server.log_key,
-        "--checker-key",
-        &server.checker_keys[0],
-    ])
-    .unwrap();
+    let name = decision["index"].to_string();
+    let (_, run) = server.verify_answer(dir, &name, decision, &[]).unwrap();
     assert_eq!(run.code, Some(0), "{run:?}");
     assert!(run.stdout.contains(&format!("check {want}")), "{run:?}");
 }

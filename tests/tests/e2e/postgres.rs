@@ -26,7 +26,6 @@ async fn a_server_on_postgres_serves_checks_and_verifiable_bundles() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     let mut server = Server::start_with_env(&data, None, &env).await.unwrap();
-    let checker = server.checker_keys[0].clone();
     let cases = [
         (
             "allow",
@@ -44,17 +43,7 @@ async fn a_server_on_postgres_serves_checks_and_verifiable_bundles() {
     for (want, action) in cases {
         let resp = server.check(POLICY, action, true).await.unwrap();
         assert_eq!(resp["decision"], want, "{resp}");
-        let bundle = tmp.path().join(format!("{want}.proof"));
-        std::fs::write(&bundle, resp["proof"]["bundle"].as_str().unwrap()).unwrap();
-        let run = verdict([
-            "verify",
-            &path(&bundle),
-            "--log-key",
-            &server.log_key,
-            "--checker-key",
-            &checker,
-        ])
-        .unwrap();
+        let (_, run) = server.verify_answer(tmp.path(), want, &resp, &[]).unwrap();
         assert_eq!(run.code, Some(0), "{want}: {run:?}");
         assert!(run.stdout.contains(&format!("check {want}")), "{run:?}");
     }
@@ -82,17 +71,9 @@ async fn a_server_on_postgres_serves_checks_and_verifiable_bundles() {
         )
         .await
         .unwrap();
-    let bundle = tmp.path().join("after.proof");
-    std::fs::write(&bundle, resp["proof"]["bundle"].as_str().unwrap()).unwrap();
-    let run = verdict([
-        "verify",
-        &path(&bundle),
-        "--log-key",
-        &server.log_key,
-        "--checker-key",
-        &checker,
-    ])
-    .unwrap();
+    let (_, run) = server
+        .verify_answer(tmp.path(), "after", &resp, &[])
+        .unwrap();
     assert_eq!(run.code, Some(0), "after restart: {run:?}");
     let new = tmp.path().join("new.checkpoint");
     std::fs::write(&new, server.get_bytes("checkpoint").await.unwrap()).unwrap();

@@ -2,7 +2,7 @@
 //! `spec/decision-semantics.md` §6).
 
 use verdict_core::note::Signer;
-use verdict_core::receipt::{Kind, Receipt, Statement, STATEMENT_VERSION};
+use verdict_core::receipt::{published_request_id, Kind, Receipt, Statement, STATEMENT_VERSION};
 
 use crate::compile::CompiledPolicy;
 use crate::decide::Outcome;
@@ -18,7 +18,8 @@ pub fn solver_version() -> String {
     format!("z3 {}", full.strip_prefix("Z3 ").unwrap_or(full))
 }
 
-/// The statement a receipt for `outcome` signs.
+/// The statement a receipt for `outcome` signs. Its `request_id` is the commitment to the caller's
+/// `request_id` under the outcome's action salt, never the caller's text (spec `receipt.md` §7.1).
 pub fn statement(
     outcome: &Outcome,
     kind: Kind,
@@ -41,7 +42,7 @@ pub fn statement(
         undetermined_variables: outcome.undetermined.clone(),
         approvers: outcome.approvers.clone(),
         time_ms,
-        request_id: request_id.to_owned(),
+        request_id: published_request_id(&outcome.salt, request_id),
         checker_version: CHECKER_VERSION.to_owned(),
         solver_version: solver_version(),
     }

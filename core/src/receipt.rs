@@ -363,15 +363,18 @@ pub enum CommitmentTag {
     Action,
     /// One rule leaf of the rule-commitment tree.
     Rule,
+    /// A request id as published in a receipt (spec `receipt.md` §7.1).
+    RequestId,
 }
 
 impl CommitmentTag {
-    /// The tag's name in the commitment input: `policy`, `action` or `rule`.
+    /// The tag's name in the commitment input: `policy`, `action`, `rule` or `request-id`.
     pub fn as_str(&self) -> &'static str {
         match self {
             CommitmentTag::Policy => "policy",
             CommitmentTag::Action => "action",
             CommitmentTag::Rule => "rule",
+            CommitmentTag::RequestId => "request-id",
         }
     }
 }
@@ -390,6 +393,14 @@ pub fn commit(tag: CommitmentTag, salt: &Salt, canonical: &[u8]) -> Hash {
     h.update(salt.0);
     h.update(canonical);
     Hash(h.finalize().into())
+}
+
+/// The request id a receipt publishes (spec `receipt.md` §7.1): the lowercase hex of
+/// `commit("request-id", salt, request id bytes)`, with the decision's action salt. The caller's
+/// id is never published as it was sent; whoever holds the salt (the agent, from the check answer,
+/// or the auditor, from the private record) recomputes it.
+pub fn published_request_id(salt: &Salt, request_id: &str) -> String {
+    commit(CommitmentTag::RequestId, salt, request_id.as_bytes()).to_hex()
 }
 
 #[cfg(test)]

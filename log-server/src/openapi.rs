@@ -352,7 +352,7 @@ fn components() -> Value {
                     "decision": { "enum": ["allow", "deny", "escalate", "not-applicable"] },
                     "kind": { "enum": ["check", "screen"] },
                     "fail_closed": { "type": "boolean" },
-                    "request_id": { "type": "string" },
+                    "request_id": { "type": "string", "description": "The caller's request id (or the one the server generated). The receipt publishes only its commitment under `salt` (spec receipt.md §7.1)." },
                     "policy": { "type": "object", "properties": {
                         "name": { "type": "string" }, "version": { "type": "string" }, "commitment": { "type": "string" }
                     }},

@@ -55,6 +55,9 @@ pub enum Check {
     /// A selective rule disclosure (`verify --disclosure`) failed one of its checks (spec
     /// `disclosure.md` §4; the reason names the sub-check).
     Disclosure,
+    /// The given request id and salt do not match the receipt's published request id (spec
+    /// `receipt.md` §7.1).
+    RequestId,
 }
 
 impl Check {
@@ -76,6 +79,7 @@ impl Check {
             Check::PolicyCommitment => "policy_commitment",
             Check::PolicyRegistration => "policy_registration",
             Check::Disclosure => "disclosure",
+            Check::RequestId => "request_id",
         }
     }
 }

@@ -68,6 +68,10 @@ enum Command {
         /// The action's 32-byte commitment salt, 64 hex digits.
         #[arg(long, value_name = "HEX", requires = "action")]
         salt: Option<String>,
+        /// The request id the check was sent with: the receipt publishes only its commitment
+        /// under the salt (spec `receipt.md` §7.1); fails check `request_id` (exit 1) otherwise.
+        #[arg(long = "request-id", value_name = "ID", requires = "salt")]
+        request_id: Option<String>,
         /// Pin the policy: the receipt must be made under this policy commitment (64 hex
         /// digits); repeatable (any of them); fails check `policy_commitment` (exit 1) otherwise.
         #[arg(long = "policy-commitment", value_name = "HEX")]
@@ -224,6 +228,7 @@ async fn run(command: Command) -> Result<Output, CliError> {
             checker_keys,
             action,
             salt,
+            request_id,
             policy_commitments,
             disclosure,
         } => {
@@ -239,6 +244,7 @@ async fn run(command: Command) -> Result<Output, CliError> {
                 (Some(path), Some(hex)) => Some(ActionClaim {
                     canonical: read_limited(&path, MAX_ACTION_FILE)?,
                     salt: Salt::from_hex(hex.trim()).map_err(|e| CliError::input("--salt", e))?,
+                    request_id,
                 }),
                 (None, None) => None,
                 _ => return Err(CliError::usage("--action and --salt go together")),

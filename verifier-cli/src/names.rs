@@ -61,6 +61,8 @@ mod tests {
             Check::WitnessQuorum,
             Check::PolicyCommitment,
             Check::PolicyRegistration,
+            Check::Disclosure,
+            Check::RequestId,
         ];
         // A BTreeMap, not `json!`: serde_json's `preserve_order` feature is switched on by other
         // crates in a workspace build, and the key order must not depend on who else is built.

@@ -16,7 +16,9 @@
 
 use verdict_core::bundle::{BundleError, ProofBundle};
 use verdict_core::checkpoint::CheckpointError;
-use verdict_core::receipt::{commit, CommitmentTag, Receipt, ReceiptError, Salt, Statement};
+use verdict_core::receipt::{
+    commit, published_request_id, CommitmentTag, Receipt, ReceiptError, Salt, Statement,
+};
 
 use crate::error::{Check, CliError};
 use crate::names::{decision_name, kind_name};
@@ -30,6 +32,9 @@ pub struct ActionClaim {
     pub canonical: Vec<u8>,
     /// The 32-byte salt.
     pub salt: Salt,
+    /// The caller's request id, checked against the receipt's published one (spec `receipt.md`
+    /// §7.1) when given.
+    pub request_id: Option<String>,
 }
 
 /// What `verdict verify` established.
@@ -217,6 +222,18 @@ fn check_action(statement: &Statement, claim: &ActionClaim) -> Result<(), CliErr
             ),
         ));
     }
+    if let Some(id) = &claim.request_id {
+        let published = published_request_id(&claim.salt, id);
+        if published != statement.request_id {
+            return Err(CliError::failed(
+                Check::RequestId,
+                format!(
+                    "the request id commits to {published} with this salt, the receipt publishes {}",
+                    statement.request_id
+                ),
+            ));
+        }
+    }
     Ok(())
 }
 
@@ -248,6 +265,7 @@ mod tests {
         let claim = ActionClaim {
             canonical: std::fs::read(suite().join("action.json")).unwrap(),
             salt: Salt([0x5a; 32]),
+            request_id: None,
         };
         assert!(
             verify_bundle(&bytes, &trust(), Some(&claim))
@@ -257,6 +275,7 @@ mod tests {
         let wrong = ActionClaim {
             canonical: claim.canonical.clone(),
             salt: Salt([0; 32]),
+            request_id: None,
         };
         let err = verify_bundle(&bytes, &trust(), Some(&wrong)).unwrap_err();
         assert!(matches!(

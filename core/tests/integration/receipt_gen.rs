@@ -499,6 +499,7 @@ pub fn generate() -> BTreeMap<String, Vec<u8>> {
         (CommitmentTag::Action, [1u8; 32], "{\"amount\":100}"),
         (CommitmentTag::Policy, [0u8; 32], "{\"amount\":100}"),
         (CommitmentTag::Rule, [0x5a; 32], ""),
+        (CommitmentTag::RequestId, [0x5a; 32], "customer-4242-refund"),
     ]
     .into_iter()
     .map(|(tag, salt, text)| {

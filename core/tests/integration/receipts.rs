@@ -15,7 +15,8 @@ use verdict_core::bundle::{BundleError, ProofBundle};
 use verdict_core::merkle::Hash;
 use verdict_core::note::{KeyId, Signer, Verifier};
 use verdict_core::receipt::{
-    commit, CommitmentTag, Decision, Kind, Receipt, ReceiptError, Salt, Statement,
+    commit, published_request_id, CommitmentTag, Decision, Kind, Receipt, ReceiptError, Salt,
+    Statement,
 };
 use verdict_core::TreeSize;
 
@@ -272,6 +273,7 @@ fn commitment_vectors() {
             "policy" => CommitmentTag::Policy,
             "action" => CommitmentTag::Action,
             "rule" => CommitmentTag::Rule,
+            "request-id" => CommitmentTag::RequestId,
             other => panic!("tag {other}"),
         };
         let salt = Salt::from_hex(case["salt_hex"].as_str().unwrap()).unwrap();
@@ -285,9 +287,13 @@ fn commitment_vectors() {
         input.extend_from_slice(&salt.0);
         input.extend_from_slice(text.as_bytes());
         assert_eq!(hex::encode(Sha256::digest(&input)), want);
+        if tag == CommitmentTag::RequestId {
+            // §7.1: the published request id is this commitment in lowercase hex.
+            assert_eq!(published_request_id(&salt, text), want);
+        }
         ran += 1;
     }
-    assert_eq!(ran, 4);
+    assert_eq!(ran, 5);
     println!("commitment vectors: {ran} cases ran");
 }
 

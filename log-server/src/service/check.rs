@@ -150,7 +150,7 @@ pub async fn check(
             .reserve(&request_id, fingerprint, !approvals.is_empty())?
         {
             Reservation::Replay(index, salt) => {
-                let logged = replay(ctx, &policy, &action, index, salt, wait).await?;
+                let logged = replay(ctx, &policy, &request_id, &action, index, salt, wait).await?;
                 return super::escalations::opened(ctx, agent, &stored, logged).await;
             }
             Reservation::Resubmit(salt) => {
@@ -160,7 +160,7 @@ pub async fn check(
                 // Approvals are single use (issue 15): once the id's latest decision is final,
                 // resubmitting approvals answers it again instead of logging another.
                 if let Some(index) = super::escalations::settled(ctx, &request_id).await? {
-                    return replay(ctx, &policy, &action, index, salt, wait).await;
+                    return replay(ctx, &policy, &request_id, &action, index, salt, wait).await;
                 }
                 (None, Some(salt))
             }

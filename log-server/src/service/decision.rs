@@ -197,6 +197,7 @@ pub(crate) async fn log_prepared(
         let body = decision_body(
             policy,
             statement,
+            request_id,
             &receipt,
             outcome.salt,
             &outcome.canonical_action,
@@ -232,6 +233,7 @@ pub(crate) async fn log_prepared(
     let body = decision_body(
         policy,
         statement,
+        request_id,
         &receipt,
         outcome.salt,
         &outcome.canonical_action,
@@ -249,6 +251,7 @@ pub(crate) async fn log_prepared(
 pub(crate) async fn replay(
     ctx: Context<'_>,
     policy: &CompiledPolicy,
+    request_id: &str,
     action: &serde_json::Value,
     index: LeafIndex,
     salt: Salt,
@@ -287,7 +290,9 @@ pub(crate) async fn replay(
     // Same fingerprint, so the same action: recompute its canonical form.
     let canonical = verdict_checker::Action::from_value(policy.ast(), action)
         .map_or_else(|_| canonical_json(action).into_bytes(), |a| a.canonical());
-    let body = decision_body(policy, statement, &receipt, salt, &canonical, index, part);
+    let body = decision_body(
+        policy, statement, request_id, &receipt, salt, &canonical, index, part,
+    );
     Ok(Logged {
         body,
         index,
@@ -303,9 +308,16 @@ fn bundle_size(bundle: &ProofBundle) -> u64 {
         .unwrap_or(0)
 }
 
+/// The answer of a logged decision. `request_id` is the caller's id (the receipt holds only its
+/// commitment, spec `receipt.md` §7.1).
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the parts of one answer, from two call paths"
+)]
 fn decision_body(
     policy: &CompiledPolicy,
     statement: Statement,
+    request_id: &str,
     receipt: &[u8],
     salt: Salt,
     canonical_action: &[u8],
@@ -328,7 +340,7 @@ fn decision_body(
         decision,
         kind,
         fail_closed: statement.fail_closed,
-        request_id: statement.request_id,
+        request_id: request_id.to_owned(),
         policy: PolicyRef {
             name: policy.name().to_owned(),
             version: statement.policy_version,

@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use verdict_core::approval::{ApprovalMessage, SignedApproval, Verdict};
 use verdict_core::bundle::ProofBundle;
 use verdict_core::note::{Signer, Verifier};
-use verdict_core::receipt::{Decision, Receipt};
+use verdict_core::receipt::{published_request_id, Decision, Receipt, Salt};
 use verdict_core::Hash;
 
 use crate::{Reply, TestServer};
@@ -136,7 +136,13 @@ async fn verify_final(s: &TestServer, e: &Value, keys: &[Verifier], expected: De
     let receipt = Receipt::verify(&receipt_bytes, std::slice::from_ref(&s.checker_key)).unwrap();
     let st = receipt.statement();
     assert_eq!(st.decision, expected);
-    assert_eq!(st.request_id, e["request_id"].as_str().unwrap());
+    // The receipt publishes a commitment to the request id, never the id (spec receipt.md §7.1).
+    let salt = Salt::from_hex(d["salt"].as_str().unwrap()).unwrap();
+    assert_ne!(st.request_id, e["request_id"].as_str().unwrap());
+    assert_eq!(
+        st.request_id,
+        published_request_id(&salt, e["request_id"].as_str().unwrap())
+    );
     assert_eq!(st.action_commitment.to_hex(), e["action_commitment"]);
     assert_eq!(st.policy_commitment.to_hex(), e["policy"]["commitment"]);
     // The private record keeps the signatures (auditor).

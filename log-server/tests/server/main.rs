@@ -15,6 +15,7 @@
 //! - `escalations`: escalations, signed approvals and rejections, expiry, replay, restart
 //!   (issue 15, spec `approval.md`);
 //! - `openapi`: insta snapshot of `GET /openapi.json`;
+//! - `request_ids`: published request ids are commitments, never the caller's text (issue 11);
 //! - `postgres_faults`: PostgreSQL escalation CAS, migrations, connections terminated and the
 //!   server restarted under load (nothing acknowledged lost);
 //! - `storage_conformance`: the storage conformance suite on memory, sled and a real
@@ -48,6 +49,7 @@ mod log_props;
 mod openapi;
 mod policies;
 mod postgres_faults;
+mod request_ids;
 mod slow_client;
 mod storage_conformance;
 mod token_expiry;

@@ -87,6 +87,34 @@ async fn checks_bundles_consistency_and_forgery() {
         ])
         .unwrap();
         assert_eq!(run.code, Some(0), "{want} with action {record}: {run:?}");
+        // The request id: the receipt publishes its commitment (spec receipt.md §7.1), which
+        // the caller's id and salt open, and another id does not.
+        let request_id = record["request_id"].as_str().unwrap();
+        assert_eq!(resp["request_id"], request_id);
+        for (id, code) in [(request_id.to_owned(), 0), (format!("{request_id}x"), 1)] {
+            std::fs::write(&action_file, &canonical).unwrap();
+            let run = verdict([
+                "verify",
+                &path(&bundle),
+                "--log-key",
+                &server.log_key,
+                "--checker-key",
+                &checker,
+                "--action",
+                &path(&action_file),
+                "--salt",
+                salt,
+                "--request-id",
+                &id,
+            ])
+            .unwrap();
+            assert_eq!(run.code, Some(code), "{want} request id {id}: {run:?}");
+            if code == 1 {
+                assert!(run.stdout.contains("check request_id failed"), "{run:?}");
+            } else {
+                assert!(!run.stdout.contains(request_id), "id published: {run:?}");
+            }
+        }
         // Another action does not match.
         std::fs::write(&action_file, b"{\"call_type\":\"internal\"}").unwrap();
         let run = verdict([

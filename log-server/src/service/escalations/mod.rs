@@ -301,6 +301,7 @@ pub async fn view(
             replay(
                 ctx,
                 &policy,
+                &record.request_id,
                 &escalated.action,
                 LeafIndex(index),
                 escalated.salt,

@@ -7,17 +7,22 @@
 //! tree (spec `receipt.md` §7, checker `compile.rs`). [`Disclosure::verify`] checks offline
 //! (spec §4) that the statement and receipt are signed by a trusted checker key, that they name
 //! the same policy commitment, that the receipt lists rule `i` as violated, and that the opening
-//! leads to the statement's `rule_tree_root`.
+//! leads to the statement's `rule_tree_root`. Version 2 documents also carry the statement's
+//! proof of inclusion in the log (`statement_proof`, a C2SP tlog-proof), which
+//! [`Disclosure::verify_logged`] checks with the log key, so a statement that was signed but never
+//! logged (a fabricated rule tree under the same policy commitment) is refused.
 
 use serde_json::Value;
 
+use crate::bundle::ProofBundle;
 use crate::merkle::Hash;
 use crate::note::Verifier;
 use crate::receipt::{commit, CommitmentTag, Receipt, ReceiptError, Salt, Statement};
 use crate::statement::{PolicyRecord, PolicyStatement};
 
-/// The format version of this module (spec §2 `version`).
-pub const DISCLOSURE_VERSION: u64 = 1;
+/// The format version this module writes (spec §2 `version`): 2, with `statement_proof`.
+/// Version 1 (without it) is still read, but [`Disclosure::verify_logged`] refuses it.
+pub const DISCLOSURE_VERSION: u64 = 2;
 
 /// Largest disclosure file accepted (spec §2): 1 MiB.
 pub const MAX_DISCLOSURE_BYTES: usize = 1 << 20;
@@ -93,6 +98,9 @@ pub struct Disclosure {
     pub statement_index: u64,
     /// The policy statement (COSE_Sign1 bytes, the log entry at `statement_index`).
     pub statement: Vec<u8>,
+    /// Version 2: the C2SP tlog-proof of the statement entry (its text bytes); `None` in a
+    /// version 1 document.
+    pub statement_proof: Option<Vec<u8>>,
     /// The opened rule.
     pub rule: RuleOpening,
 }
@@ -131,6 +139,10 @@ pub enum DisclosureError {
     /// The rule opening does not lead to the statement's rule-tree root.
     #[error("the rule text, salt and path do not lead to the statement's rule_tree_root")]
     RuleMismatch,
+    /// The statement's inclusion in the log is not proven (no proof, a proof that does not
+    /// verify with the log key, or one of another entry or index).
+    #[error("the policy statement's inclusion in the log is not proven: {0}")]
+    StatementInclusion(String),
 }
 
 impl DisclosureError {
@@ -144,6 +156,7 @@ impl DisclosureError {
             Self::PolicyMismatch { .. } => "policy-commitment",
             Self::NotViolated(_) => "violated",
             Self::RuleMismatch => "rule-opening",
+            Self::StatementInclusion(_) => "statement-inclusion",
         }
     }
 }
@@ -228,9 +241,9 @@ impl Disclosure {
         let obj = value
             .as_object()
             .ok_or_else(|| malformed("not a JSON object"))?;
-        exact_keys(
-            obj,
-            &[
+        let version = u64_field(obj, "version")?;
+        let keys: &[&str] = match version {
+            1 => &[
                 "version",
                 "decision_index",
                 "receipt",
@@ -238,10 +251,23 @@ impl Disclosure {
                 "statement",
                 "rule",
             ],
-        )?;
-        if u64_field(obj, "version")? != DISCLOSURE_VERSION {
-            return Err(malformed("unsupported version"));
-        }
+            DISCLOSURE_VERSION => &[
+                "version",
+                "decision_index",
+                "receipt",
+                "statement_index",
+                "statement",
+                "statement_proof",
+                "rule",
+            ],
+            _ => return Err(malformed("unsupported version")),
+        };
+        exact_keys(obj, keys)?;
+        let statement_proof = if version == DISCLOSURE_VERSION {
+            Some(str_field(obj, "statement_proof")?.as_bytes().to_vec())
+        } else {
+            None
+        };
         let rule = field(obj, "rule")?
             .as_object()
             .ok_or_else(|| malformed("rule must be an object"))?;
@@ -266,6 +292,7 @@ impl Disclosure {
             receipt: b64_field(obj, "receipt")?,
             statement_index: u64_field(obj, "statement_index")?,
             statement: b64_field(obj, "statement")?,
+            statement_proof,
             rule: RuleOpening {
                 index: u32_field(rule, "index")?,
                 count: u32_field(rule, "count")?,
@@ -276,12 +303,13 @@ impl Disclosure {
         })
     }
 
-    /// The JSON document of spec §2 (a `serde_json::Value`; its key order does not matter).
+    /// The JSON document of spec §2 (a `serde_json::Value`; its key order does not matter):
+    /// version 2 with `statement_proof` when there is one, else version 1.
     pub fn to_json(&self) -> Value {
         use base64::Engine as _;
         let b64 = base64::engine::general_purpose::STANDARD;
-        serde_json::json!({
-            "version": DISCLOSURE_VERSION,
+        let mut doc = serde_json::json!({
+            "version": 1,
             "decision_index": self.decision_index,
             "receipt": b64.encode(&self.receipt),
             "statement_index": self.statement_index,
@@ -293,7 +321,50 @@ impl Disclosure {
                 "salt": self.rule.salt.to_hex(),
                 "path": self.rule.path.iter().map(Hash::to_hex).collect::<Vec<_>>(),
             },
-        })
+        });
+        if let (Some(proof), Some(obj)) = (&self.statement_proof, doc.as_object_mut()) {
+            obj.insert("version".to_owned(), Value::from(DISCLOSURE_VERSION));
+            obj.insert(
+                "statement_proof".to_owned(),
+                Value::from(String::from_utf8_lossy(proof).into_owned()),
+            );
+        }
+        doc
+    }
+
+    /// [`Disclosure::verify`], then check `statement-inclusion` (spec §4): the document carries a
+    /// statement proof (version 2) that verifies with `log_key` (checkpoint signature and
+    /// inclusion, RFC 9162) for exactly the statement at `statement_index`.
+    ///
+    /// # Errors
+    /// The first [`DisclosureError`] met.
+    pub fn verify_logged(
+        &self,
+        checker_keys: &[Verifier],
+        log_key: &Verifier,
+    ) -> Result<VerifiedDisclosure, DisclosureError> {
+        let verified = self.verify(checker_keys)?;
+        let not_proven = |why: String| DisclosureError::StatementInclusion(why);
+        let proof = self.statement_proof.as_deref().ok_or_else(|| {
+            not_proven("a version 1 disclosure carries no statement proof".into())
+        })?;
+        let bundle = ProofBundle::parse(proof).map_err(|e| not_proven(e.to_string()))?;
+        let logged = bundle
+            .verify(log_key)
+            .map_err(|e| not_proven(e.to_string()))?;
+        if logged.index().0 != self.statement_index {
+            return Err(not_proven(format!(
+                "the proof is for index {}, the statement_index is {}",
+                logged.index().0,
+                self.statement_index
+            )));
+        }
+        if logged.entry() != self.statement.as_slice() {
+            return Err(not_proven(
+                "the proven entry is not the disclosure's statement".into(),
+            ));
+        }
+        Ok(verified)
     }
 
     /// Every check of spec §4, in its order, with the trusted checker keys.

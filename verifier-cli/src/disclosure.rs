@@ -4,7 +4,8 @@
 //! The bundle proves the receipt is in the log (it is verified first, as for `verify`); the
 //! disclosure must carry exactly that receipt at that index, and its own checks (statement
 //! signed by a trusted checker key, same policy commitment, rule listed as violated, rule text
-//! and salt opening a leaf whose path leads to the statement's `rule_tree_root`) must pass.
+//! and salt opening a leaf whose path leads to the statement's `rule_tree_root`, the statement's
+//! own inclusion proof verifying with a trusted log key) must pass.
 //! Every failure is check `disclosure` (exit 1) with the sub-check named in the reason.
 
 use verdict_core::bundle::ProofBundle;
@@ -51,9 +52,25 @@ pub fn check_disclosure(
             "the disclosure's receipt and index are not the bundle's",
         ));
     }
+    // The statement's own proof (spec §4 `statement-inclusion`) must verify with a log key we
+    // trust; which one is chosen by its checkpoint's origin line, as for the bundle.
+    let proof_checkpoint = d
+        .statement_proof
+        .as_deref()
+        .and_then(|p| ProofBundle::parse(p).ok())
+        .map(|b| b.checkpoint);
+    let log_key = proof_checkpoint
+        .as_deref()
+        .and_then(|cp| trust.log_key_for(cp))
+        .or_else(|| trust.log_key_for(&bundle.checkpoint))
+        .ok_or_else(|| CliError::usage("no trusted log key"))?;
     let verified = d
-        .verify(&trust.checker_keys)
+        .verify_logged(&trust.checker_keys, log_key)
         .map_err(|e: DisclosureError| failed(e.check(), e))?;
+    // The witness quorum of a given policy file holds for the statement's checkpoint too.
+    if let Some(cp) = &proof_checkpoint {
+        trust.check_quorum(cp)?;
+    }
     Ok(DisclosureReport {
         rule: d.rule.index,
         text: d.rule.text.clone(),

@@ -5,13 +5,17 @@
 
 use rs_merkle::{algorithms::Sha256 as MerkleSha256, MerkleTree};
 use serde_json::{json, Value};
+use verdict_core::bundle::ProofBundle;
+use verdict_core::checkpoint::Checkpoint;
 use verdict_core::disclosure::{Disclosure, RuleOpening};
-use verdict_core::merkle::Hash;
+use verdict_core::merkle::{leaf_hash, root_of, Hash};
 use verdict_core::note::{Signer, Verifier};
+use verdict_core::proof::{inclusion_proof, HashSource};
 use verdict_core::receipt::{
     commit, CommitmentTag, Decision, Kind, Receipt, Salt, Statement, STATEMENT_VERSION,
 };
 use verdict_core::statement::{AnalysisSummary, PolicyRecord, PolicyStatement, RECORD_VERSION};
+use verdict_core::{LeafIndex, TreeSize};
 
 fn dir() -> std::path::PathBuf {
     crate::testdata().join("disclosures")
@@ -35,8 +39,64 @@ fn rule_salt(i: usize) -> Salt {
     Salt([0x40 + u8::try_from(i).unwrap(); 32])
 }
 
+/// The log key of the vectors (a signed-note signer named like a log).
+fn log_signer(seed: u8) -> Signer {
+    Signer::new(
+        "verdict.example/log",
+        ed25519_dalek::SigningKey::from_bytes(&[seed; 32]),
+    )
+    .unwrap()
+}
+
+/// Leaf hashes of a small in-memory log, as a hash source for proofs.
+struct Leaves(Vec<Hash>);
+
+impl HashSource for Leaves {
+    type Error = std::convert::Infallible;
+    fn hashes(&self, wanted: &[(u8, u64)]) -> Result<Vec<Hash>, Self::Error> {
+        Ok(wanted
+            .iter()
+            .map(|&(level, index)| {
+                let width = 1usize << level;
+                let lo = usize::try_from(index).unwrap() * width;
+                root_of(&self.0[lo..(lo + width).min(self.0.len())])
+            })
+            .collect())
+    }
+}
+
+/// A ten-entry log holding `statement` at index 3 and `receipt` at index 9 (filler elsewhere),
+/// and the C2SP tlog-proof of entry `proven` signed by `log`.
+fn statement_proof(log: &Signer, statement: &[u8], receipt: &[u8], proven: u64) -> Vec<u8> {
+    let entries: Vec<Vec<u8>> = (0..10u8)
+        .map(|i| match i {
+            3 => statement.to_vec(),
+            9 => receipt.to_vec(),
+            _ => format!("filler-{i}").into_bytes(),
+        })
+        .collect();
+    let leaves = Leaves(entries.iter().map(|e| leaf_hash(e)).collect());
+    let root = root_of(&leaves.0);
+    let proof = inclusion_proof(&leaves, LeafIndex(proven), TreeSize(10)).unwrap();
+    let checkpoint = Checkpoint {
+        origin: log.name().to_owned(),
+        size: TreeSize(10),
+        root,
+        extensions: vec![],
+    }
+    .sign(log)
+    .unwrap();
+    ProofBundle {
+        extra: Some(entries[usize::try_from(proven).unwrap()].clone()),
+        index: LeafIndex(proven),
+        proof,
+        checkpoint,
+    }
+    .encode()
+}
+
 /// A statement at index 3 and a deny receipt at index 9 violating rule 1, signed by `key`, with
-/// rule `rule` opened.
+/// rule `rule` opened and the statement's inclusion proof signed by the log key (seed 9).
 fn build(key: &Signer, policy_commitment: Hash, rule: u32) -> Disclosure {
     let leaves: Vec<[u8; 32]> = RULES
         .iter()
@@ -75,11 +135,14 @@ fn build(key: &Signer, policy_commitment: Hash, rule: u32) -> Disclosure {
         solver_version: "z3 4.8.12".into(),
     };
     let i = usize::try_from(rule).unwrap();
+    let receipt = Receipt::sign(&decision, key).unwrap();
+    let statement = PolicyStatement::sign(&record, key).unwrap();
     Disclosure {
         decision_index: 9,
-        receipt: Receipt::sign(&decision, key).unwrap(),
+        statement_proof: Some(statement_proof(&log_signer(9), &statement, &receipt, 3)),
+        receipt,
         statement_index: 3,
-        statement: PolicyStatement::sign(&record, key).unwrap(),
+        statement,
         rule: RuleOpening {
             index: rule,
             count: 3,
@@ -180,15 +243,72 @@ fn generate() -> Value {
     doc["rule"]["salt"] = json!("AB".repeat(32));
     case("uppercase-hex", "format", "hex must be lowercase", doc);
     let mut doc = good.to_json();
-    doc["version"] = json!(2);
+    doc["version"] = json!(3);
     case(
         "unknown-version",
         "format",
-        "only version 1 is defined",
+        "only versions 1 and 2 are defined",
         doc,
+    );
+    let mut doc = good.to_json();
+    doc["version"] = json!(1);
+    case(
+        "version-1-with-proof",
+        "format",
+        "statement_proof is not a field of version 1",
+        doc,
+    );
+    let mut d = good.clone();
+    d.statement_proof = None;
+    case(
+        "version-1",
+        "statement-inclusion",
+        "a version 1 document: nothing proves the statement was logged",
+        d.to_json(),
+    );
+    let mut d = good.clone();
+    d.statement_proof = Some(statement_proof(&log_signer(9), &d.statement, &d.receipt, 4));
+    case(
+        "proof-of-another-entry",
+        "statement-inclusion",
+        "a valid inclusion proof, of entry 4 instead of the statement",
+        d.to_json(),
+    );
+    let mut d = good.clone();
+    d.statement_proof = Some(statement_proof(
+        &log_signer(10),
+        &d.statement,
+        &d.receipt,
+        3,
+    ));
+    case(
+        "proof-by-another-log",
+        "statement-inclusion",
+        "the statement's proof is signed by a key that is not log_vkey",
+        d.to_json(),
+    );
+    let mut d = good.clone();
+    d.statement_index = 2;
+    case(
+        "statement-index-unproven",
+        "statement-inclusion",
+        "statement_index 2, but the proof is of index 3",
+        d.to_json(),
+    );
+    let mut d = good.clone();
+    let text = String::from_utf8(d.statement_proof.clone().unwrap()).unwrap();
+    let mut lines: Vec<&str> = text.lines().collect();
+    lines.swap(3, 4);
+    d.statement_proof = Some((lines.join("\n") + "\n").into_bytes());
+    case(
+        "statement-proof-hashes-swapped",
+        "statement-inclusion",
+        "two hashes of the statement's inclusion proof swapped",
+        d.to_json(),
     );
     json!({
         "checker_vkey": key.verifier().to_string(),
+        "log_vkey": log_signer(9).verifier().to_string(),
         "valid": [{ "name": "violated-rule-1", "disclosure": good.to_json() }],
         "invalid": invalid,
     })
@@ -214,12 +334,13 @@ fn vectors_verify() {
     let v: Value =
         serde_json::from_slice(&std::fs::read(dir().join("vectors.json")).unwrap()).unwrap();
     let keys = [Verifier::parse(v["checker_vkey"].as_str().unwrap()).unwrap()];
+    let log = Verifier::parse(v["log_vkey"].as_str().unwrap()).unwrap();
     let valid = v["valid"].as_array().unwrap();
     assert!(!valid.is_empty());
     for case in valid {
         let bytes = serde_json::to_vec(&case["disclosure"]).unwrap();
         let d = Disclosure::from_json(&bytes).unwrap();
-        let verified = d.verify(&keys).unwrap();
+        let verified = d.verify_logged(&keys, &log).unwrap();
         assert!(verified.decision.violated_rules.contains(&d.rule.index));
         // Round trip: the document re-encodes to the same JSON.
         assert_eq!(d.to_json(), case["disclosure"]);
@@ -228,20 +349,23 @@ fn vectors_verify() {
     assert!(invalid.len() >= 10);
     for case in invalid {
         let bytes = serde_json::to_vec(&case["disclosure"]).unwrap();
-        let got = Disclosure::from_json(&bytes).and_then(|d| d.verify(&keys).map(|_| ()));
+        let got =
+            Disclosure::from_json(&bytes).and_then(|d| d.verify_logged(&keys, &log).map(|_| ()));
         let err = got.expect_err(case["name"].as_str().unwrap());
         assert_eq!(err.check(), case["check"], "{}: {err}", case["name"]);
     }
 }
 
 /// Any one-bit change of the valid document is refused, never a panic; the only changes that
-/// still verify are in the two index fields, which no signature covers (the bundle binds the
-/// decision index in `verdict verify --disclosure`, spec §4), and they keep every checked part.
+/// still verify are in `decision_index`, which no signature covers here (the receipt's bundle
+/// binds it in `verdict verify --disclosure`, spec §4), and they keep every checked part. The
+/// statement index is bound by the statement proof.
 #[test]
 fn one_bit_changes_never_verify_another_opening() {
     let v: Value =
         serde_json::from_slice(&std::fs::read(dir().join("vectors.json")).unwrap()).unwrap();
     let keys = [Verifier::parse(v["checker_vkey"].as_str().unwrap()).unwrap()];
+    let log = Verifier::parse(v["log_vkey"].as_str().unwrap()).unwrap();
     let good = serde_json::to_vec(&v["valid"][0]["disclosure"]).unwrap();
     let original = Disclosure::from_json(&good).unwrap();
     let mut accepted = 0;
@@ -251,8 +375,9 @@ fn one_bit_changes_never_verify_another_opening() {
         let Ok(d) = Disclosure::from_json(&bytes) else {
             continue;
         };
-        if d.verify(&keys).is_ok() {
+        if d.verify_logged(&keys, &log).is_ok() {
             accepted += 1;
+            assert_eq!(d.statement_index, original.statement_index, "byte {i}");
             assert_eq!(d.rule, original.rule, "byte {i}");
             assert_eq!(d.receipt, original.receipt, "byte {i}");
             assert_eq!(d.statement, original.statement, "byte {i}");

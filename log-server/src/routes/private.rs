@@ -101,7 +101,7 @@ pub fn openapi_paths() -> serde_json::Value {
     let err = |d: &str| serde_json::json!({ "description": d, "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } });
     serde_json::json!({
         "/v1/private/disclosure/{index}": { "get": {
-            "summary": "Selective rule disclosure (spec disclosure.md): one rule the decision at this index violated, its text, salt and Merkle path to the policy statement's rule-tree root, with the receipt and the statement. Auditor token, or the agent token that asked for the decision.",
+            "summary": "Selective rule disclosure (spec disclosure.md): one rule the decision at this index violated, its text, salt and Merkle path to the policy statement's rule-tree root, with the receipt, the statement and the statement's inclusion proof. Auditor token, or the agent token that asked for the decision.",
             "security": [{ "auditorToken": [] }, { "agentToken": [] }],
             "parameters": [
                 { "name": "index", "in": "path", "required": true, "description": "Leaf index of the decision.", "schema": { "type": "integer", "format": "uint64", "minimum": 0, "maximum": u64::MAX } },
@@ -126,13 +126,14 @@ pub fn openapi_schemas() -> serde_json::Value {
     let b64 = serde_json::json!({ "type": "string", "contentEncoding": "base64" });
     serde_json::json!({
         "RuleDisclosure": { "type": "object", "additionalProperties": false,
-            "required": ["version", "decision_index", "receipt", "statement_index", "statement", "rule"],
+            "required": ["version", "decision_index", "receipt", "statement_index", "statement", "statement_proof", "rule"],
             "properties": {
-                "version": { "type": "integer", "enum": [1] },
+                "version": { "type": "integer", "enum": [2] },
                 "decision_index": u64s,
                 "receipt": b64,
                 "statement_index": u64s,
                 "statement": b64,
+                "statement_proof": { "type": "string", "description": "C2SP tlog-proof of the statement entry at statement_index (as GET /v1/bundle/{statement_index})." },
                 "rule": { "type": "object", "additionalProperties": false,
                     "required": ["index", "count", "text", "salt", "path"],
                     "properties": {

@@ -146,11 +146,18 @@ pub fn disclosure(
         .ok()
         .and_then(|r| registered.policy.rule_proof(r))
         .ok_or_else(|| not_found(format!("rule {rule} of policy {}", record.policy)))?;
+    // The statement's inclusion proof (spec `disclosure.md` §2, version 2): against the latest
+    // checkpoint, which covers the statement because it precedes the decision.
+    let statement_proof = log
+        .bundle(LeafIndex(registered.info.index))
+        .map_err(ServiceError::internal)?
+        .encode();
     let disclosure = Disclosure {
         decision_index: index.0,
         receipt,
         statement_index: registered.info.index,
         statement: registered.statement.clone(),
+        statement_proof: Some(statement_proof),
         rule: RuleOpening {
             index: rule,
             count: u32::try_from(proof.rule_count).map_err(ServiceError::internal)?,

@@ -61,7 +61,24 @@ async fn a_violated_rule_is_disclosed_and_verifies_offline() {
         "only rule 1 is shown"
     );
     let keys = std::slice::from_ref(&s.checker_key);
-    let verified = d.verify(keys).unwrap();
+    let verified = d.verify_logged(keys, &s.log_key).unwrap();
+    // The statement's inclusion is proven (version 2): a disclosure whose statement_index is
+    // moved, or whose proof is dropped, is refused.
+    assert_eq!(d.to_json()["version"], 2);
+    let mut t = d.clone();
+    t.statement_index += 1;
+    if t.statement_index < t.decision_index {
+        assert!(matches!(
+            t.verify_logged(keys, &s.log_key),
+            Err(DisclosureError::StatementInclusion(_))
+        ));
+    }
+    let mut t = d.clone();
+    t.statement_proof = None;
+    assert!(matches!(
+        t.verify_logged(keys, &s.log_key),
+        Err(DisclosureError::StatementInclusion(_))
+    ));
     assert_eq!(verified.policy.name, "customer-data-egress");
     assert_eq!(verified.decision.violated_rules, vec![1]);
 

@@ -98,6 +98,16 @@ async fn a_disclosure_verifies_offline_and_tampering_fails() {
     let mut t = doc.clone();
     t["rule"]["index"] = json!(other);
     tampered.push(("rule index", t));
+    // The statement's inclusion proof (version 2): dropped (as version 1), or moved to another
+    // index, fails check statement-inclusion.
+    let mut t = doc.clone();
+    t.as_object_mut().unwrap().remove("statement_proof");
+    t["version"] = json!(1);
+    tampered.push(("statement proof dropped", t));
+    let mut t = doc.clone();
+    let si = doc["statement_index"].as_u64().unwrap();
+    t["statement_index"] = json!(if si > 0 { si - 1 } else { si + 1 });
+    tampered.push(("statement index", t));
     assert!(tampered.len() >= 3);
     for (what, t) in &tampered {
         let run = run_with(t, "tampered.json");
@@ -106,5 +116,11 @@ async fn a_disclosure_verifies_offline_and_tampering_fails() {
             run.stdout.contains("check disclosure failed"),
             "{what}: {run:?}"
         );
+        if what.starts_with("statement") {
+            assert!(
+                run.stdout.contains("statement-inclusion"),
+                "{what}: {run:?}"
+            );
+        }
     }
 }

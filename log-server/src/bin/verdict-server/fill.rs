@@ -134,7 +134,8 @@ fn receipt(n: u64, checker: &Signer) -> CmdResult<Vec<u8>> {
         },
         approvers: Vec::new(),
         time_ms: 1_795_000_000_000 + n,
-        request_id: format!("fill-{n}"),
+        // Shaped like a published request id (a commitment, spec `receipt.md` §7.1).
+        request_id: h(b"bench-fill/request-id").to_hex(),
         checker_version: env!("CARGO_PKG_VERSION").to_owned(),
         solver_version: "bench-fill".to_owned(),
     };
@@ -310,6 +311,18 @@ mod tests {
         let checker = Signer::generate("bench-checker").unwrap();
         let r = receipt(4, &checker).unwrap();
         let v = verdict_core::receipt::Receipt::verify(&r, &[checker.verifier()]).unwrap();
-        assert_eq!(v.statement().request_id, "fill-4");
+        let id = &v.statement().request_id;
+        assert_eq!(id.len(), 64, "{id}");
+        assert_ne!(
+            id,
+            &receipt(5, &checker)
+                .map(|r| {
+                    verdict_core::receipt::Receipt::decode(&r)
+                        .unwrap()
+                        .statement
+                        .request_id
+                })
+                .unwrap()
+        );
     }
 }

@@ -274,13 +274,28 @@ impl Log {
                 source: Box::new(source),
             })?;
         ready_rx.await.map_err(|_| LogError::ShuttingDown)??;
-        Ok(Log {
+        let log = Log {
             inner: Arc::new(Handle {
                 shared,
                 tx: Mutex::new(tx),
                 checkpoints,
             }),
-        })
+        };
+        // A shared store (several frontends, spec `spec/storage-postgres.md` §5): wake the
+        // sequencer on every announcement. The subscription does not keep the log alive.
+        if let Some(shared) = log.inner.shared.storage.shared() {
+            let handle = Arc::downgrade(&log.inner);
+            shared.subscribe(Box::new(move || {
+                if let Some(handle) = handle.upgrade() {
+                    let tx = handle
+                        .tx
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
+                    let _ = tx.send(Msg::Wake);
+                }
+            }));
+        }
+        Ok(log)
     }
 
     /// Open a log on a sled store in directory `path` (created if missing).

@@ -15,6 +15,7 @@ use verdict_core::tile::{decode_entry_bundle, TileKind};
 use verdict_log_server::log::check::check_whole_log;
 use verdict_log_server::log::{Log, LogConfig, LogError};
 use verdict_log_server::storage::postgres::{PostgresConfig, PostgresStorage, SCHEMA_VERSION};
+use verdict_log_server::storage::shared::SharedLog;
 use verdict_log_server::storage::{StagedEntry, Storage, StorageError};
 
 use crate::storage_conformance::Postgres;
@@ -40,14 +41,25 @@ fn escalation_cas_schema_versions_and_a_dropped_connection() {
         .unwrap());
     assert_eq!(store.escalation(b"e1").unwrap(), Some(b"approved".to_vec()));
     assert_eq!(store.escalation(b"missing").unwrap(), None);
-    // One writing server per database: a second store is refused while the first lives.
-    let impatient = |url: &str| PostgresConfig {
-        connect_timeout: Duration::from_millis(500),
-        ..PostgresConfig::new(url)
-    };
-    let second = PostgresStorage::open(&impatient(&url)).unwrap_err();
-    assert!(second.to_string().contains("writer lock"), "{second}");
+    // Several servers per database (spec §5): a second store opens as a frontend; its
+    // integrator writes are refused while the first holds the integrator lock, and it takes the
+    // lock once the first is gone.
+    let second = PostgresStorage::open(&PostgresConfig::new(url.clone())).unwrap();
+    assert!(store.is_integrator());
+    assert!(!second.is_integrator());
+    assert!(!second.try_integrator().unwrap());
+    let refused = second.prune_staged(LeafIndex(0)).unwrap_err();
+    assert!(refused.to_string().contains("integrator"), "{refused}");
+    assert_eq!(second.escalation(b"e1").unwrap(), Some(b"approved".to_vec()));
     drop(store);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !second.try_integrator().unwrap() {
+        assert!(Instant::now() < deadline, "lock not freed");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(second.is_integrator());
+    second.prune_staged(LeafIndex(0)).unwrap();
+    drop(second);
     let store = PostgresStorage::open(&PostgresConfig::new(url.clone())).unwrap();
     assert_eq!(
         store.escalations().unwrap(),
@@ -82,13 +94,11 @@ fn escalation_cas_schema_versions_and_a_dropped_connection() {
         })
         .collect();
     let opened: Vec<_> = opened.into_iter().map(|t| t.join().unwrap()).collect();
-    let writers = opened.iter().filter(|o| o.is_ok()).count();
-    for refused in opened.iter().filter_map(|o| o.as_ref().err()) {
-        assert!(refused.to_string().contains("writer lock"), "{refused}");
-    }
+    let opened: Vec<_> = opened.into_iter().map(Result::unwrap).collect();
+    let writers = opened.iter().filter(|o| o.is_integrator()).count();
     assert_eq!(
         writers, 1,
-        "exactly one of three servers may hold the writer lock"
+        "exactly one of three servers may hold the integrator lock"
     );
     drop(opened);
     assert_eq!(

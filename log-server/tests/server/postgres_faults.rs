@@ -9,14 +9,14 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use verdict_core::merkle::LeafIndex;
+use verdict_core::merkle::{LeafIndex, TreeSize};
 use verdict_core::note::Signer;
 use verdict_core::tile::{decode_entry_bundle, TileKind};
 use verdict_log_server::log::check::check_whole_log;
 use verdict_log_server::log::{Log, LogConfig, LogError};
 use verdict_log_server::storage::postgres::{PostgresConfig, PostgresStorage, SCHEMA_VERSION};
 use verdict_log_server::storage::shared::SharedLog;
-use verdict_log_server::storage::{StagedEntry, Storage, StorageError};
+use verdict_log_server::storage::{LogState, StagedEntry, Storage, StorageError};
 
 use crate::storage_conformance::Postgres;
 
@@ -310,4 +310,51 @@ async fn dropped_connections_and_a_restart_lose_nothing_acknowledged() {
         stats.storage_errors,
         shutdown.map_err(|e| e.to_string())
     );
+}
+
+fn state(note: &[u8]) -> LogState {
+    LogState {
+        size: TreeSize(0),
+        right_edge: Vec::new(),
+        checkpoint: note.to_vec(),
+    }
+}
+
+/// Two stores on one database (spec §5.3): the integrator's lock session is ended (as PostgreSQL
+/// ends a silent one), the other takes over and publishes; the old one, resuming with its stale
+/// view, is refused by its lock guard, and a publish over a stale expected state is refused by
+/// the compare-and-swap even for the holder of the lock.
+#[test]
+fn an_integrator_that_lost_its_lock_cannot_publish() {
+    let pg = Postgres::start();
+    let (db, url) = pg.database();
+    let old = PostgresStorage::open(&PostgresConfig::new(url.clone())).unwrap();
+    let new = PostgresStorage::open(&PostgresConfig::new(url)).unwrap();
+    assert!(old.is_integrator() && !new.is_integrator());
+    let s0 = state(b"s0");
+    old.publish(None, &s0).unwrap();
+    let ended = pg
+        .cluster
+        .psql(
+            &db,
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_locks \
+             WHERE locktype = 'advisory' AND granted",
+        )
+        .unwrap();
+    assert_eq!(ended, "1");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !new.try_integrator().unwrap() {
+        assert!(Instant::now() < deadline, "the lock was not freed");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let s1 = state(b"s1");
+    new.publish(Some(&s0), &s1).unwrap();
+    let refused = old.publish(Some(&s0), &state(b"s2")).unwrap_err();
+    assert!(refused.to_string().contains("integrator"), "{refused}");
+    assert!(!old.is_integrator());
+    match new.publish(Some(&s0), &state(b"s3")) {
+        Err(StorageError::StateConflict { .. }) => {}
+        other => panic!("a stale compare-and-swap was not refused: {other:?}"),
+    }
+    assert_eq!(old.state().unwrap(), Some(s1));
 }

@@ -85,6 +85,8 @@ impl Frontends {
             ("VERDICT_POSTGRES_LOCK_TIMEOUT_MS", lock_timeout_ms.to_string()),
             ("VERDICT_POSTGRES_POLL_MS", "100".to_owned()),
             ("VERDICT_BATCH_MAX_AGE_MS", "5".to_owned()),
+            // The role messages ("as a frontend", "took over") are logged at info.
+            ("RUST_LOG", "warn,verdict_log_server::log=info".to_owned()),
         ];
         let tmp = tempfile::tempdir().unwrap();
         let dirs = [tmp.path().join("a"), tmp.path().join("b")];
@@ -438,14 +440,15 @@ async fn a_paused_integrator_is_fenced() {
     assert_eq!(fronts.takeovers(0), 0, "the resumed server took the role back");
     let dir = tempfile::tempdir().unwrap();
     let counts = fronts.verify(&seen, dir.path()).await;
-    let fenced = fronts
-        .server(0)
-        .output()
-        .matches("published state changed concurrently")
+    let output = fronts.server(0).output();
+    let fenced = output.matches("published state changed concurrently").count();
+    let guarded = output
+        .matches("is this database's integrator")
         .count();
     println!(
         "paused integrator: the other took over {took:?} after SIGSTOP (lock timeout \
          {lock_timeout:?}), tree size {size_b} before SIGCONT; {fenced} publish(es) of the resumed \
-         one refused by the compare-and-swap; {counts}"
+         one refused by the compare-and-swap, {guarded} integrator write(s) refused by the lock \
+         guard; {counts}"
     );
 }

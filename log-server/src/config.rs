@@ -577,7 +577,9 @@ mod tests {
         assert_eq!(tuned.postgres_takeover_interval_ms, 200);
         assert_eq!(tuned.postgres_lock_timeout_ms, 1500);
         assert_eq!(tuned.postgres_poll_ms, 50);
-        assert!(Config::from_toml_and_env("postgres_takeover_interval_ms = 0", Vec::new()).is_err());
+        assert!(
+            Config::from_toml_and_env("postgres_takeover_interval_ms = 0", Vec::new()).is_err()
+        );
         assert!(Config::from_toml_and_env("postgres_lock_timeout_ms = 10", Vec::new()).is_err());
         assert!(Config::from_toml_and_env("postgres_poll_ms = 0", Vec::new()).is_err());
         assert!(!format!("{c:?}").contains("secret"));

@@ -19,6 +19,9 @@
 //! - **Errors:** every PostgreSQL, pool or timeout failure is [`StorageError::Backend`] (the
 //!   server answers 503 `storage_unavailable`); malformed stored values are
 //!   [`StorageError::Corrupt`].
+//! - **Several frontends** (spec §5): any number of servers share one database; each appends at
+//!   the end of staging and one at a time, the holder of the integrator lock (`writer`),
+//!   integrates and publishes (`frontends`, [`crate::storage::shared::SharedLog`]).
 //!
 //! The [`Storage`] trait is synchronous and is called from the sequencer thread, from
 //! `spawn_blocking` and from tokio workers (reads). The client is async (`tokio-postgres` with a

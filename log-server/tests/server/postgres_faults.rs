@@ -50,7 +50,10 @@ fn escalation_cas_schema_versions_and_a_dropped_connection() {
     assert!(!second.try_integrator().unwrap());
     let refused = second.prune_staged(LeafIndex(0)).unwrap_err();
     assert!(refused.to_string().contains("integrator"), "{refused}");
-    assert_eq!(second.escalation(b"e1").unwrap(), Some(b"approved".to_vec()));
+    assert_eq!(
+        second.escalation(b"e1").unwrap(),
+        Some(b"approved".to_vec())
+    );
     drop(store);
     let deadline = Instant::now() + Duration::from_secs(10);
     while !second.try_integrator().unwrap() {

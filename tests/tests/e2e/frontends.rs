@@ -82,7 +82,10 @@ impl Frontends {
             ("VERDICT_STORAGE", "postgres".to_owned()),
             ("VERDICT_POSTGRES_URL", url),
             ("VERDICT_POSTGRES_TAKEOVER_INTERVAL_MS", "100".to_owned()),
-            ("VERDICT_POSTGRES_LOCK_TIMEOUT_MS", lock_timeout_ms.to_string()),
+            (
+                "VERDICT_POSTGRES_LOCK_TIMEOUT_MS",
+                lock_timeout_ms.to_string(),
+            ),
             ("VERDICT_POSTGRES_POLL_MS", "100".to_owned()),
             ("VERDICT_BATCH_MAX_AGE_MS", "5".to_owned()),
             // The role messages ("as a frontend", "took over") are logged at info.
@@ -118,7 +121,11 @@ impl Frontends {
 
     async fn launch(&mut self, i: usize) {
         let env: Vec<(&str, &str)> = self.env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        self.servers[i] = Some(Server::start_with_env(&self.dirs[i], None, &env).await.unwrap());
+        self.servers[i] = Some(
+            Server::start_with_env(&self.dirs[i], None, &env)
+                .await
+                .unwrap(),
+        );
     }
 
     fn server(&self, i: usize) -> &Server {
@@ -214,7 +221,10 @@ impl Frontends {
                     let checkpoint = body["proof"]["checkpoint"].as_str().unwrap();
                     let mut seen = seen.lock().unwrap();
                     seen.checkpoint(checkpoint.as_bytes());
-                    assert!(seen.acked.insert(index, receipt).is_none(), "index {index} twice");
+                    assert!(
+                        seen.acked.insert(index, receipt).is_none(),
+                        "index {index} twice"
+                    );
                 }
             }));
         }
@@ -310,7 +320,11 @@ impl Frontends {
                 }
             }
         }
-        assert_eq!(found, acked.len(), "acknowledged entries missing from the log");
+        assert_eq!(
+            found,
+            acked.len(),
+            "acknowledged entries missing from the log"
+        );
 
         // Every checkpoint consistent with every other: each pair adjacent in size proven
         // consistent by `verdict consistency` against one frontend or the other (transitive).
@@ -437,14 +451,18 @@ async fn a_paused_integrator_is_fenced() {
     for task in fronts.load(fronts.bases(), until, &seen) {
         task.await.unwrap();
     }
-    assert_eq!(fronts.takeovers(0), 0, "the resumed server took the role back");
+    assert_eq!(
+        fronts.takeovers(0),
+        0,
+        "the resumed server took the role back"
+    );
     let dir = tempfile::tempdir().unwrap();
     let counts = fronts.verify(&seen, dir.path()).await;
     let output = fronts.server(0).output();
-    let fenced = output.matches("published state changed concurrently").count();
-    let guarded = output
-        .matches("is this database's integrator")
+    let fenced = output
+        .matches("published state changed concurrently")
         .count();
+    let guarded = output.matches("is this database's integrator").count();
     println!(
         "paused integrator: the other took over {took:?} after SIGSTOP (lock timeout \
          {lock_timeout:?}), tree size {size_b} before SIGCONT; {fenced} publish(es) of the resumed \

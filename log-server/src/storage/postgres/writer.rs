@@ -70,7 +70,9 @@ impl WriterGuard {
     /// Whether this store holds the lock, without a round trip.
     pub(super) fn is_held(&self) -> bool {
         match self.conn.try_lock() {
-            Ok(slot) => slot.as_ref().is_some_and(|c| c.held && !c.client.is_closed()),
+            Ok(slot) => slot
+                .as_ref()
+                .is_some_and(|c| c.held && !c.client.is_closed()),
             Err(_) => self.held.load(Ordering::Acquire),
         }
     }

@@ -281,17 +281,17 @@ impl Frontends {
             assert!(Instant::now() < deadline, "frontends never converged");
             tokio::time::sleep(Duration::from_millis(50)).await;
         };
-        let mut seen = seen.lock().unwrap();
-        seen.checkpoint(&final_note);
-        assert_eq!(
-            seen.forks, 0,
-            "two different checkpoints of the same size were served"
-        );
-        let size = *seen.checkpoints.keys().next_back().unwrap();
-        let acked = std::mem::take(&mut seen.acked);
-        let checkpoints = seen.checkpoints.clone();
-        let unanswered = seen.unanswered;
-        drop(seen);
+        let (size, acked, checkpoints, unanswered) = {
+            let mut seen = seen.lock().unwrap();
+            seen.checkpoint(&final_note);
+            assert_eq!(
+                seen.forks, 0,
+                "two different checkpoints of the same size were served"
+            );
+            let size = *seen.checkpoints.keys().next_back().unwrap();
+            let acked = std::mem::take(&mut seen.acked);
+            (size, acked, seen.checkpoints.clone(), seen.unanswered)
+        };
 
         // Tiles and entry bundles: byte-identical on both frontends; entries as acknowledged.
         let mut tiles = 0;

@@ -73,6 +73,7 @@ impl Sequencer {
 
     /// An announcement arrived (or the `LISTEN` connection was re-established): catch up now.
     pub(super) fn wake(&mut self) {
+        self.shared.wake_pending.store(false, Ordering::Release);
         if self.shared.storage.shared().is_none() || self.shared.halted.load(Ordering::Acquire) {
             return;
         }

@@ -151,6 +151,17 @@ pub struct Config {
     /// milliseconds; past it the call fails (a write gets 503 `storage_unavailable`, never a
     /// decision without its log entry). Default 10000.
     pub postgres_timeout_ms: u64,
+    /// Several frontends on one database (spec `spec/storage-postgres.md` §5): how often a
+    /// server that is not the integrator tries to take the integrator lock, in milliseconds.
+    /// Default 1000.
+    pub postgres_takeover_interval_ms: u64,
+    /// `idle_session_timeout` of the integrator-lock session, in milliseconds: an integrator
+    /// that is paused or cut off from the database loses the lock after at most this long (one
+    /// that dies loses it at once). Default 5000.
+    pub postgres_lock_timeout_ms: u64,
+    /// How often the published state and staging are polled besides `LISTEN`/`NOTIFY`, in
+    /// milliseconds (a lost notification delays by at most this). Default 250.
+    pub postgres_poll_ms: u64,
 }
 
 /// One `[[witness]]` entry of [`Config::witness`].
@@ -229,6 +240,9 @@ impl Default for Config {
             postgres_pool_size: 8,
             postgres_connect_timeout_ms: 5_000,
             postgres_timeout_ms: 10_000,
+            postgres_takeover_interval_ms: 1_000,
+            postgres_lock_timeout_ms: 5_000,
+            postgres_poll_ms: 250,
         }
     }
 }
@@ -390,6 +404,21 @@ impl Config {
             "postgres_timeout_ms",
             "must be at least 1",
         )?;
+        check(
+            (10..=3_600_000).contains(&self.postgres_takeover_interval_ms),
+            "postgres_takeover_interval_ms",
+            "must be in 10..=3600000",
+        )?;
+        check(
+            (100..=3_600_000).contains(&self.postgres_lock_timeout_ms),
+            "postgres_lock_timeout_ms",
+            "must be in 100..=3600000",
+        )?;
+        check(
+            (10..=60_000).contains(&self.postgres_poll_ms),
+            "postgres_poll_ms",
+            "must be in 10..=60000",
+        )?;
         if let Some(origin) = &self.origin {
             check(
                 valid_origin(origin),
@@ -433,6 +462,9 @@ impl Config {
                 pool_size: self.postgres_pool_size,
                 connect_timeout: Duration::from_millis(self.postgres_connect_timeout_ms),
                 op_timeout: Duration::from_millis(self.postgres_timeout_ms),
+                takeover_interval: Duration::from_millis(self.postgres_takeover_interval_ms),
+                lock_timeout: Duration::from_millis(self.postgres_lock_timeout_ms),
+                poll_interval: Duration::from_millis(self.postgres_poll_ms),
             }
         })
     }
@@ -534,6 +566,22 @@ mod tests {
         assert_eq!(pg.url, "postgresql://v:secret@db/verdict");
         assert_eq!(pg.pool_size, 3);
         assert_eq!(pg.op_timeout, Duration::from_millis(1500));
+        assert_eq!(pg.takeover_interval, Duration::from_secs(1));
+        assert_eq!(pg.lock_timeout, Duration::from_secs(5));
+        assert_eq!(pg.poll_interval, Duration::from_millis(250));
+        let tuned = Config::from_toml_and_env(
+            "postgres_takeover_interval_ms = 200\npostgres_lock_timeout_ms = 1500\npostgres_poll_ms = 50\n",
+            Vec::new(),
+        )
+        .unwrap();
+        assert_eq!(tuned.postgres_takeover_interval_ms, 200);
+        assert_eq!(tuned.postgres_lock_timeout_ms, 1500);
+        assert_eq!(tuned.postgres_poll_ms, 50);
+        assert!(
+            Config::from_toml_and_env("postgres_takeover_interval_ms = 0", Vec::new()).is_err()
+        );
+        assert!(Config::from_toml_and_env("postgres_lock_timeout_ms = 10", Vec::new()).is_err());
+        assert!(Config::from_toml_and_env("postgres_poll_ms = 0", Vec::new()).is_err());
         assert!(!format!("{c:?}").contains("secret"));
         let env = Config::from_toml_and_env(
             "",

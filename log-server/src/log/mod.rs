@@ -189,6 +189,9 @@ pub(crate) struct Shared {
     /// The first integrity error a read met (damaged or missing stored data); kept until restart
     /// and reported by `/health`.
     pub(crate) integrity: Mutex<Option<String>>,
+    /// A [`Msg::Wake`] is queued and not yet handled (shared store): announcements arriving
+    /// meanwhile add no further wake-ups.
+    pub(crate) wake_pending: AtomicBool,
 }
 
 struct Handle {
@@ -246,6 +249,7 @@ impl Log {
             last_batch_micros: AtomicU64::new(0),
             failing: Mutex::new(None),
             integrity: Mutex::new(None),
+            wake_pending: AtomicBool::new(false),
         });
         let (tx, rx) = mpsc::channel();
         let (watch_tx, checkpoints) = watch::channel(None);
@@ -274,13 +278,31 @@ impl Log {
                 source: Box::new(source),
             })?;
         ready_rx.await.map_err(|_| LogError::ShuttingDown)??;
-        Ok(Log {
+        let log = Log {
             inner: Arc::new(Handle {
                 shared,
                 tx: Mutex::new(tx),
                 checkpoints,
             }),
-        })
+        };
+        // A shared store (several frontends, spec `spec/storage-postgres.md` §5): wake the
+        // sequencer on every announcement. The subscription does not keep the log alive.
+        if let Some(shared) = log.inner.shared.storage.shared() {
+            let handle = Arc::downgrade(&log.inner);
+            shared.subscribe(Box::new(move || {
+                if let Some(handle) = handle
+                    .upgrade()
+                    .filter(|h| !h.shared.wake_pending.swap(true, Ordering::AcqRel))
+                {
+                    let tx = handle
+                        .tx
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
+                    let _ = tx.send(Msg::Wake);
+                }
+            }));
+        }
+        Ok(log)
     }
 
     /// Open a log on a sled store in directory `path` (created if missing).

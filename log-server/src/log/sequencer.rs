@@ -29,6 +29,7 @@
 
 mod lock_check;
 mod reload;
+mod shared;
 
 use std::sync::atomic::Ordering;
 use std::sync::{mpsc, Arc};
@@ -59,6 +60,8 @@ pub(crate) enum Msg {
     Submit(Submission),
     /// Drain, integrate and stop.
     Shutdown(oneshot::Sender<Result<(), LogError>>),
+    /// Another frontend announced staged entries or a checkpoint (shared store, [`shared`]).
+    Wake,
 }
 
 /// One submitted entry and where to send its index.
@@ -91,6 +94,8 @@ pub(crate) struct Sequencer {
     lock: Option<CheckpointLock>,
     /// The checkpoint in the lock (the last one signed): every new one must extend it.
     locked: Option<Checkpoint>,
+    /// Shared store: when this frontend last tried to take the integrator role.
+    takeover_tried: Instant,
 }
 
 impl Sequencer {
@@ -117,6 +122,7 @@ impl Sequencer {
             waiters: Vec::new(),
             lock: None,
             locked: None,
+            takeover_tried: Instant::now(),
         };
         sequencer.lock = sequencer
             .shared
@@ -125,6 +131,15 @@ impl Sequencer {
             .as_ref()
             .map(CheckpointLock::new);
         sequencer.reload()?;
+        if !sequencer.integrating() {
+            // A frontend of a shared store: another server integrates (module `shared`).
+            tracing::info!(
+                tree.size = sequencer.edge.size().0,
+                "log opened as a frontend at tree size {}; another server integrates",
+                sequencer.edge.size().0
+            );
+            return Ok(sequencer);
+        }
         sequencer.check_lock_at_open()?;
         sequencer.integrate_staged(None)?;
         if sequencer.published.is_none() {
@@ -150,6 +165,10 @@ impl Sequencer {
                     stop.push(reply);
                     break;
                 }
+                Ok(Msg::Wake) => {
+                    self.wake();
+                    continue;
+                }
                 Err(mpsc::RecvTimeoutError::Timeout) => {
                     self.tick();
                     continue;
@@ -158,6 +177,7 @@ impl Sequencer {
             };
             let deadline = Instant::now() + self.shared.cfg.batch_max_age;
             let mut batch = vec![first];
+            let mut woken = false;
             while batch.len() < self.shared.cfg.batch_max_entries.max(1) {
                 let left = deadline.saturating_duration_since(Instant::now());
                 match self.rx.recv_timeout(left) {
@@ -166,10 +186,14 @@ impl Sequencer {
                         stop.push(reply);
                         break;
                     }
+                    Ok(Msg::Wake) => woken = true,
                     Err(_) => break,
                 }
             }
             self.process(batch);
+            if woken {
+                self.wake();
+            }
             if !stop.is_empty() {
                 break;
             }
@@ -195,6 +219,7 @@ impl Sequencer {
             match msg {
                 Msg::Submit(submission) => batch.push(submission),
                 Msg::Shutdown(reply) => stop.push(reply),
+                Msg::Wake => {}
             }
             if batch.len() >= self.shared.cfg.batch_max_entries.max(1) {
                 self.process(std::mem::take(&mut batch));
@@ -204,6 +229,11 @@ impl Sequencer {
             self.process(batch);
         }
         let mut last = Ok(());
+        if !self.integrating() {
+            // A frontend leaves integration to the integrator (module `shared`).
+            self.shared.closed.store(true, Ordering::Release);
+            return last;
+        }
         for _ in 0..RETRIES {
             last = self
                 .reload_if_dirty()
@@ -218,6 +248,9 @@ impl Sequencer {
     }
 
     fn next_wakeup(&self) -> Duration {
+        if let Some(wait) = self.frontend_wakeup() {
+            return wait;
+        }
         if self.dirty || self.staged_size > self.published_size() {
             return self.retry_delay;
         }
@@ -226,6 +259,7 @@ impl Sequencer {
             .cfg
             .checkpoint_interval
             .saturating_sub(since)
+            .min(self.poll_interval())
             .max(Duration::from_millis(1))
     }
 
@@ -233,6 +267,9 @@ impl Sequencer {
     fn tick(&mut self) {
         // Witness alarm (spec/witness.md §9.3): sign nothing, not even staged entries.
         if self.shared.halted.load(Ordering::Acquire) {
+            return;
+        }
+        if self.follow_shared() {
             return;
         }
         if self.dirty || self.staged_size > self.published_size() {
@@ -278,7 +315,6 @@ impl Sequencer {
             self.refuse(batch, "reload");
             return;
         }
-        let start = self.staged_size;
         let mut entries = Vec::with_capacity(count);
         let mut replies = Vec::with_capacity(count);
         let mut proofs = Vec::with_capacity(count);
@@ -292,25 +328,37 @@ impl Sequencer {
             replies.push(submission.reply);
             proofs.push(submission.proof);
         }
-        if let Err(error) = self.shared.storage.stage(LeafIndex(start), &entries) {
-            self.failed("stage", Some(&LogError::Storage(error)));
-            let _ = self.reload();
-            self.shared.queued.fetch_sub(count, Ordering::AcqRel);
-            for reply in replies {
-                let _ = reply.send(Err(LogError::SequencingFailed { op: "stage" }));
+        let start = match self.stage_batch(&entries) {
+            Ok(start) => start,
+            Err(error) => {
+                self.failed("stage", Some(&LogError::Storage(error)));
+                let _ = self.reload();
+                self.shared.queued.fetch_sub(count, Ordering::AcqRel);
+                for reply in replies {
+                    let _ = reply.send(Err(LogError::SequencingFailed { op: "stage" }));
+                }
+                return;
             }
-            return;
-        }
+        };
         let end = start.saturating_add(u64::try_from(count).unwrap_or(u64::MAX));
-        self.staged_size = end;
-        self.shared.staged.store(end, Ordering::Release);
+        self.staged_size = self.staged_size.max(end);
+        self.shared
+            .staged
+            .store(self.staged_size, Ordering::Release);
         self.shared.queued.fetch_sub(count, Ordering::AcqRel);
+        // A frontend that does not integrate keeps no waiters: they build their proofs from
+        // stored tiles once the integrator's checkpoint covers them (module `shared`).
+        let integrating = self.integrating();
         for ((index, reply), proof) in (start..).zip(replies).zip(proofs) {
-            if reply.send(Ok(LeafIndex(index))).is_ok() {
+            if reply.send(Ok(LeafIndex(index))).is_ok() && integrating {
                 if let Some(proof) = proof {
                     self.waiters.push((index, proof));
                 }
             }
+        }
+        if !integrating {
+            self.shared.batches.fetch_add(1, Ordering::Relaxed);
+            return;
         }
         let batch: Vec<Vec<u8>> = entries.into_iter().map(|e| e.entry).collect();
         let mut result = self.integrate_staged(Some((start, batch)));

@@ -23,6 +23,7 @@ pub mod files;
 #[cfg(any(test, feature = "testing"))]
 pub mod mem;
 pub mod postgres;
+pub mod shared;
 pub mod sled;
 
 use verdict_core::merkle::{Hash, LeafIndex, TreeSize};
@@ -319,6 +320,13 @@ pub trait Storage: Send + Sync + 'static {
     /// When the backend cannot be reopened (retried on the next write).
     fn recover(&self) -> Result<(), StorageError> {
         Ok(())
+    }
+
+    /// The several-frontends interface of a store shared by several servers
+    /// ([`shared::SharedLog`]; PostgreSQL), or `None` when this process is the only writer
+    /// (the default).
+    fn shared(&self) -> Option<&dyn shared::SharedLog> {
+        None
     }
     /// Write (`Some`) or delete (`None`) the policy-registry record under `key`, durably and
     /// atomically. The policy registry (`service::policies`) keeps policy texts and their

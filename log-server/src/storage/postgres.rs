@@ -19,6 +19,9 @@
 //! - **Errors:** every PostgreSQL, pool or timeout failure is [`StorageError::Backend`] (the
 //!   server answers 503 `storage_unavailable`); malformed stored values are
 //!   [`StorageError::Corrupt`].
+//! - **Several frontends** (spec §5): any number of servers share one database; each appends at
+//!   the end of staging and one at a time, the holder of the integrator lock (`writer`),
+//!   integrates and publishes (`frontends`, [`crate::storage::shared::SharedLog`]).
 //!
 //! The [`Storage`] trait is synchronous and is called from the sequencer thread, from
 //! `spawn_blocking` and from tokio workers (reads). The client is async (`tokio-postgres` with a
@@ -30,6 +33,7 @@
 
 mod convert;
 mod escalations;
+mod frontends;
 mod schema;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
@@ -67,6 +71,13 @@ pub struct PostgresConfig {
     /// Bound on one storage call (waiting for a connection included); past it the call fails
     /// with [`StorageError::Backend`].
     pub op_timeout: Duration,
+    /// How often a frontend tries to take the integrator lock (spec §5).
+    pub takeover_interval: Duration,
+    /// `idle_session_timeout` of the integrator-lock session: a paused or cut-off integrator
+    /// loses the lock after at most this long (spec §5).
+    pub lock_timeout: Duration,
+    /// How often the published state and staging are polled besides `LISTEN` (spec §5).
+    pub poll_interval: Duration,
 }
 
 impl std::fmt::Debug for PostgresConfig {
@@ -77,18 +88,25 @@ impl std::fmt::Debug for PostgresConfig {
             .field("pool_size", &self.pool_size)
             .field("connect_timeout", &self.connect_timeout)
             .field("op_timeout", &self.op_timeout)
+            .field("takeover_interval", &self.takeover_interval)
+            .field("lock_timeout", &self.lock_timeout)
+            .field("poll_interval", &self.poll_interval)
             .finish()
     }
 }
 
 impl PostgresConfig {
-    /// Defaults for `url`: 8 connections, 5 s to connect, 10 s per call.
+    /// Defaults for `url`: 8 connections, 5 s to connect, 10 s per call; try the integrator
+    /// lock every second, lose it after 5 s of silence, poll every 250 ms.
     pub fn new(url: impl Into<String>) -> Self {
         Self {
             url: url.into(),
             pool_size: 8,
             connect_timeout: Duration::from_secs(5),
             op_timeout: Duration::from_secs(10),
+            takeover_interval: Duration::from_secs(1),
+            lock_timeout: Duration::from_secs(5),
+            poll_interval: Duration::from_millis(250),
         }
     }
 }
@@ -102,6 +120,10 @@ pub struct PostgresStorage {
     runtime: Option<tokio::runtime::Runtime>,
     handle: tokio::runtime::Handle,
     op_timeout: Duration,
+    /// Connection settings, for the `LISTEN` connection.
+    pg_config: tokio_postgres::Config,
+    takeover_interval: Duration,
+    poll_interval: Duration,
 }
 
 impl std::fmt::Debug for PostgresStorage {
@@ -151,9 +173,9 @@ impl PostgresStorage {
                 op: "start the postgres runtime",
                 source: Box::new(source),
             })?;
-        let writer = writer::WriterGuard::new(pg_config.clone());
+        let writer = writer::WriterGuard::new(pg_config.clone(), config.lock_timeout);
         let manager = Manager::from_config(
-            pg_config,
+            pg_config.clone(),
             NoTls,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
@@ -176,16 +198,25 @@ impl PostgresStorage {
             handle: runtime.handle().clone(),
             runtime: Some(runtime),
             op_timeout: config.op_timeout,
+            pg_config,
+            takeover_interval: config.takeover_interval,
+            poll_interval: config.poll_interval,
         };
         let version = store.block("migrate schema", schema::migrate(store.pool.clone()))?;
+        // Integrator or frontend (spec §5): another server holding the lock is no error.
         let writer = store.writer.clone();
-        let wait = config.connect_timeout;
-        store.block("take the writer lock", async move {
-            writer.ensure_within(wait).await
+        let integrator = store.block("take the integrator lock", async move {
+            writer.try_take().await
         })?;
         tracing::info!(
             schema.version = version,
-            "postgres store open, schema version {version}"
+            integrator,
+            "postgres store open, schema version {version}, {}",
+            if integrator {
+                "integrator"
+            } else {
+                "frontend (another server integrates)"
+            }
         );
         Ok(store)
     }
@@ -511,6 +542,7 @@ impl Storage for PostgresStorage {
                 .await
                 .map_err(pg(op))?;
             if updated == 1 {
+                frontends::announce(&client, "published").await;
                 return Ok(());
             }
             let row = client
@@ -544,9 +576,7 @@ impl Storage for PostgresStorage {
     fn put_policy_record(&self, key: &[u8], value: Option<&[u8]>) -> Result<(), StorageError> {
         let (key, value) = (key.to_vec(), value.map(<[u8]>::to_vec));
         let pool = self.pool.clone();
-        let writer = self.writer.clone();
         self.block("write policy record", async move {
-            writer.ensure().await?;
             let op = "write policy record";
             let client = pool.get().await.map_err(pool_error(op))?;
             match value {
@@ -565,6 +595,10 @@ impl Storage for PostgresStorage {
             };
             Ok(())
         })
+    }
+
+    fn shared(&self) -> Option<&dyn crate::storage::shared::SharedLog> {
+        Some(self)
     }
 
     fn policy_records(&self) -> Result<Vec<PolicyRecordEntry>, StorageError> {

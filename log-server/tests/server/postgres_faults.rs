@@ -9,13 +9,14 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use verdict_core::merkle::LeafIndex;
+use verdict_core::merkle::{LeafIndex, TreeSize};
 use verdict_core::note::Signer;
 use verdict_core::tile::{decode_entry_bundle, TileKind};
 use verdict_log_server::log::check::check_whole_log;
 use verdict_log_server::log::{Log, LogConfig, LogError};
 use verdict_log_server::storage::postgres::{PostgresConfig, PostgresStorage, SCHEMA_VERSION};
-use verdict_log_server::storage::{StagedEntry, Storage, StorageError};
+use verdict_log_server::storage::shared::SharedLog;
+use verdict_log_server::storage::{LogState, StagedEntry, Storage, StorageError};
 
 use crate::storage_conformance::Postgres;
 
@@ -40,14 +41,28 @@ fn escalation_cas_schema_versions_and_a_dropped_connection() {
         .unwrap());
     assert_eq!(store.escalation(b"e1").unwrap(), Some(b"approved".to_vec()));
     assert_eq!(store.escalation(b"missing").unwrap(), None);
-    // One writing server per database: a second store is refused while the first lives.
-    let impatient = |url: &str| PostgresConfig {
-        connect_timeout: Duration::from_millis(500),
-        ..PostgresConfig::new(url)
-    };
-    let second = PostgresStorage::open(&impatient(&url)).unwrap_err();
-    assert!(second.to_string().contains("writer lock"), "{second}");
+    // Several servers per database (spec §5): a second store opens as a frontend; its
+    // integrator writes are refused while the first holds the integrator lock, and it takes the
+    // lock once the first is gone.
+    let second = PostgresStorage::open(&PostgresConfig::new(url.clone())).unwrap();
+    assert!(store.is_integrator());
+    assert!(!second.is_integrator());
+    assert!(!second.try_integrator().unwrap());
+    let refused = second.prune_staged(LeafIndex(0)).unwrap_err();
+    assert!(refused.to_string().contains("integrator"), "{refused}");
+    assert_eq!(
+        second.escalation(b"e1").unwrap(),
+        Some(b"approved".to_vec())
+    );
     drop(store);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !second.try_integrator().unwrap() {
+        assert!(Instant::now() < deadline, "lock not freed");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(second.is_integrator());
+    second.prune_staged(LeafIndex(0)).unwrap();
+    drop(second);
     let store = PostgresStorage::open(&PostgresConfig::new(url.clone())).unwrap();
     assert_eq!(
         store.escalations().unwrap(),
@@ -82,13 +97,11 @@ fn escalation_cas_schema_versions_and_a_dropped_connection() {
         })
         .collect();
     let opened: Vec<_> = opened.into_iter().map(|t| t.join().unwrap()).collect();
-    let writers = opened.iter().filter(|o| o.is_ok()).count();
-    for refused in opened.iter().filter_map(|o| o.as_ref().err()) {
-        assert!(refused.to_string().contains("writer lock"), "{refused}");
-    }
+    let opened: Vec<_> = opened.into_iter().map(Result::unwrap).collect();
+    let writers = opened.iter().filter(|o| o.is_integrator()).count();
     assert_eq!(
         writers, 1,
-        "exactly one of three servers may hold the writer lock"
+        "exactly one of three servers may hold the integrator lock"
     );
     drop(opened);
     assert_eq!(
@@ -300,4 +313,51 @@ async fn dropped_connections_and_a_restart_lose_nothing_acknowledged() {
         stats.storage_errors,
         shutdown.map_err(|e| e.to_string())
     );
+}
+
+fn state(note: &[u8]) -> LogState {
+    LogState {
+        size: TreeSize(0),
+        right_edge: Vec::new(),
+        checkpoint: note.to_vec(),
+    }
+}
+
+/// Two stores on one database (spec §5.3): the integrator's lock session is ended (as PostgreSQL
+/// ends a silent one), the other takes over and publishes; the old one, resuming with its stale
+/// view, is refused by its lock guard, and a publish over a stale expected state is refused by
+/// the compare-and-swap even for the holder of the lock.
+#[test]
+fn an_integrator_that_lost_its_lock_cannot_publish() {
+    let pg = Postgres::start();
+    let (db, url) = pg.database();
+    let old = PostgresStorage::open(&PostgresConfig::new(url.clone())).unwrap();
+    let new = PostgresStorage::open(&PostgresConfig::new(url)).unwrap();
+    assert!(old.is_integrator() && !new.is_integrator());
+    let s0 = state(b"s0");
+    old.publish(None, &s0).unwrap();
+    let ended = pg
+        .cluster
+        .psql(
+            &db,
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_locks \
+             WHERE locktype = 'advisory' AND granted",
+        )
+        .unwrap();
+    assert_eq!(ended, "1");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !new.try_integrator().unwrap() {
+        assert!(Instant::now() < deadline, "the lock was not freed");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let s1 = state(b"s1");
+    new.publish(Some(&s0), &s1).unwrap();
+    let refused = old.publish(Some(&s0), &state(b"s2")).unwrap_err();
+    assert!(refused.to_string().contains("integrator"), "{refused}");
+    assert!(!old.is_integrator());
+    match new.publish(Some(&s0), &state(b"s3")) {
+        Err(StorageError::StateConflict { .. }) => {}
+        other => panic!("a stale compare-and-swap was not refused: {other:?}"),
+    }
+    assert_eq!(old.state().unwrap(), Some(s1));
 }

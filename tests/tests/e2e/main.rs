@@ -5,6 +5,8 @@
 //!   2 of 2 approvals, long-poll, rejection, expiry, replay across a restart, policy change;
 //! - [`tamper`]: `testdata/bundles/` (fast, no server);
 //! - [`flow`]: allow/deny/escalate checks, bundles verified, consistency, forged checkpoint;
+//! - [`frontends`]: two servers on one PostgreSQL: kill -9 and SIGSTOP of the integrator, takeover,
+//!   nothing acknowledged lost, all checkpoints consistent, tiles identical on both (issue 18);
 //! - [`audit`]: `audit --sample` on a log of ≥ 10k entries, `--full`, and rollback detection.
 //! - [`audit_faults`]: `audit` through a proxy that withholds and bit-flips tiles: never a panic,
 //!   unchecked samples listed beside verified ones, usage errors, `--until`;
@@ -34,6 +36,7 @@ mod deadline;
 mod disclosure;
 mod escalations;
 mod flow;
+mod frontends;
 mod integrity;
 mod policies;
 mod postgres;

@@ -60,9 +60,8 @@ impl PostgresStorage {
     ) -> Result<bool, StorageError> {
         let pool = self.pool.clone();
         let (id, expected, new) = (id.to_vec(), expected.map(<[u8]>::to_vec), new.to_vec());
-        let writer = self.writer.clone();
+        // Any frontend resolves escalations: the compare-and-swap below is the only guard.
         self.block("swap escalation", async move {
-            writer.ensure().await?;
             let op = "swap escalation";
             let client = pool.get().await.map_err(pool_error(op))?;
             let changed = match expected {

@@ -160,7 +160,10 @@ impl WitnessClient {
             reason,
         };
         let request = Request::post(url)
-            .header(USER_AGENT, concat!("verdict-witness/", env!("CARGO_PKG_VERSION")))
+            .header(
+                USER_AGENT,
+                concat!("verdict-witness/", env!("CARGO_PKG_VERSION")),
+            )
             .body(Full::new(Bytes::from(body)))
             .map_err(|e| transport(describe(&e)))?;
         let call = async {
@@ -301,7 +304,8 @@ mod tests {
     }
 
     async fn call(c: &WitnessClient) -> Result<AddOutcome, ClientError> {
-        c.add_checkpoint(b"not a checkpoint\n", TreeSize(0), &[]).await
+        c.add_checkpoint(b"not a checkpoint\n", TreeSize(0), &[])
+            .await
     }
 
     #[tokio::test]
@@ -342,9 +346,12 @@ mod tests {
     async fn a_silent_witness_times_out() {
         let addr = server(None).await;
         let started = std::time::Instant::now();
-        let err = call(&client(&format!("http://{addr}"), Duration::from_millis(300)))
-            .await
-            .unwrap_err();
+        let err = call(&client(
+            &format!("http://{addr}"),
+            Duration::from_millis(300),
+        ))
+        .await
+        .unwrap_err();
         assert!(
             matches!(&err, ClientError::Transport { reason, .. } if reason.contains("timed out")),
             "{err}"

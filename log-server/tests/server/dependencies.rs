@@ -14,7 +14,14 @@ fn no_reqwest_anyhow_or_hdrhistogram_in_the_server_tree() {
     let manifest = concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml");
     let out = Command::new(option_env!("CARGO").unwrap_or("cargo"))
         .args(["tree", "--offline", "--locked", "--manifest-path", manifest])
-        .args(["-p", "verdict-log-server", "-e", "normal", "--prefix", "none"])
+        .args([
+            "-p",
+            "verdict-log-server",
+            "-e",
+            "normal",
+            "--prefix",
+            "none",
+        ])
         .args(["--format", "{p}"])
         .output()
         .unwrap();
@@ -29,8 +36,16 @@ fn no_reqwest_anyhow_or_hdrhistogram_in_the_server_tree() {
         .filter_map(|l| l.split_whitespace().next())
         .collect();
     // Not vacuous: the tree was read, with the crates the server is built on.
-    for present in ["verdict-log-server", "axum", "hyper-util", "verdict-witness"] {
-        assert!(names.contains(&present), "{present} missing from:\n{stdout}");
+    for present in [
+        "verdict-log-server",
+        "axum",
+        "hyper-util",
+        "verdict-witness",
+    ] {
+        assert!(
+            names.contains(&present),
+            "{present} missing from:\n{stdout}"
+        );
     }
     let found: Vec<&&str> = BANNED.iter().filter(|b| names.contains(b)).collect();
     assert!(

@@ -17,7 +17,12 @@ fn assert_error(r: &Reply, status: StatusCode, code: &str) {
 }
 
 fn assert_metrics(r: &Reply) {
-    assert_eq!(r.status, StatusCode::OK, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(
+        r.status,
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&r.body)
+    );
     assert!(r
         .header("content-type")
         .starts_with("text/plain; version=0.0.4"));
@@ -32,7 +37,11 @@ async fn metrics_need_the_metrics_or_admin_token() {
     let deny = json!({"policy": "customer-data-egress", "action": {"destination": "external"}});
     assert_eq!(s.check(deny).await.status, StatusCode::OK);
 
-    assert_error(&s.get("/metrics").await, StatusCode::UNAUTHORIZED, "unauthorized");
+    assert_error(
+        &s.get("/metrics").await,
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+    );
     let unknown = "ab".repeat(32);
     assert_error(
         &s.get_with_token("/metrics", &unknown).await,
@@ -73,18 +82,24 @@ async fn an_expired_metrics_token_is_refused() {
     let token = "cd".repeat(32);
     let t = token.clone();
     let s = TestServer::start_prepared(
-        move |data| std::fs::write(data.join("metrics.token"), format!("{t}\nexpires=1000\n")).unwrap(),
+        move |data| {
+            std::fs::write(data.join("metrics.token"), format!("{t}\nexpires=1000\n")).unwrap()
+        },
         |_| {},
     )
     .await;
     assert_eq!(s.metrics_token, token);
-    assert_error(&s.metrics().await, StatusCode::UNAUTHORIZED, "token_expired");
+    assert_error(
+        &s.metrics().await,
+        StatusCode::UNAUTHORIZED,
+        "token_expired",
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_listen_moves_metrics_off_the_main_listener() {
-    let s = TestServer::start_with(|c| c.metrics_listen = Some("127.0.0.1:0".parse().unwrap()))
-        .await;
+    let s =
+        TestServer::start_with(|c| c.metrics_listen = Some("127.0.0.1:0".parse().unwrap())).await;
     let deny = json!({"policy": "customer-data-egress", "action": {"destination": "external"}});
     assert_eq!(s.check(deny).await.status, StatusCode::OK);
     // The main listener: no /metrics, whatever the token.

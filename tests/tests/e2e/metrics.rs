@@ -25,12 +25,22 @@ fn metrics_token(server: &Server) -> String {
 async fn metrics_token_and_metrics_listen() {
     let dir = tempfile::tempdir().unwrap();
 
-    let mut server = Server::start(&dir.path().join("token"), None).await.unwrap();
+    let mut server = Server::start(&dir.path().join("token"), None)
+        .await
+        .unwrap();
     let url = format!("{}/metrics", server.base);
     let (status, body) = get(&server, &url, None).await;
-    assert_eq!((status, body.contains("\"unauthorized\"")), (401, true), "{body}");
+    assert_eq!(
+        (status, body.contains("\"unauthorized\"")),
+        (401, true),
+        "{body}"
+    );
     let (status, body) = get(&server, &url, Some(&server.token)).await;
-    assert_eq!((status, body.contains("\"forbidden\"")), (403, true), "{body}");
+    assert_eq!(
+        (status, body.contains("\"forbidden\"")),
+        (403, true),
+        "{body}"
+    );
     let (status, body) = get(&server, &url, Some(&metrics_token(&server))).await;
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("verdict_tree_size "), "{body}");
@@ -46,7 +56,11 @@ async fn metrics_token_and_metrics_listen() {
     .unwrap();
     let main = format!("{}/metrics", server.base);
     let (status, body) = get(&server, &main, Some(&metrics_token(&server))).await;
-    assert_eq!((status, body.contains("\"not_found\"")), (404, true), "{body}");
+    assert_eq!(
+        (status, body.contains("\"not_found\"")),
+        (404, true),
+        "{body}"
+    );
     let (status, body) = get(&server, &format!("http://{metrics_addr}/metrics"), None).await;
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("verdict_tree_size "), "{body}");

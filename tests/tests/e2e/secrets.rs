@@ -93,7 +93,12 @@ async fn public_endpoints_leak_no_secrets() {
             needles.extend(secrets.into_iter().map(String::into_bytes));
         }
     }
-    for file in ["admin.token", "agent.token", "auditor.token", "metrics.token"] {
+    for file in [
+        "admin.token",
+        "agent.token",
+        "auditor.token",
+        "metrics.token",
+    ] {
         let token = std::fs::read_to_string(server.data_dir.join(file)).unwrap();
         needles.push(token.trim().as_bytes().to_vec());
     }

@@ -591,6 +591,21 @@ mod tests {
             vec![("VERDICT_LISTEN".into(), "not an address".into())]
         )
         .is_err());
+        // The metrics listener is another address (issue 16 item 6), from the file or the env.
+        assert!(Config::from_toml_and_env(
+            "listen = \"127.0.0.1:9000\"\nmetrics_listen = \"127.0.0.1:9000\"",
+            Vec::new()
+        )
+        .is_err());
+        let c = Config::from_toml_and_env(
+            "",
+            vec![("VERDICT_METRICS_LISTEN".into(), "127.0.0.1:9100".into())],
+        )
+        .unwrap();
+        assert_eq!(
+            c.metrics_listen,
+            Some(SocketAddr::from(([127, 0, 0, 1], 9100)))
+        );
     }
 
     #[test]

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # OpenAPI exactness (docs/operator-guide.md "API"): Schemathesis generates requests from the
 # document the server serves and runs every check (`--checks all`) against a real server on
-# loopback, with the agent, admin and auditor tokens for the operations that need them. It must
+# loopback, with the agent, admin, auditor and metrics tokens for the operations that need them. It must
 # find no 5xx, no response outside the schema and no schema-valid request rejected.
 #
 #   scripts/schemathesis.sh                 # 40 examples per operation, seed 1
@@ -53,6 +53,9 @@ bearer = "$(cat "$WORK/data/admin.token")"
 
 [auth.openapi.auditorToken]
 bearer = "$(cat "$WORK/data/auditor.token")"
+
+[auth.openapi.metricsToken]
+bearer = "$(cat "$WORK/data/metrics.token")"
 
 # The one semantic rule no JSON schema can state: whether a policy text compiles and passes its
 # analysis. Such a text is answered 422 (documented on the operation); every other

@@ -6,6 +6,7 @@
 //! | admin | `admin.token` | `POST /v1/policies` (policy registration) |
 //! | agent | `agent.token`, `agent-<name>.token` | `POST /v1/screen`, `POST /v1/check` |
 //! | auditor | `auditor.token` | `GET /v1/private/...` |
+//! | metrics | `metrics.token` | `GET /metrics` (also the admin token; issue 16 item 6) |
 //!
 //! Each token has a name (the agent name; `admin`, `auditor`), which the use cases record: the
 //! agent name in each decision's private record, the admin token's name in each policy statement.
@@ -102,6 +103,8 @@ pub enum Role {
     Agent,
     /// Private reads (`auditor.token`).
     Auditor,
+    /// `GET /metrics` only (`metrics.token`), for a Prometheus scraper.
+    Metrics,
 }
 
 /// Who presented an accepted token: its role and name.
@@ -130,9 +133,18 @@ impl Tokens {
         Self { entries }
     }
 
+    /// These tokens plus the metrics token (role [`Role::Metrics`], name `metrics`).
+    #[must_use]
+    pub fn with_metrics(mut self, metrics: &ApiToken) -> Self {
+        self.entries
+            .push(Entry::of(metrics, Role::Metrics, "metrics"));
+        self
+    }
+
     /// The tokens of loaded [`crate::keys::Keys`].
     pub fn of_keys(keys: &crate::keys::Keys) -> Self {
         Self::new(&keys.admin_token, &keys.agent_tokens(), &keys.auditor_token)
+            .with_metrics(&keys.metrics_token)
     }
 
     /// The entry of a presented token, ignoring expiry. Every comparison always runs; the first
@@ -220,6 +232,21 @@ impl FromRequestParts<AppState> for AuditorOrAgentAuth {
     }
 }
 
+/// Extractor: the metrics token or the admin token (`GET /metrics` on the main listener).
+#[derive(Debug, Clone, Copy)]
+pub struct MetricsAuth;
+
+impl FromRequestParts<AppState> for MetricsAuth {
+    type Rejection = AuthError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AuthError> {
+        match state.tokens.require(parts, Role::Metrics) {
+            Err(AuthError::WrongRole) => state.tokens.require(parts, Role::Admin).map(|_| Self),
+            other => other.map(|_| Self),
+        }
+    }
+}
+
 impl FromRequestParts<AppState> for AdminAuth {
     type Rejection = AuthError;
 
@@ -292,6 +319,25 @@ mod tests {
         assert_eq!(
             t.authorize("a", Role::Admin, now),
             Err(AuthError::WrongRole)
+        );
+    }
+
+    #[test]
+    fn the_metrics_token_reads_metrics_only() {
+        let t = tokens(None, None).with_metrics(&ApiToken::new("m", None));
+        assert_eq!(t.role("m"), Some(Role::Metrics));
+        let now = SystemTime::now();
+        for other in [Role::Admin, Role::Agent, Role::Auditor] {
+            assert_eq!(t.authorize("m", other, now), Err(AuthError::WrongRole));
+        }
+        assert_eq!(
+            t.authorize("m", Role::Metrics, now).unwrap().name,
+            "metrics"
+        );
+        assert_eq!(
+            t.authorize("d", Role::Metrics, now),
+            Err(AuthError::WrongRole),
+            "the admin token is accepted by MetricsAuth, not as the metrics role"
         );
     }
 

@@ -53,11 +53,17 @@ pub enum ConfigError {
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     /// Data directory: the sled store (`store/`), the log key (`log.key`), the checker key
-    /// (`checker.key`), the policy salt secret (`policy-salt.key`), the write token (`write.token`)
-    /// and the auditor token (`auditor.token`). Created on first start. Default `./verdict-data`.
+    /// (`checker.key`), the policy salt secret (`policy-salt.key`), the admin, agent, auditor and
+    /// metrics tokens (`admin.token`, `agent.token`, `auditor.token`, `metrics.token`). Created on
+    /// first start. Default `./verdict-data`.
     pub data_dir: PathBuf,
     /// Address to listen on. Default `127.0.0.1:8080`.
     pub listen: SocketAddr,
+    /// A separate address for `GET /metrics` (Prometheus), e.g. `127.0.0.1:9100`. When set,
+    /// `/metrics` is served there without a token (keep it on a private interface) and the main
+    /// listener answers it 404. Default: none, and `/metrics` is on the main listener with the
+    /// metrics token (`metrics.token`) or the admin token.
+    pub metrics_listen: Option<SocketAddr>,
     /// Log origin (C2SP tlog-checkpoint origin line; also the log key's name). A schema-less
     /// URL without spaces or `+`. Default: the name of an existing log key in `data_dir`; for a
     /// new data directory `verdict.localhost/<listen address>`, e.g.
@@ -215,6 +221,7 @@ impl Default for Config {
         Self {
             data_dir: PathBuf::from("verdict-data"),
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            metrics_listen: None,
             origin: None,
             policies_dir: PathBuf::from("testdata/policies"),
             max_body_bytes: 256 * 1024,
@@ -320,6 +327,11 @@ impl Config {
             "must be at least 1",
         )?;
         check(self.max_pending >= 1, "max_pending", "must be at least 1")?;
+        check(
+            self.metrics_listen != Some(self.listen),
+            "metrics_listen",
+            "must differ from listen",
+        )?;
         check(
             self.request_timeout_ms >= 1,
             "request_timeout_ms",
@@ -627,6 +639,21 @@ mod tests {
             vec![("VERDICT_LISTEN".into(), "not an address".into())]
         )
         .is_err());
+        // The metrics listener is another address (issue 16 item 6), from the file or the env.
+        assert!(Config::from_toml_and_env(
+            "listen = \"127.0.0.1:9000\"\nmetrics_listen = \"127.0.0.1:9000\"",
+            Vec::new()
+        )
+        .is_err());
+        let c = Config::from_toml_and_env(
+            "",
+            vec![("VERDICT_METRICS_LISTEN".into(), "127.0.0.1:9100".into())],
+        )
+        .unwrap();
+        assert_eq!(
+            c.metrics_listen,
+            Some(SocketAddr::from(([127, 0, 0, 1], 9100)))
+        );
     }
 
     #[test]

@@ -9,6 +9,7 @@
 //! | `agent.token` | bearer token of the default agent (named `default`): `/v1/screen`, `/v1/check` | 0600 |
 //! | `agent-<name>.token` | optional further agent tokens, one per named agent (created by the operator) | 0600 |
 //! | `auditor.token` | bearer token of the auditor role: `/v1/private/...` | 0600 |
+//! | `metrics.token` | bearer token of the metrics role: `GET /metrics` only (issue 16 item 6) | 0600 |
 //!
 //! Files are created with `create_new` and mode 0600 on first start and never overwritten.
 //!
@@ -16,7 +17,7 @@
 //!
 //! Three roles ([`crate::auth::Role`]): **admin** (policies and operations), **agent** (screen and
 //! check only; every decision's private record holds the agent's name) and **auditor** (private
-//! reads). An agent name is `default` for `agent.token` and `<name>` for `agent-<name>.token`,
+//! reads); plus **metrics** (`GET /metrics` only, for a Prometheus scraper; issue 16 item 6). An agent name is `default` for `agent.token` and `<name>` for `agent-<name>.token`,
 //! where `<name>` is 1 to 32 characters of `a-z`, `0-9`, `-` and `_`.
 //!
 //! **Migration.** Earlier versions had one `write.token` for policies, screen and check. At start,
@@ -114,6 +115,8 @@ pub struct Keys {
     pub named_agent_tokens: Vec<(String, ApiToken)>,
     /// Auditor token (and its optional expiry).
     pub auditor_token: ApiToken,
+    /// Metrics token (`GET /metrics` for a Prometheus scraper; and its optional expiry).
+    pub metrics_token: ApiToken,
     /// Paths of the files.
     pub paths: KeyPaths,
     /// True when any file was created by this call.
@@ -149,6 +152,8 @@ pub struct KeyPaths {
     pub agent_token: PathBuf,
     /// `auditor.token`.
     pub auditor_token: PathBuf,
+    /// `metrics.token`.
+    pub metrics_token: PathBuf,
     /// `write.token`, the legacy token migrated to `agent.token` at start.
     pub legacy_write_token: PathBuf,
     /// The data directory (where `agent-<name>.token` files are looked for).
@@ -165,6 +170,7 @@ impl KeyPaths {
             admin_token: data_dir.join("admin.token"),
             agent_token: data_dir.join("agent.token"),
             auditor_token: data_dir.join("auditor.token"),
+            metrics_token: data_dir.join("metrics.token"),
             legacy_write_token: data_dir.join("write.token"),
             data_dir: data_dir.to_owned(),
         }
@@ -198,6 +204,7 @@ pub fn load_or_create(data_dir: &Path, origin: &str, configured: bool) -> Result
     let admin_token = load_or_create_token(&paths.admin_token, &mut created)?;
     let agent_token = load_or_create_token(&paths.agent_token, &mut created)?;
     let auditor_token = load_or_create_token(&paths.auditor_token, &mut created)?;
+    let metrics_token = load_or_create_token(&paths.metrics_token, &mut created)?;
     let named_agent_tokens = named_agent_tokens(data_dir)?;
     let policy_salt = derive_policy_salt(&salt_secret);
     Ok(Keys {
@@ -208,6 +215,7 @@ pub fn load_or_create(data_dir: &Path, origin: &str, configured: bool) -> Result
         agent_token,
         named_agent_tokens,
         auditor_token,
+        metrics_token,
         paths,
         created,
         migrated_write_token,
@@ -514,6 +522,7 @@ mod tests {
                 &a.paths.admin_token,
                 &a.paths.agent_token,
                 &a.paths.auditor_token,
+                &a.paths.metrics_token,
             ] {
                 let mode = std::fs::metadata(p).unwrap().permissions().mode();
                 assert_eq!(mode & 0o777, 0o600, "{}", p.display());
@@ -525,6 +534,9 @@ mod tests {
         assert_eq!(b.checker.verifier(), a.checker.verifier());
         assert_eq!(b.agent_token, a.agent_token);
         assert_eq!(b.admin_token, a.admin_token);
+        assert_eq!(b.metrics_token, a.metrics_token);
+        assert_ne!(a.metrics_token, a.admin_token);
+        assert_ne!(a.metrics_token, a.auditor_token);
         assert_ne!(a.agent_token, a.auditor_token);
         assert_ne!(a.agent_token, a.admin_token);
         assert_eq!(a.agent_token.expires_at(), None);

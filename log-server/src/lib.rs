@@ -376,11 +376,23 @@ pub fn open_store(config: &Config) -> Result<Arc<dyn storage::Storage>, storage:
 /// The router: every route of [`routes`], the error boundary and the tower-http middleware
 /// (body limit, timeout, compression, tracing, panic catching).
 pub fn app(state: AppState) -> Router {
+    let routes = routes::router().merge(routes::metrics::router(&state.config));
+    layered(routes, state)
+}
+
+/// The app of the metrics listener (`metrics_listen`): `GET /metrics` without a token, 404
+/// elsewhere, with the middleware of [`app`] (issue 16 item 6, [`routes::metrics`]).
+pub fn metrics_app(state: AppState) -> Router {
+    layered(routes::metrics::open_router(), state)
+}
+
+/// `routes` with the 404 fallback, the state, and the middleware and error boundary of [`app`].
+fn layered(routes: Router<AppState>, state: AppState) -> Router {
     let limit = state.config.max_body_bytes;
     let timeout = state.config.request_timeout();
     // Layers wrap outwards: the body limit and timeout sit inside `normalize_response`, so
     // their bare 413/503 answers are rewritten into the `{error, message}` shape.
-    routes::router()
+    routes
         .fallback(routes::not_found)
         .with_state(state)
         .layer(RequestBodyLimitLayer::new(limit))

@@ -163,8 +163,14 @@ pub fn document() -> Value {
                 "responses": { "200": json_ref("Healthy.", "Health"), "503": error_response("No fresh checkpoint (`unavailable`), writes failing (`storage_unavailable`, with Retry-After), damaged stored data read since start (`integrity`), or a witness has seen a larger tree (`witness_alarm`, the log halted).") }
             }},
             "/metrics": { "get": {
-                "summary": "Prometheus text exposition.",
-                "responses": { "200": text("Metrics.", "text/plain; version=0.0.4; charset=utf-8") }
+                "summary": "Prometheus text exposition (metrics or admin token). With metrics_listen configured it is served on that address without a token instead, and this listener answers 404.",
+                "security": [{ "metricsToken": [] }, { "adminToken": [] }],
+                "responses": {
+                    "200": text("Metrics.", "text/plain; version=0.0.4; charset=utf-8"),
+                    "401": error_response("Missing, invalid or expired token (error `unauthorized` or `token_expired`)."),
+                    "403": error_response("Not the metrics or admin token (agent and auditor tokens may not read metrics)."),
+                    "404": error_response("metrics_listen is configured: /metrics is served on that address, not here.")
+                }
             }},
             "/openapi.json": { "get": {
                 "summary": "This document.",
@@ -281,7 +287,8 @@ fn components() -> Value {
             "securitySchemes": {
                 "adminToken": { "type": "http", "scheme": "bearer", "description": "Contents of <data_dir>/admin.token: policy registration." },
                 "agentToken": { "type": "http", "scheme": "bearer", "description": "Contents of <data_dir>/agent.token or agent-<name>.token: screen and check." },
-                "auditorToken": { "type": "http", "scheme": "bearer", "description": "Contents of <data_dir>/auditor.token." }
+                "auditorToken": { "type": "http", "scheme": "bearer", "description": "Contents of <data_dir>/auditor.token." },
+                "metricsToken": { "type": "http", "scheme": "bearer", "description": "Contents of <data_dir>/metrics.token: GET /metrics only (a Prometheus scraper)." }
             },
             "schemas": {
                 "Error": { "type": "object", "required": ["error", "message"], "properties": {

@@ -9,6 +9,14 @@
 
 use std::time::Duration;
 
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper::header::{CONTENT_TYPE, USER_AGENT};
+use hyper::Request;
+use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 use verdict_core::cosignature::{verify_note, CosignerKey, VerifiedCosignature};
 use verdict_core::note::{Note, NoteSignature};
 use verdict_core::{Hash, TreeSize};
@@ -79,37 +87,114 @@ pub enum AddOutcome {
     },
 }
 
+/// The HTTP client: hyper-util's pooled client over http and https (rustls with the platform
+/// verifier, as reqwest uses elsewhere in the workspace), HTTP/1.1. Not reqwest: the log
+/// server links this module, and its dependency tree stays free of reqwest (issue 10).
+type Http = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+
 /// A client of one witness.
 #[derive(Clone, Debug)]
 pub struct WitnessClient {
-    http: reqwest::Client,
+    http: Http,
     url: String,
     key: CosignerKey,
+    /// The bound on one whole call: connect, send, and read the answer.
+    timeout: Duration,
+}
+
+/// The message of `e` and of every error under it, joined by `: ` (hyper's own messages name
+/// only the kind, e.g. "client error (Connect)").
+fn describe(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(inner) = source {
+        text.push_str(": ");
+        text.push_str(&inner.to_string());
+        source = inner.source();
+    }
+    text
 }
 
 impl WitnessClient {
     /// A client of the witness whose submission prefix is `url` (e.g.
-    /// `http://127.0.0.1:7380`), with cosigner key `key`, and a per-request `timeout`.
+    /// `http://127.0.0.1:7380`), with cosigner key `key`, and a per-request `timeout` (connect,
+    /// and the whole call).
     ///
     /// # Errors
     /// [`ClientError::Transport`] when the HTTP client cannot be built.
     pub fn new(url: &str, key: CosignerKey, timeout: Duration) -> Result<Self, ClientError> {
         let url = url.trim_end_matches('/').to_owned();
-        let http = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(timeout)
-            .user_agent(concat!("verdict-witness/", env!("CARGO_PKG_VERSION")))
-            .build()
+        let mut tcp = HttpConnector::new();
+        tcp.enforce_http(false);
+        tcp.set_connect_timeout(Some(timeout));
+        let https = HttpsConnectorBuilder::new()
+            .with_provider_and_platform_verifier(rustls::crypto::aws_lc_rs::default_provider())
             .map_err(|e| ClientError::Transport {
                 url: url.clone(),
-                reason: e.to_string(),
-            })?;
-        Ok(WitnessClient { http, url, key })
+                reason: describe(&e),
+            })?
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(tcp);
+        let http = Client::builder(TokioExecutor::new())
+            .pool_timer(TokioTimer::new())
+            .build(https);
+        Ok(WitnessClient {
+            http,
+            url,
+            key,
+            timeout,
+        })
     }
 
     /// The witness's key.
     pub fn key(&self) -> &CosignerKey {
         &self.key
+    }
+
+    /// POST `body` to `url`; the status, content type and body (at most
+    /// [`MAX_RESPONSE_BODY`] bytes), all within the client's timeout.
+    async fn post(&self, url: &str, body: Vec<u8>) -> Result<(u16, String, Vec<u8>), ClientError> {
+        let transport = |reason: String| ClientError::Transport {
+            url: url.to_owned(),
+            reason,
+        };
+        let request = Request::post(url)
+            .header(
+                USER_AGENT,
+                concat!("verdict-witness/", env!("CARGO_PKG_VERSION")),
+            )
+            .body(Full::new(Bytes::from(body)))
+            .map_err(|e| transport(describe(&e)))?;
+        let call = async {
+            let resp = self
+                .http
+                .request(request)
+                .await
+                .map_err(|e| transport(describe(&e)))?;
+            let status = resp.status().as_u16();
+            let content_type = resp
+                .headers()
+                .get(CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_owned();
+            let mut body = resp.into_body();
+            let mut bytes = Vec::new();
+            while let Some(frame) = body.frame().await {
+                let frame = frame.map_err(|e| transport(describe(&e)))?;
+                if let Ok(chunk) = frame.into_data() {
+                    if bytes.len().saturating_add(chunk.len()) > MAX_RESPONSE_BODY {
+                        return Err(transport("response body over the limit".to_owned()));
+                    }
+                    bytes.extend_from_slice(&chunk);
+                }
+            }
+            Ok((status, content_type, bytes))
+        };
+        tokio::time::timeout(self.timeout, call)
+            .await
+            .map_err(|_| transport(format!("timed out after {:?}", self.timeout)))?
     }
 
     /// Send `checkpoint` (a signed note) with the consistency `proof` from `old`. Lines by
@@ -125,10 +210,6 @@ impl WitnessClient {
         proof: &[Hash],
     ) -> Result<AddOutcome, ClientError> {
         let url = format!("{}/add-checkpoint", self.url);
-        let transport = |e: &dyn std::fmt::Display| ClientError::Transport {
-            url: url.clone(),
-            reason: e.to_string(),
-        };
         let bad = |reason: String| ClientError::BadResponse {
             url: url.clone(),
             reason,
@@ -139,27 +220,7 @@ impl WitnessClient {
             checkpoint: checkpoint.to_vec(),
         }
         .encode();
-        let mut resp = self
-            .http
-            .post(&url)
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| transport(&e))?;
-        let status = resp.status().as_u16();
-        let content_type = resp
-            .headers()
-            .get(reqwest::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_owned();
-        let mut bytes = Vec::new();
-        while let Some(chunk) = resp.chunk().await.map_err(|e| transport(&e))? {
-            if bytes.len().saturating_add(chunk.len()) > MAX_RESPONSE_BODY {
-                return Err(transport(&"response body over the limit"));
-            }
-            bytes.extend_from_slice(&chunk);
-        }
+        let (status, content_type, bytes) = self.post(&url, body).await?;
         match status {
             200 => {
                 let lines = parse_cosignature_body(&bytes).map_err(|e| bad(e.to_string()))?;
@@ -196,5 +257,139 @@ impl WitnessClient {
                 body: String::from_utf8_lossy(bytes.get(..200).unwrap_or(&bytes)).into_owned(),
             }),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The transport on real loopback sockets: http and https URLs, the timeout, the body limit
+    //! and the error mapping (the protocol is tested against a real witness in
+    //! `tests/witness/serve.rs`).
+
+    use std::net::SocketAddr;
+
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    use tokio::net::TcpListener;
+    use verdict_core::cosignature::Cosigner;
+
+    use super::*;
+
+    /// A server that answers every connection with `answer` after reading the request head
+    /// (`None`: reads and never answers).
+    async fn server(answer: Option<Vec<u8>>) -> SocketAddr {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let answer = answer.clone();
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 64 * 1024];
+                    let _ = stream.read(&mut buf).await;
+                    match answer {
+                        Some(bytes) => {
+                            let _ = stream.write_all(&bytes).await;
+                            let _ = stream.shutdown().await;
+                        }
+                        None => tokio::time::sleep(Duration::from_secs(60)).await,
+                    }
+                });
+            }
+        });
+        addr
+    }
+
+    fn client(url: &str, timeout: Duration) -> WitnessClient {
+        let key = Cosigner::generate("witness.test").unwrap().verifier();
+        WitnessClient::new(url, key, timeout).unwrap()
+    }
+
+    async fn call(c: &WitnessClient) -> Result<AddOutcome, ClientError> {
+        c.add_checkpoint(b"not a checkpoint\n", TreeSize(0), &[])
+            .await
+    }
+
+    #[tokio::test]
+    async fn http_status_is_rejected_with_its_body() {
+        let addr = server(Some(
+            b"HTTP/1.1 403 Forbidden\r\ncontent-length: 7\r\n\r\nunknown".to_vec(),
+        ))
+        .await;
+        let err = call(&client(&format!("http://{addr}/"), Duration::from_secs(5)))
+            .await
+            .unwrap_err();
+        assert_eq!(err.status(), Some(403), "{err}");
+        assert!(
+            matches!(&err, ClientError::Rejected { body, url, .. } if body == "unknown" && url.ends_with("/add-checkpoint")),
+            "{err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn https_goes_through_tls() {
+        // A plain-HTTP server: over https the TLS handshake fails (a transport error), where
+        // the same server over http answers.
+        let addr = server(Some(
+            b"HTTP/1.1 403 Forbidden\r\ncontent-length: 0\r\n\r\n".to_vec(),
+        ))
+        .await;
+        let err = call(&client(&format!("https://{addr}"), Duration::from_secs(5)))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, ClientError::Transport { .. }), "{err}");
+        let err = call(&client(&format!("http://{addr}"), Duration::from_secs(5)))
+            .await
+            .unwrap_err();
+        assert_eq!(err.status(), Some(403), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_silent_witness_times_out() {
+        let addr = server(None).await;
+        let started = std::time::Instant::now();
+        let err = call(&client(
+            &format!("http://{addr}"),
+            Duration::from_millis(300),
+        ))
+        .await
+        .unwrap_err();
+        assert!(
+            matches!(&err, ClientError::Transport { reason, .. } if reason.contains("timed out")),
+            "{err}"
+        );
+        assert!(started.elapsed() < Duration::from_secs(5));
+    }
+
+    #[tokio::test]
+    async fn a_body_over_the_limit_is_refused() {
+        let mut answer = format!(
+            "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n",
+            MAX_RESPONSE_BODY + 1
+        )
+        .into_bytes();
+        answer.resize(answer.len() + MAX_RESPONSE_BODY + 1, b'x');
+        let addr = server(Some(answer)).await;
+        let err = call(&client(&format!("http://{addr}"), Duration::from_secs(5)))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, ClientError::Transport { reason, .. } if reason.contains("over the limit")),
+            "{err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn nothing_listening_is_a_transport_error() {
+        let addr = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap()
+        };
+        let err = call(&client(&format!("http://{addr}"), Duration::from_secs(5)))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, ClientError::Transport { .. }), "{err}");
+        let err = call(&client("not a url", Duration::from_secs(5)))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, ClientError::Transport { .. }), "{err}");
     }
 }

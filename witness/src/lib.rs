@@ -6,7 +6,8 @@
 //! - [`state`]: durable per-origin state (temporary file, fsync, rename, directory fsync);
 //! - [`protocol`]: the wire formats (request body, `409` size body, cosignature lines);
 //! - [`server`]: the HTTP interface (`POST /add-checkpoint`, `GET /<origin hash>/checkpoint`);
-//! - [`watch`]: pull mode for logs that do not push: fetch `/checkpoint`, prove from tiles;
+//! - `watch` (feature `cli`): pull mode for logs that do not push: fetch `/checkpoint`, prove
+//!   from tiles;
 //! - [`client`]: the push client a log uses ([`client::WitnessClient::add_checkpoint`]).
 //!
 //! Cosignatures are C2SP tlog-cosignature `cosignature/v1` ([`verdict_core::cosignature`]).
@@ -36,5 +37,6 @@ pub mod client;
 pub mod protocol;
 pub mod server;
 pub mod state;
+#[cfg(feature = "cli")]
 pub mod watch;
 pub mod witness;

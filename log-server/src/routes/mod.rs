@@ -2,12 +2,14 @@
 //! case ([`crate::service`]), and map errors to [`ApiError`], the one HTTP error boundary.
 //!
 //! Public (no token): the C2SP tlog-tiles read API ([`public`]), keys, proofs and bundles
-//! ([`proofs`]), health, metrics and the OpenAPI document. Write token: policies ([`policies`]),
+//! ([`proofs`]), health and the OpenAPI document. Metrics or admin token, or a separate
+//! listener: `/metrics` ([`metrics`]). Write token: policies ([`policies`]),
 //! screen and check ([`check`]). Escalations ([`escalations`]): agent, admin, auditor or an
 //! approver's signature. Auditor token: the private store ([`private`]).
 
 pub mod check;
 pub mod escalations;
+pub mod metrics;
 pub mod policies;
 pub mod private;
 pub mod proofs;
@@ -26,7 +28,6 @@ pub fn router() -> Router<AppState> {
         .route("/checkpoint", get(public::checkpoint))
         .route("/tile/{*path}", get(public::tile))
         .route("/health", get(public::health))
-        .route("/metrics", get(public::metrics))
         .route("/openapi.json", get(public::openapi))
         .route("/v1/keys", get(public::keys))
         .route("/v1/proof/inclusion", get(proofs::inclusion))

@@ -1,10 +1,11 @@
 //! Public read endpoints: `GET /checkpoint` and `GET /tile/...` exactly per C2SP tlog-tiles
-//! (spec `spec/tiles.md`), `GET /v1/keys`, `GET /health`, `GET /metrics`, `GET /openapi.json`.
+//! (spec `spec/tiles.md`), `GET /v1/keys`, `GET /health`, `GET /openapi.json`
+//! (`GET /metrics` is in [`super::metrics`]).
 
 use std::time::Duration;
 
 use axum::extract::{Path, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Serialize;
@@ -30,7 +31,7 @@ pub(crate) fn checkpoint_age(cp: &SignedCheckpoint) -> Duration {
     cp.signed_at.elapsed()
 }
 
-/// Gauges for `/metrics`.
+/// Gauges for `/metrics` ([`super::metrics`]).
 pub(crate) fn gauges(state: &AppState) -> LogGauges {
     let latest = state.log.latest_checkpoint();
     LogGauges {
@@ -177,19 +178,6 @@ pub async fn health(State(state): State<AppState>) -> Result<Json<Health>, ApiEr
         checkpoint_age_secs: age.as_secs_f64(),
         pending: state.log.pending(),
     }))
-}
-
-/// `GET /metrics`: Prometheus text.
-pub async fn metrics(State(state): State<AppState>) -> Response {
-    (
-        StatusCode::OK,
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        state.metrics.render(gauges(&state)),
-    )
-        .into_response()
 }
 
 /// `GET /openapi.json`.

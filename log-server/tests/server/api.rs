@@ -115,7 +115,7 @@ async fn allow_deny_escalate_with_verifiable_bundles() {
     );
 
     // Metrics count them.
-    let m = s.get("/metrics").await;
+    let m = s.metrics().await;
     assert_eq!(m.status, StatusCode::OK);
     assert!(m
         .header("content-type")
@@ -212,7 +212,7 @@ async fn decision_counters_survive_a_restart() {
 }
 
 async fn metrics_text(s: &TestServer) -> String {
-    String::from_utf8(s.get("/metrics").await.body.to_vec()).unwrap()
+    String::from_utf8(s.metrics().await.body.to_vec()).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -617,7 +617,7 @@ async fn pushes_back_with_503_and_retry_after_and_loses_nothing() {
     let refused = s.check(action.clone()).await;
     assert_eq!(refused.status, StatusCode::SERVICE_UNAVAILABLE);
     assert!(refused.header("retry-after").parse::<u64>().unwrap() >= 1);
-    let metrics = s.get("/metrics").await;
+    let metrics = s.metrics().await;
     let text = String::from_utf8(metrics.body.to_vec()).unwrap();
     assert!(text.contains("verdict_pushback_total 1"), "{text}");
     for task in waiting {

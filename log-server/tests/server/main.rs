@@ -7,6 +7,8 @@
 //! - `bad_input` (cases in `bad_input_cases`, `bad_input_writes`, `bad_input_check`): the bad-input suite over every endpoint (each
 //!   case a documented 4xx with `{error, message}`, no change to the log, the server still
 //!   serving; case counts per endpoint printed);
+//! - `dependencies`: no reqwest, anyhow or hdrhistogram in the server's normal dependency tree
+//!   (`cargo tree`, offline);
 //! - `deadline`: analysis bound at registration (422, not registered) and one deadline per
 //!   decision (answered and logged fail-closed) on the chain-1000 fixture;
 //! - `integrity`: the checkpoint lock (a restored store is refused), random corruption of the
@@ -14,6 +16,7 @@
 //!   (recovery without restart, no acknowledged entry lost);
 //! - `escalations`: escalations, signed approvals and rejections, expiry, replay, restart
 //!   (issue 15, spec `approval.md`);
+//! - `metrics_access`: who may read `GET /metrics` (metrics or admin token; `metrics_listen`);
 //! - `openapi`: insta snapshot of `GET /openapi.json`;
 //! - `request_ids`: published request ids are commitments, never the caller's text (issue 11);
 //! - `postgres_faults`: PostgreSQL escalation CAS, migrations, connections terminated and the
@@ -41,11 +44,13 @@ mod bad_input_cases;
 mod bad_input_check;
 mod bad_input_writes;
 mod deadline;
+mod dependencies;
 mod disclosure;
 mod escalations;
 mod integrity;
 mod log_faults;
 mod log_props;
+mod metrics_access;
 mod openapi;
 mod policies;
 mod postgres_faults;
@@ -118,6 +123,8 @@ pub struct TestServer {
     /// The admin token (policy registration).
     pub admin_token: String,
     pub auditor_token: String,
+    /// The metrics token (`GET /metrics`).
+    pub metrics_token: String,
     pub log_key: Verifier,
     pub checker_key: Verifier,
     pub approver: Signer,
@@ -219,6 +226,7 @@ impl TestServer {
             agent_token: started.keys.agent_token.secret().to_owned(),
             admin_token: started.keys.admin_token.secret().to_owned(),
             auditor_token: started.keys.auditor_token.secret().to_owned(),
+            metrics_token: started.keys.metrics_token.secret().to_owned(),
             log_key: started.keys.log.verifier(),
             checker_key: started.keys.checker.verifier(),
             state,
@@ -243,6 +251,22 @@ impl TestServer {
     pub async fn get(&self, uri: &str) -> Reply {
         self.send(Request::get(uri).body(Body::empty()).unwrap())
             .await
+    }
+
+    /// `GET uri` with `Authorization: Bearer token`.
+    pub async fn get_with_token(&self, uri: &str, token: &str) -> Reply {
+        self.send(
+            Request::get(uri)
+                .header("authorization", format!("Bearer {token}"))
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+    }
+
+    /// `GET /metrics` with the metrics token.
+    pub async fn metrics(&self) -> Reply {
+        self.get_with_token("/metrics", &self.metrics_token).await
     }
 
     pub async fn post_json(

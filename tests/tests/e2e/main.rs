@@ -20,6 +20,7 @@
 //! - [`postgres`]: a real server on `storage = "postgres"` (throwaway cluster): checks, bundles
 //!   verified by `verdict`, state kept across a restart;
 //! - [`disclosure`]: a rule disclosure fetched from a real server and checked by `verdict verify --disclosure`; tampering fails;
+//! - [`metrics`]: `/metrics` with the metrics token, or on `metrics_listen` without one;
 //! - [`policies`]: 50 concurrent policy registrations survive kill -9 (issue 11).
 #![allow(
     clippy::unwrap_used,
@@ -38,6 +39,7 @@ mod escalations;
 mod flow;
 mod frontends;
 mod integrity;
+mod metrics;
 mod policies;
 mod postgres;
 mod secrets;

@@ -3,7 +3,7 @@
 //! a policy's rule text or description, or an API token. Every public response is scanned:
 //! `/checkpoint`, every hash tile and entry bundle, `/v1/keys`, inclusion and consistency
 //! proofs, every `/v1/bundle/N` (raw, and the receipt it carries decoded from base64),
-//! `/metrics`, `/openapi.json` and `/health`.
+//! `/metrics` (as its scraper sees it, with the metrics token), `/openapi.json` and `/health`.
 
 use base64::Engine as _;
 use serde_json::json;
@@ -93,7 +93,12 @@ async fn public_endpoints_leak_no_secrets() {
             needles.extend(secrets.into_iter().map(String::into_bytes));
         }
     }
-    for file in ["admin.token", "agent.token", "auditor.token"] {
+    for file in [
+        "admin.token",
+        "agent.token",
+        "auditor.token",
+        "metrics.token",
+    ] {
         let token = std::fs::read_to_string(server.data_dir.join(file)).unwrap();
         needles.push(token.trim().as_bytes().to_vec());
     }
@@ -115,9 +120,20 @@ async fn public_endpoints_leak_no_secrets() {
     // Every public response.
     let mut bodies: Vec<(String, Vec<u8>)> = Vec::new();
     let mut get = |path: String, body: Vec<u8>| bodies.push((path, body));
-    for p in ["checkpoint", "v1/keys", "metrics", "openapi.json", "health"] {
+    for p in ["checkpoint", "v1/keys", "openapi.json", "health"] {
         get(p.into(), server.get_bytes(p).await.unwrap());
     }
+    // `/metrics` takes the metrics token (issue 16 item 6); what a scraper sees holds no secret.
+    let metrics_token = std::fs::read_to_string(server.data_dir.join("metrics.token")).unwrap();
+    let metrics = server
+        .http
+        .get(format!("{}/metrics", server.base))
+        .bearer_auth(metrics_token.trim())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(metrics.status(), 200);
+    get("metrics".into(), metrics.bytes().await.unwrap().to_vec());
     let tiles = hash_tiles(TreeSize(size));
     assert!(tiles.len() >= 3, "{tiles:?}");
     let bundles = new_entry_bundles(TreeSize(0), TreeSize(size));

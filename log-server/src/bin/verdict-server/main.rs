@@ -207,6 +207,10 @@ async fn serve(config: Config) -> CmdResult {
         "  auditor token file:  {}",
         keys.paths.auditor_token.display()
     );
+    println!(
+        "  metrics token file:  {}",
+        keys.paths.metrics_token.display()
+    );
     print_expiries(keys, "  ");
     println!("  data directory:      {}", config.data_dir.display());
     println!(
@@ -227,13 +231,40 @@ async fn serve(config: Config) -> CmdResult {
         .context(format_args!("cannot listen on {}", config.listen))?;
     println!("  listening on:        http://{}", listener.local_addr()?);
     let state = started.state.clone();
+    let options = verdict_log_server::serve::ServeOptions::from_config(&config);
+    // `metrics_listen`: `/metrics` without a token on its own listener, stopped with the main one.
+    let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+    let metrics_server = match config.metrics_listen {
+        Some(addr) => {
+            let metrics_listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .context(format_args!("cannot listen on {addr} (metrics_listen)"))?;
+            println!(
+                "  metrics on:          http://{}/metrics",
+                metrics_listener.local_addr()?
+            );
+            Some(tokio::spawn(verdict_log_server::serve::serve(
+                metrics_listener,
+                verdict_log_server::metrics_app(state.clone()),
+                options,
+                async move {
+                    let _ = stop_rx.wait_for(|stop| *stop).await;
+                },
+            )))
+        }
+        None => None,
+    };
     verdict_log_server::serve::serve(
         listener,
         verdict_log_server::app(state.clone()),
-        verdict_log_server::serve::ServeOptions::from_config(&config),
+        options,
         shutdown_signal(),
     )
     .await;
+    let _ = stop_tx.send(true);
+    if let Some(task) = metrics_server {
+        let _ = task.await;
+    }
     tracing::info!("shutting down: flushing the pending batch");
     state.log.shutdown().await.context("log shutdown")?;
     println!("verdict-server stopped cleanly");
@@ -273,6 +304,7 @@ fn print_expiries(keys: &verdict_log_server::keys::Keys, indent: &str) {
         ("admin", &keys.admin_token),
         ("agent", &keys.agent_token),
         ("auditor", &keys.auditor_token),
+        ("metrics", &keys.metrics_token),
     ] {
         if let Some(at) = token.expires_at() {
             if at <= now {
@@ -313,6 +345,10 @@ fn keygen(config: &Config, name: Option<String>, out: Option<PathBuf>) -> CmdRes
         "auditor token file:   {}",
         keys.paths.auditor_token.display()
     );
+    println!(
+        "metrics token file:   {}",
+        keys.paths.metrics_token.display()
+    );
     print_expiries(&keys, "");
     println!(
         "{}",
@@ -345,6 +381,10 @@ async fn info(config: &Config) -> CmdResult {
     println!(
         "auditor token file:   {}",
         keys.paths.auditor_token.display()
+    );
+    println!(
+        "metrics token file:   {}",
+        keys.paths.metrics_token.display()
     );
     print_expiries(&keys, "");
     let size = match verdict_log_server::open_store(config) {

@@ -10,6 +10,7 @@
 pub mod check;
 pub mod escalations;
 pub mod metrics;
+pub mod period;
 pub mod policies;
 pub mod private;
 pub mod proofs;
@@ -44,6 +45,8 @@ pub fn router() -> Router<AppState> {
         .route("/v1/private/actions/{index}", get(private::action))
         .route("/v1/private/policies/{commitment}", get(private::policy))
         .route("/v1/private/disclosure/{index}", get(private::disclosure))
+        .route("/v1/private/period", get(period::period))
+        .route("/v1/private/records", get(period::records))
 }
 
 /// Fallback for unknown routes.

@@ -418,6 +418,7 @@ pub fn decision_name(d: Decision) -> &'static str {
         Decision::Deny => "deny",
         Decision::Escalate => "escalate",
         Decision::NotApplicable => "not-applicable",
+        Decision::InScope => "in-scope",
     }
 }
 

@@ -21,6 +21,8 @@
 //!   verified by `verdict`, state kept across a restart;
 //! - [`disclosure`]: a rule disclosure fetched from a real server and checked by `verdict verify --disclosure`; tampering fails;
 //! - [`metrics`]: `/metrics` with the metrics token, or on `metrics_listen` without one;
+//! - [`package`]: evidence packages (issue 16): export by time, by checkpoint and as a tar,
+//!   verify-package, and >= 100 one-file mutations refused with the file named;
 //! - [`policies`]: 50 concurrent policy registrations survive kill -9 (issue 11).
 #![allow(
     clippy::unwrap_used,
@@ -40,6 +42,7 @@ mod flow;
 mod frontends;
 mod integrity;
 mod metrics;
+mod package;
 mod policies;
 mod postgres;
 mod secrets;

@@ -34,5 +34,6 @@ pub mod inspect;
 pub mod names;
 pub mod policies;
 pub mod policy;
+pub mod report;
 pub mod trust;
 pub mod verify;

@@ -35,6 +35,26 @@ struct Cli {
     command: Command,
 }
 
+/// `verdict audit` subcommands on an evidence package (`spec/evidence-package.md`).
+#[derive(Subcommand, Debug)]
+enum AuditCommand {
+    /// Write one self-contained HTML report of an evidence package (directory or `.tar`):
+    /// period, checkpoint, verification, decisions per day, rules, escalations, screening,
+    /// drift, policy versions, and the ISO/IEC 42001 / EU AI Act mapping. Inline CSS and SVG, no
+    /// script, no network fetch.
+    #[command(after_help = "Exit codes: 0 written, 2 usage or input error (nothing written).")]
+    Report {
+        /// The evidence package.
+        package: PathBuf,
+        /// The previous period's package: adds the drift section.
+        #[arg(long, value_name = "PKG")]
+        previous: Option<PathBuf>,
+        /// Output HTML file.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+}
+
 /// Trusted keys.
 #[derive(Args, Debug)]
 struct KeyArgs {
@@ -99,12 +119,19 @@ enum Command {
         log: Option<String>,
     },
     /// Audit a live log: verify its checkpoint, prove consistency with the last one verified,
-    /// and verify a reproducible sample (or all) of its entries from its tiles.
-    #[command(after_help = EXIT_CODES)]
+    /// and verify a reproducible sample (or all) of its entries from its tiles. Subcommands work
+    /// on an evidence package.
+    #[command(
+        after_help = EXIT_CODES,
+        args_conflicts_with_subcommands = true,
+        subcommand_negates_reqs = true
+    )]
     Audit {
+        #[command(subcommand)]
+        package: Option<AuditCommand>,
         /// Base URL of the log, e.g. http://127.0.0.1:8080.
-        #[arg(long, value_name = "URL")]
-        log: String,
+        #[arg(long, value_name = "URL", required = true)]
+        log: Option<String>,
         #[command(flatten)]
         keys: KeyArgs,
         /// Trusted checker key; repeatable; at least one is required.
@@ -322,6 +349,24 @@ async fn run(command: Command) -> Result<Output, CliError> {
             Output::valid(&report, human.trim_end().to_owned())
         }
         Command::Audit {
+            package: Some(AuditCommand::Report {
+                package,
+                previous,
+                out,
+            }),
+            ..
+        } => {
+            let outcome = verdict_verifier::report::write(
+                &package,
+                previous.as_deref(),
+                &out,
+                verdict_verifier::report::summary_verification,
+            )?;
+            let human = outcome.human();
+            Output::valid(&outcome, human)
+        }
+        Command::Audit {
+            package: None,
             log,
             keys,
             checker_keys,
@@ -333,6 +378,7 @@ async fn run(command: Command) -> Result<Output, CliError> {
             full,
         } => {
             let trust = Trust::load(&keys.log_keys, &checker_keys, keys.policy.as_deref())?;
+            let log = log.ok_or_else(|| CliError::usage("--log URL is required"))?;
             let opts = AuditOptions {
                 log,
                 since,

@@ -13,3 +13,107 @@ pub mod charts;
 pub mod data;
 pub mod html;
 pub mod mapping;
+pub mod read;
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::error::CliError;
+use html::Verification;
+
+/// What `verdict audit report` did.
+#[derive(Debug, Serialize)]
+pub struct ReportOutcome {
+    /// `written`.
+    pub result: &'static str,
+    /// The HTML file.
+    pub out: PathBuf,
+    /// Entries of the period read.
+    pub entries: u64,
+    /// Receipts among them.
+    pub receipts: u64,
+    /// Whether the verification section holds this run's verification (`true`) or the
+    /// exporter's summary only (`false`).
+    pub verified: bool,
+}
+
+impl ReportOutcome {
+    /// One line for humans.
+    pub fn human(&self) -> String {
+        format!(
+            "report written to {}: {} entries, {} receipts{}",
+            self.out.display(),
+            self.entries,
+            self.receipts,
+            if self.verified {
+                ""
+            } else {
+                " (verification section: the exporter's summary.json, not re-verified)"
+            }
+        )
+    }
+}
+
+/// The verification section from the package's `summary.json` (the exporter's summary), when
+/// the package is not verified by this run.
+///
+/// # Errors
+/// [`CliError::Input`] when `summary.json` is missing or not JSON.
+pub fn summary_verification(
+    package: &verdict_core::package::Package,
+) -> Result<Verification, CliError> {
+    let bytes = package
+        .read("summary.json")
+        .map_err(|e| CliError::input("package", e))?;
+    let summary: serde_json::Value =
+        serde_json::from_slice(&bytes).map_err(|e| CliError::input("summary.json", e))?;
+    let mut rows = Vec::new();
+    if let serde_json::Value::Object(map) = &summary {
+        let mut keys: Vec<&String> = map.keys().collect();
+        keys.sort();
+        for k in keys {
+            let v = map.get(k).map(ToString::to_string).unwrap_or_default();
+            rows.push((k.clone(), v));
+        }
+    }
+    Ok(Verification {
+        source: "These are the exporter's summary (summary.json), shown as exported and not \
+                 re-verified by this report: run `verdict audit verify-package` on the package, \
+                 or give this command the trusted keys."
+            .to_owned(),
+        valid: None,
+        rows,
+    })
+}
+
+/// Write the report of `package` (with the drift against `previous`) to `out`, replacing it
+/// atomically.
+///
+/// # Errors
+/// [`CliError::Input`] when a package cannot be read or `out` cannot be written.
+pub fn write(
+    package: &Path,
+    previous: Option<&Path>,
+    out: &Path,
+    verification: impl FnOnce(&verdict_core::package::Package) -> Result<Verification, CliError>,
+) -> Result<ReportOutcome, CliError> {
+    let pkg = read::open(package)?;
+    let data = read::report_data(&pkg)?;
+    let verification = verification(&pkg)?;
+    let previous = previous
+        .map(|p| read::open(p).and_then(|pkg| read::report_data(&pkg)))
+        .transpose()?;
+    let page = html::render(&data, previous.as_ref(), &verification)
+        .map_err(|e| CliError::input("report", e))?;
+    let tmp = out.with_extension("html.partial");
+    std::fs::write(&tmp, page.as_bytes()).map_err(|e| CliError::input(tmp.display(), e))?;
+    std::fs::rename(&tmp, out).map_err(|e| CliError::input(out.display(), e))?;
+    Ok(ReportOutcome {
+        result: "written",
+        out: out.to_owned(),
+        entries: data.entries,
+        receipts: data.receipts,
+        verified: verification.valid.is_some(),
+    })
+}

@@ -13,6 +13,7 @@
 //! - [`bundle`]: C2SP tlog-proof offline proof files; spec `spec/proof-bundle.md`;
 //! - [`receipt`]: COSE_Sign1 decision receipts and salted commitments; spec `spec/receipt.md`;
 //! - [`disclosure`]: selective disclosure of one violated rule; spec `spec/disclosure.md`;
+//! - [`package`]: reading evidence packages (directory or tar); spec `spec/evidence-package.md`;
 //! - [`statement`]: COSE_Sign1 policy statements (registrations) and telling log entry types
 //!   apart; spec `spec/policy-statement.md`.
 #![deny(missing_docs)]
@@ -27,6 +28,7 @@ pub mod disclosure;
 pub mod merkle;
 pub mod note;
 mod note_key;
+pub mod package;
 pub mod proof;
 pub mod receipt;
 pub mod statement;

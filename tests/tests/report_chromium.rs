@@ -374,8 +374,14 @@ async fn report_opens_in_headless_chromium_with_the_package_counts() {
     // Version 1: allow, deny, escalate (approved), escalate (rejected), not-applicable.
     let v1 = policy(&alice, "1.0.0", 10_000);
     post(&server, "v1/policies", &admin, &json!({"source": v1})).await;
-    assert_eq!(check(&server, "a1", 50, "domestic").await["decision"], "allow");
-    assert_eq!(check(&server, "a2", 20_000, "domestic").await["decision"], "deny");
+    assert_eq!(
+        check(&server, "a1", 50, "domestic").await["decision"],
+        "allow"
+    );
+    assert_eq!(
+        check(&server, "a2", 20_000, "domestic").await["decision"],
+        "deny"
+    );
     let e1 = check(&server, "a3", 70, "foreign").await;
     assert_eq!(e1["decision"], "escalate", "{e1}");
     resolve(&server, dir, &alice_key, &e1, "approve").await;
@@ -388,9 +394,18 @@ async fn report_opens_in_headless_chromium_with_the_package_counts() {
     // Version 2 (a lower cap): allow, two denies.
     let v2 = policy(&alice, "2.0.0", 5_000);
     post(&server, "v1/policies", &admin, &json!({"source": v2})).await;
-    assert_eq!(check(&server, "b1", 10, "domestic").await["decision"], "allow");
-    assert_eq!(check(&server, "b2", 8_000, "domestic").await["decision"], "deny");
-    assert_eq!(check(&server, "b3", 9_000, "domestic").await["decision"], "deny");
+    assert_eq!(
+        check(&server, "b1", 10, "domestic").await["decision"],
+        "allow"
+    );
+    assert_eq!(
+        check(&server, "b2", 8_000, "domestic").await["decision"],
+        "deny"
+    );
+    assert_eq!(
+        check(&server, "b3", 9_000, "domestic").await["decision"],
+        "deny"
+    );
 
     // Export with the auditor token, verify, replay.
     let token_file = dir.join("auditor.token");
@@ -438,9 +453,23 @@ async fn report_opens_in_headless_chromium_with_the_package_counts() {
     let pages = PageServer::start(page);
     let profile = dir.join("chromium-profile");
     let dom_run = headless(&browser, &profile, &pages.url, "--dump-dom");
-    assert_eq!(dom_run.code, Some(0), "chromium --dump-dom: {}", dom_run.stderr);
-    assert_eq!(pages.take(), ["GET /report.html HTTP/1.1"], "only the page is fetched");
-    assert_eq!(console_errors(&dom_run.stderr), Vec::<&str>::new(), "{}", dom_run.stderr);
+    assert_eq!(
+        dom_run.code,
+        Some(0),
+        "chromium --dump-dom: {}",
+        dom_run.stderr
+    );
+    assert_eq!(
+        pages.take(),
+        ["GET /report.html HTTP/1.1"],
+        "only the page is fetched"
+    );
+    assert_eq!(
+        console_errors(&dom_run.stderr),
+        Vec::<&str>::new(),
+        "{}",
+        dom_run.stderr
+    );
     let shot = dir.join("report.png");
     let shot_run = headless(
         &browser,
@@ -448,9 +477,23 @@ async fn report_opens_in_headless_chromium_with_the_package_counts() {
         &pages.url,
         &format!("--screenshot={}", shot.display()),
     );
-    assert_eq!(shot_run.code, Some(0), "chromium --screenshot: {}", shot_run.stderr);
-    assert_eq!(pages.take(), ["GET /report.html HTTP/1.1"], "only the page is fetched");
-    assert_eq!(console_errors(&shot_run.stderr), Vec::<&str>::new(), "{}", shot_run.stderr);
+    assert_eq!(
+        shot_run.code,
+        Some(0),
+        "chromium --screenshot: {}",
+        shot_run.stderr
+    );
+    assert_eq!(
+        pages.take(),
+        ["GET /report.html HTTP/1.1"],
+        "only the page is fetched"
+    );
+    assert_eq!(
+        console_errors(&shot_run.stderr),
+        Vec::<&str>::new(),
+        "{}",
+        shot_run.stderr
+    );
 
     // The screenshot is not blank.
     let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(&shot).unwrap()));
@@ -466,7 +509,11 @@ async fn report_opens_in_headless_chromium_with_the_package_counts() {
         distinct.len()
     );
     if std::env::var_os("VERDICT_UPDATE_SCREENSHOT").is_some() {
-        std::fs::copy(&shot, workspace_root().join("docs").join("audit-report.png")).unwrap();
+        std::fs::copy(
+            &shot,
+            workspace_root().join("docs").join("audit-report.png"),
+        )
+        .unwrap();
     }
 
     // Every chart shows the package's counts.
@@ -479,7 +526,11 @@ async fn report_opens_in_headless_chromium_with_the_package_counts() {
         .filter(|n| *n > 0)
         .collect();
     assert_eq!(chart_numbers(&dom, "decisions-per-day"), per_day);
-    assert_eq!(per_day.iter().sum::<u64>(), 10, "7 checks, 2 final decisions, 1 screen");
+    assert_eq!(
+        per_day.iter().sum::<u64>(),
+        10,
+        "7 checks, 2 final decisions, 1 screen"
+    );
     let mut rules: Vec<(&(String, u32), &(u64, u64))> = e.rules.iter().collect();
     rules.sort_by(|a, b| (b.1 .0 + b.1 .1).cmp(&(a.1 .0 + a.1 .1)).then(a.0.cmp(b.0)));
     let rule_numbers: Vec<u64> = rules
@@ -496,8 +547,20 @@ async fn report_opens_in_headless_chromium_with_the_package_counts() {
     assert_eq!(chart_numbers(&dom, "resolution-times"), buckets);
     assert_eq!(e.buckets.iter().sum::<u64>(), 2, "two escalations resolved");
     // The sections are there, rendered by the browser.
-    for id in ["period", "verification", "decisions", "rules", "escalations", "screening", "policies", "mapping"] {
+    for id in [
+        "period",
+        "verification",
+        "decisions",
+        "rules",
+        "escalations",
+        "screening",
+        "policies",
+        "mapping",
+    ] {
         assert!(dom.contains(&format!("<section id=\"{id}\">")), "{id}");
     }
-    assert!(dom.contains("2.0.0") && dom.contains("1.0.0"), "both policy versions listed");
+    assert!(
+        dom.contains("2.0.0") && dom.contains("1.0.0"),
+        "both policy versions listed"
+    );
 }

@@ -37,7 +37,7 @@ struct Cli {
 
 /// `verdict audit` subcommands on an evidence package (`spec/evidence-package.md`).
 #[derive(Subcommand, Debug)]
-enum AuditCommand {
+enum PackageCommand {
     /// Write one self-contained HTML report of an evidence package (directory or `.tar`):
     /// period, checkpoint, verification, decisions per day, rules, escalations, screening,
     /// drift, policy versions, and the ISO/IEC 42001 / EU AI Act mapping. Inline CSS and SVG, no
@@ -52,6 +52,13 @@ enum AuditCommand {
         /// Output HTML file.
         #[arg(long, value_name = "FILE")]
         out: PathBuf,
+        /// Trusted keys: with a checker key, the package is verified as by `verify-package` and
+        /// the report shows the result; without, it shows the exporter's `summary.json`.
+        #[command(flatten)]
+        keys: KeyArgs,
+        /// Trusted checker key; repeatable.
+        #[arg(long = "checker-key", value_name = "VKEY")]
+        checker_keys: Vec<String>,
     },
 }
 
@@ -128,7 +135,7 @@ enum Command {
     )]
     Audit {
         #[command(subcommand)]
-        package: Option<AuditCommand>,
+        package: Option<PackageCommand>,
         /// Base URL of the log, e.g. http://127.0.0.1:8080.
         #[arg(long, value_name = "URL", required = true)]
         log: Option<String>,
@@ -349,11 +356,14 @@ async fn run(command: Command) -> Result<Output, CliError> {
             Output::valid(&report, human.trim_end().to_owned())
         }
         Command::Audit {
-            package: Some(AuditCommand::Report {
-                package,
-                previous,
-                out,
-            }),
+            package:
+                Some(PackageCommand::Report {
+                    package,
+                    previous,
+                    out,
+                    keys: _,
+                    checker_keys: _,
+                }),
             ..
         } => {
             let outcome = verdict_verifier::report::write(

@@ -24,8 +24,12 @@ fn input(e: PackageError) -> CliError {
 pub fn report_data(package: &Package) -> Result<ReportData, CliError> {
     let m = package.manifest();
     let checkpoint = package.read("checkpoint").map_err(input)?;
-    let checkpoint = String::from_utf8_lossy(checkpoint.get(..MAX_CHECKPOINT).unwrap_or(&checkpoint))
-        .into_owned();
+    let checkpoint = String::from_utf8_lossy(
+        checkpoint
+            .get(..MAX_CHECKPOINT)
+            .unwrap_or(checkpoint.as_slice()),
+    )
+    .into_owned();
     let (body, signatures) = checkpoint_parts(&checkpoint);
     let mut agg = Aggregator::new(Header {
         origin: m.origin.clone(),
@@ -44,7 +48,9 @@ pub fn report_data(package: &Package) -> Result<ReportData, CliError> {
             agg.policy_file(&p);
         }
     }
-    for_each_entry(package, |index, entry, record| agg.entry(index, entry, record))?;
+    for_each_entry(package, |index, entry, record| {
+        agg.entry(index, entry, record)
+    })?;
     Ok(agg.finish())
 }
 

@@ -1,5 +1,5 @@
 //! Issue 16 acceptance "the report in a real browser", with real processes only: a
-//! `verdict-server` on loopback gets allow, deny, escalate, approved, rejected and
+//! `verdict-server` on loopback gets allow, deny, escalate, approved, rejected, `in-scope` and
 //! `not-applicable` traffic under two policy versions; `verdict audit export` writes the package;
 //! `verdict-policy replay` finds 0 differences; `verdict audit report` writes the HTML; Debian's
 //! headless `chromium` opens it from a loopback HTTP server of this test that counts requests.
@@ -391,6 +391,9 @@ async fn report_opens_in_headless_chromium_with_the_package_counts() {
     let screen = json!({"policy": POLICY, "action": {"unrelated": 1}, "request_id": "s1"});
     let na = post(&server, "v1/screen", &server.token, &screen).await;
     assert_eq!(na["decision"], "not-applicable", "{na}");
+    let screen = json!({"policy": POLICY, "action": {"amount": 5}, "request_id": "s2"});
+    let inside = post(&server, "v1/screen", &server.token, &screen).await;
+    assert_eq!(inside["decision"], "in-scope", "{inside}");
     // Version 2 (a lower cap): allow, two denies.
     let v2 = policy(&alice, "2.0.0", 5_000);
     post(&server, "v1/policies", &admin, &json!({"source": v2})).await;
@@ -542,7 +545,7 @@ async fn report_opens_in_headless_chromium_with_the_package_counts() {
     assert_eq!(chart_numbers(&dom, "most-violated-rules"), rule_numbers);
     let screening: Vec<u64> = e.screening.iter().copied().filter(|n| *n > 0).collect();
     assert_eq!(chart_numbers(&dom, "screening"), screening);
-    assert_eq!(e.screening, [0, 9, 1]);
+    assert_eq!(e.screening, [1, 9, 1]);
     let buckets: Vec<u64> = e.buckets.iter().copied().filter(|n| *n > 0).collect();
     assert_eq!(chart_numbers(&dom, "resolution-times"), buckets);
     assert_eq!(e.buckets.iter().sum::<u64>(), 2, "two escalations resolved");

@@ -100,6 +100,9 @@ impl Expect {
             Decision::Deny => Expect::Deny,
             Decision::Escalate => Expect::Escalate,
             Decision::NotApplicable => Expect::NotApplicable,
+            // Only a logged screen carries in-scope (spec receipt.md §3); a check never decides
+            // it, so no suite case can expect it.
+            Decision::InScope => Expect::Error,
         }
     }
 

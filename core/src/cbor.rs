@@ -54,6 +54,7 @@ pub fn decision_code(decision: Decision) -> u64 {
         Decision::Deny => 1,
         Decision::Escalate => 2,
         Decision::NotApplicable => 3,
+        Decision::InScope => 4,
     }
 }
 
@@ -63,6 +64,7 @@ fn decision_from(code: u64) -> Option<Decision> {
         1 => Decision::Deny,
         2 => Decision::Escalate,
         3 => Decision::NotApplicable,
+        4 => Decision::InScope,
         _ => return None,
     })
 }
@@ -125,6 +127,13 @@ fn validate(s: &Statement) -> Result<(), ReceiptError> {
     }
     if !strictly_ascending(&s.approvers) {
         return Err(malformed("approvers not sorted and unique"));
+    }
+    if !s.decision.admitted_by(s.kind) {
+        return Err(malformed(format!(
+            "decision {} is not admitted for kind {}",
+            s.decision.as_str(),
+            s.kind.as_str()
+        )));
     }
     Ok(())
 }

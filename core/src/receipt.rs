@@ -64,6 +64,10 @@ pub enum Decision {
     Escalate,
     /// Screening found the action out of the policy's scope.
     NotApplicable,
+    /// Screening found the action in the policy's scope (a logged `/v1/screen`, kind
+    /// [`Kind::Screen`] only; spec `receipt.md` §3 table 2). Not a decision about the action: a
+    /// check must follow.
+    InScope,
 }
 
 /// What produced the decision.
@@ -205,13 +209,24 @@ impl Statement {
 }
 
 impl Decision {
-    /// Lowercase name: `allow`, `deny`, `escalate`, `not-applicable`.
+    /// Lowercase name: `allow`, `deny`, `escalate`, `not-applicable`, `in-scope`.
     pub fn as_str(&self) -> &'static str {
         match self {
             Decision::Allow => "allow",
             Decision::Deny => "deny",
             Decision::Escalate => "escalate",
             Decision::NotApplicable => "not-applicable",
+            Decision::InScope => "in-scope",
+        }
+    }
+
+    /// Whether a receipt of `kind` may carry this decision (spec `receipt.md` §3): a screen
+    /// only `not-applicable` or `in-scope`, a check only `allow`, `deny`, `escalate` or
+    /// `not-applicable`.
+    pub fn admitted_by(&self, kind: Kind) -> bool {
+        match kind {
+            Kind::Screen => matches!(self, Decision::NotApplicable | Decision::InScope),
+            Kind::Check => !matches!(self, Decision::InScope),
         }
     }
 }

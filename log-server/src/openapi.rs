@@ -208,15 +208,13 @@ pub fn document() -> Value {
                 }
             }},
             "/v1/screen": { "post": {
-                "summary": "Screen an action: in scope (not logged) or not-applicable (logged receipt of kind screen).",
+                "summary": "Screen an action; the screening decision is logged as a receipt of kind screen: in-scope (a check must follow) or not-applicable.",
                 "security": bearer_write,
                 "parameters": [wait_param()],
                 "requestBody": { "required": true, "content": { "application/json": { "schema": { "$ref": "#/components/schemas/ScreenRequest" } } } },
                 "responses": decision_responses(&[("200", json!({
-                    "description": "ScreenResult when in scope; Decision (not-applicable) otherwise.",
-                    "content": { "application/json": { "schema": { "oneOf": [
-                        { "$ref": "#/components/schemas/ScreenResult" }, { "$ref": "#/components/schemas/Decision" }
-                    ] } } }
+                    "description": "The logged screen: decision in-scope (with applicable: true and unknown_keys) or not-applicable.",
+                    "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Decision" } } }
                 }))])
             }},
             "/v1/check": { "post": {
@@ -261,6 +259,7 @@ pub fn document() -> Value {
         crate::routes::escalations::openapi_paths(),
     );
     extend(&mut doc, "paths", crate::routes::private::openapi_paths());
+    extend(&mut doc, "paths", crate::routes::period::openapi_paths());
     if let Some(components) = doc.get_mut("components") {
         extend(
             components,
@@ -321,7 +320,8 @@ fn components() -> Value {
                 "PolicyOpening": { "type": "object", "properties": {
                     "policy": { "$ref": "#/components/schemas/PolicyVersion" },
                     "source": { "type": "string" },
-                    "salt": { "type": "string", "pattern": "^[0-9a-f]{64}$" }
+                    "salt": { "type": "string", "pattern": "^[0-9a-f]{64}$" },
+                    "canonical": { "type": "string", "description": "The canonical policy (compact JSON): exactly the bytes commit(policy, salt, canonical) covers (spec evidence-package.md section 6)." }
                 }},
                 "Registered": { "type": "object", "properties": {
                     "policy": { "$ref": "#/components/schemas/PolicyVersion" },
@@ -343,13 +343,8 @@ fn components() -> Value {
                 "ScreenRequest": { "type": "object", "required": ["policy", "action"], "additionalProperties": false, "properties": {
                     "policy": { "type": "string" }, "action": { "type": "object", "description": "As in CheckRequest: read strictly from the raw text." }, "request_id": { "type": "string", "maxLength": 64 }
                 }},
-                "ScreenResult": { "type": "object", "properties": {
-                    "applicable": { "type": "boolean" },
-                    "matched_variables": { "type": "array", "items": { "type": "string" } },
-                    "unknown_keys": { "type": "array", "items": { "type": "string" } }
-                }},
                 "Decision": { "type": "object", "properties": {
-                    "decision": { "enum": ["allow", "deny", "escalate", "not-applicable"] },
+                    "decision": { "enum": ["allow", "deny", "escalate", "not-applicable", "in-scope"], "description": "in-scope only from POST /v1/screen (kind screen): the action is in the policy's scope and a check must follow." },
                     "kind": { "enum": ["check", "screen"] },
                     "fail_closed": { "type": "boolean" },
                     "request_id": { "type": "string" },
@@ -375,7 +370,9 @@ fn components() -> Value {
                         "bundle": { "type": "string", "description": "C2SP tlog-proof text." }
                     }},
                     "escalation_id": { "type": "string", "pattern": "^[0-9a-f]{32}$", "description": "For escalate: the escalation (spec approval.md)." },
-                    "status_url": { "type": "string", "description": "For escalate: GET it (with ?wait=30s) for the final decision." }
+                    "status_url": { "type": "string", "description": "For escalate: GET it (with ?wait=30s) for the final decision." },
+                    "applicable": { "type": "boolean", "enum": [true], "description": "Only on an in-scope screen." },
+                    "unknown_keys": { "type": "array", "items": { "type": "string" }, "description": "Only on an in-scope screen: action keys that are not policy variables." }
                 }}
             }
     })

@@ -55,6 +55,24 @@ pub enum Check {
     /// A selective rule disclosure (`verify --disclosure`) failed one of its checks (spec
     /// `disclosure.md` §4; the reason names the sub-check).
     Disclosure,
+    /// An evidence package's manifest is malformed, lists a file that is missing or of another
+    /// size or SHA-256, or the package holds an unlisted file (spec `evidence-package.md` §2).
+    Manifest,
+    /// An evidence package's file set is not the one its period implies (spec
+    /// `evidence-package.md` §1, §4.1, §6).
+    Layout,
+    /// Entry times decrease, or do not place the entries in the package's period (spec
+    /// `evidence-package.md` §3).
+    EntryTime,
+    /// `records.jsonl` of a package is malformed or disagrees with the receipts (spec
+    /// `evidence-package.md` §5).
+    Records,
+    /// An approval in a record does not verify, or the approvers differ from the receipt's
+    /// (spec `approval.md` §5).
+    Approval,
+    /// A package's `summary.json` differs from the summary recomputed from it (spec
+    /// `evidence-package.md` §7).
+    Summary,
 }
 
 impl Check {
@@ -76,6 +94,12 @@ impl Check {
             Check::PolicyCommitment => "policy_commitment",
             Check::PolicyRegistration => "policy_registration",
             Check::Disclosure => "disclosure",
+            Check::Manifest => "manifest",
+            Check::Layout => "layout",
+            Check::EntryTime => "entry_time",
+            Check::Records => "records",
+            Check::Approval => "approval",
+            Check::Summary => "summary",
         }
     }
 }

@@ -8,6 +8,8 @@
 //! - [`consistency`]: one checkpoint extends another.
 //! - [`audit`]: sampling (or full) audit of a live log over C2SP tlog-tiles.
 //! - [`inspect`]: decode without verifying.
+//! - [`package`]: `audit export` and `audit verify-package`, the auditor's evidence package
+//!   (`spec/evidence-package.md`).
 //! - [`policy`] and [`trust`]: trusted keys from flags and C2SP tlog-policy files.
 //! - [`error`]: outcomes and the documented exit codes (0 valid, 1 failed, 2 error).
 //!
@@ -32,6 +34,7 @@ pub mod fetch;
 pub mod files;
 pub mod inspect;
 pub mod names;
+pub mod package;
 pub mod policies;
 pub mod policy;
 pub mod report;

@@ -35,33 +35,6 @@ struct Cli {
     command: Command,
 }
 
-/// `verdict audit` subcommands on an evidence package (`spec/evidence-package.md`).
-#[derive(Subcommand, Debug)]
-enum PackageCommand {
-    /// Write one self-contained HTML report of an evidence package (directory or `.tar`):
-    /// period, checkpoint, verification, decisions per day, rules, escalations, screening,
-    /// drift, policy versions, and the ISO/IEC 42001 / EU AI Act mapping. Inline CSS and SVG, no
-    /// script, no network fetch.
-    #[command(after_help = "Exit codes: 0 written, 2 usage or input error (nothing written).")]
-    Report {
-        /// The evidence package.
-        package: PathBuf,
-        /// The previous period's package: adds the drift section.
-        #[arg(long, value_name = "PKG")]
-        previous: Option<PathBuf>,
-        /// Output HTML file.
-        #[arg(long, value_name = "FILE")]
-        out: PathBuf,
-        /// Trusted keys: with a checker key, the package is verified as by `verify-package` and
-        /// the report shows the result; without, it shows the exporter's `summary.json`.
-        #[command(flatten)]
-        keys: KeyArgs,
-        /// Trusted checker key; repeatable.
-        #[arg(long = "checker-key", value_name = "VKEY")]
-        checker_keys: Vec<String>,
-    },
-}
-
 /// Trusted keys.
 #[derive(Args, Debug)]
 struct KeyArgs {
@@ -126,14 +99,15 @@ enum Command {
         log: Option<String>,
     },
     /// Audit a live log: verify its checkpoint, prove consistency with the last one verified,
-    /// and verify a reproducible sample (or all) of its entries from its tiles. Subcommands work
-    /// on an evidence package.
+    /// and verify a reproducible sample (or all) of its entries from its tiles. `audit export`
+    /// and `audit verify-package` handle evidence packages.
     #[command(
         after_help = EXIT_CODES,
-        args_conflicts_with_subcommands = true,
-        subcommand_negates_reqs = true
+        subcommand_negates_reqs = true,
+        args_conflicts_with_subcommands = true
     )]
     Audit {
+        /// Evidence packages (spec evidence-package.md).
         #[command(subcommand)]
         package: Option<PackageCommand>,
         /// Base URL of the log, e.g. http://127.0.0.1:8080.
@@ -227,6 +201,170 @@ fn main() -> ExitCode {
 /// Write the result to stdout. A closed pipe (`verdict ... | head`) is not an error of the
 /// verification: the exit code still says valid or failed, so write errors are ignored rather
 /// than panicking as `println!` would.
+/// `verdict audit export` and `verdict audit verify-package` (spec evidence-package.md).
+#[derive(Subcommand, Debug)]
+enum PackageCommand {
+    /// Export one period of a live log as an evidence package (auditor token): a directory, or
+    /// a tar when --out ends in .tar. Everything fetched is verified; the package is written
+    /// atomically.
+    #[command(after_help = EXIT_CODES)]
+    Export {
+        /// Base URL of the log.
+        #[arg(long, value_name = "URL")]
+        log: String,
+        /// File holding the auditor token.
+        #[arg(long = "token-file", value_name = "FILE")]
+        token_file: PathBuf,
+        #[command(flatten)]
+        keys: KeyArgs,
+        /// Trusted checker key; repeatable; at least one is required.
+        #[arg(long = "checker-key", value_name = "VKEY")]
+        checker_keys: Vec<String>,
+        /// Start of the period (RFC 3339, inclusive).
+        #[arg(long, value_name = "TIME", requires = "to", conflicts_with_all = ["start_checkpoint", "since"])]
+        from: Option<String>,
+        /// End of the period (RFC 3339, exclusive).
+        #[arg(long, value_name = "TIME", requires = "from")]
+        to: Option<String>,
+        /// A signed checkpoint that starts the period (e.g. the previous package's checkpoint).
+        #[arg(
+            long = "start-checkpoint",
+            value_name = "FILE",
+            conflicts_with = "since"
+        )]
+        start_checkpoint: Option<PathBuf>,
+        /// Same as --start-checkpoint.
+        #[arg(long, value_name = "FILE")]
+        since: Option<PathBuf>,
+        /// A signed checkpoint that ends the period (default: the live checkpoint).
+        #[arg(long = "end-checkpoint", value_name = "FILE")]
+        end_checkpoint: Option<PathBuf>,
+        /// Output directory, or a .tar file.
+        #[arg(long, value_name = "DIR|X.tar")]
+        out: PathBuf,
+    },
+    /// Verify an evidence package offline (directory or .tar): manifest, checkpoint signature
+    /// and witness quorum, consistency, the root recomputed from its tiles, every receipt,
+    /// statement and approval signature, commitments, entry times and records.
+    #[command(name = "verify-package", after_help = EXIT_CODES)]
+    VerifyPackage {
+        /// The package: a directory or a .tar file.
+        package: PathBuf,
+        #[command(flatten)]
+        keys: KeyArgs,
+        /// Trusted checker key; repeatable; at least one is required.
+        #[arg(long = "checker-key", value_name = "VKEY")]
+        checker_keys: Vec<String>,
+    },
+    /// Write one self-contained HTML report of an evidence package (directory or `.tar`):
+    /// period, checkpoint, verification, decisions per day, rules, escalations, screening,
+    /// drift, policy versions, and the ISO/IEC 42001 / EU AI Act mapping. Inline CSS and SVG, no
+    /// script, no network fetch.
+    #[command(
+        after_help = "Exit codes: 0 written and (with keys) verified, 1 written but a verification check failed (named in the report and the output), 2 usage or input error (nothing written)."
+    )]
+    Report {
+        /// The evidence package.
+        package: PathBuf,
+        /// The previous period's package: adds the drift section.
+        #[arg(long, value_name = "PKG")]
+        previous: Option<PathBuf>,
+        /// Output HTML file.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+        /// Trusted keys: with a checker key, the package is verified as by `verify-package` and
+        /// the report shows the result; without, it shows the exporter's `summary.json`.
+        #[command(flatten)]
+        keys: KeyArgs,
+        /// Trusted checker key; repeatable.
+        #[arg(long = "checker-key", value_name = "VKEY")]
+        checker_keys: Vec<String>,
+    },
+}
+
+async fn run_package(command: PackageCommand) -> Result<Output, CliError> {
+    use verdict_verifier::package::{export, verify};
+    match command {
+        PackageCommand::Export {
+            log,
+            token_file,
+            keys,
+            checker_keys,
+            from,
+            to,
+            start_checkpoint,
+            since,
+            end_checkpoint,
+            out,
+        } => {
+            let trust = Trust::load(&keys.log_keys, &checker_keys, keys.policy.as_deref())?;
+            let token = String::from_utf8(read_limited(&token_file, 4096)?)
+                .map_err(|_| CliError::input(token_file.display(), "token is not UTF-8"))?
+                .trim()
+                .to_owned();
+            let period = match (from, to, start_checkpoint.or(since)) {
+                (Some(from), Some(to), None) => export::PeriodSpec::Time { from, to },
+                (None, None, Some(start)) => export::PeriodSpec::Checkpoints {
+                    start,
+                    end: end_checkpoint,
+                },
+                _ => return Err(CliError::usage(
+                    "name the period with --from and --to, or with --start-checkpoint (or --since)",
+                )),
+            };
+            let opts = export::ExportOptions {
+                log,
+                token,
+                period,
+                out,
+            };
+            let report = export::run(&opts, &trust).await?;
+            let human = report.human();
+            Output::valid(&report, human)
+        }
+        PackageCommand::VerifyPackage {
+            package,
+            keys,
+            checker_keys,
+        } => {
+            let trust = Trust::load(&keys.log_keys, &checker_keys, keys.policy.as_deref())?;
+            let report =
+                tokio::task::spawn_blocking(move || verify::verify_package(&package, &trust))
+                    .await
+                    .map_err(|e| CliError::input("verify-package", e))??;
+            let human = report.human();
+            Output::valid(&report, human)
+        }
+        PackageCommand::Report {
+            package,
+            previous,
+            out,
+            keys,
+            checker_keys,
+        } => {
+            let verified = !checker_keys.is_empty() || !keys.log_keys.is_empty();
+            let trust = Trust::load(&keys.log_keys, &checker_keys, keys.policy.as_deref())?;
+            let outcome = tokio::task::spawn_blocking(move || {
+                verdict_verifier::report::write(&package, previous.as_deref(), &out, |pkg| {
+                    if verified {
+                        verdict_verifier::report::package_verification(&package, &trust)
+                    } else {
+                        verdict_verifier::report::summary_verification(pkg)
+                    }
+                })
+            })
+            .await
+            .map_err(|e| CliError::input("report", e))??;
+            let human = outcome.human();
+            Ok(Output {
+                json: serde_json::to_value(&outcome).map_err(|e| CliError::input("report", e))?,
+                human: format!("{human}\n"),
+                code: outcome.exit_code(),
+            })
+        }
+    }
+}
+
 fn emit(text: &str) {
     use std::io::Write as _;
     let mut out = std::io::stdout().lock();
@@ -356,25 +494,9 @@ async fn run(command: Command) -> Result<Output, CliError> {
             Output::valid(&report, human.trim_end().to_owned())
         }
         Command::Audit {
-            package:
-                Some(PackageCommand::Report {
-                    package,
-                    previous,
-                    out,
-                    keys: _,
-                    checker_keys: _,
-                }),
+            package: Some(command),
             ..
-        } => {
-            let outcome = verdict_verifier::report::write(
-                &package,
-                previous.as_deref(),
-                &out,
-                verdict_verifier::report::summary_verification,
-            )?;
-            let human = outcome.human();
-            Output::valid(&outcome, human)
-        }
+        } => run_package(command).await,
         Command::Audit {
             package: None,
             log,
@@ -390,7 +512,7 @@ async fn run(command: Command) -> Result<Output, CliError> {
             let trust = Trust::load(&keys.log_keys, &checker_keys, keys.policy.as_deref())?;
             let log = log.ok_or_else(|| CliError::usage("--log URL is required"))?;
             let opts = AuditOptions {
-                log,
+                log: log.ok_or_else(|| CliError::usage("--log is required"))?,
                 since,
                 until,
                 sample: sample.unwrap_or(0),

@@ -4,7 +4,7 @@
 
 use verdict_core::receipt::{Decision, Kind};
 
-/// `allow`, `deny`, `escalate` or `not-applicable`.
+/// `allow`, `deny`, `escalate`, `not-applicable` or `in-scope`.
 pub fn decision_name(d: Decision) -> &'static str {
     d.as_str()
 }
@@ -26,11 +26,15 @@ mod tests {
             Decision::Deny,
             Decision::Escalate,
             Decision::NotApplicable,
+            Decision::InScope,
         ];
         for d in all {
             match d {
-                Decision::Allow | Decision::Deny | Decision::Escalate | Decision::NotApplicable => {
-                }
+                Decision::Allow
+                | Decision::Deny
+                | Decision::Escalate
+                | Decision::NotApplicable
+                | Decision::InScope => {}
             }
         }
         all.to_vec()
@@ -61,6 +65,12 @@ mod tests {
             Check::WitnessQuorum,
             Check::PolicyCommitment,
             Check::PolicyRegistration,
+            Check::Manifest,
+            Check::Layout,
+            Check::EntryTime,
+            Check::Records,
+            Check::Approval,
+            Check::Summary,
         ];
         // A BTreeMap, not `json!`: serde_json's `preserve_order` feature is switched on by other
         // crates in a workspace build, and the key order must not depend on who else is built.

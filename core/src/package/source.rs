@@ -345,13 +345,13 @@ fn check_digest(
     if size != entry.size {
         return Err(PackageError::Digest {
             path: path.to_owned(),
-            reason: format!("size {size} differs from the manifest's {}", entry.size),
+            reason: format!("size {size} differs from manifest.json's {}", entry.size),
         });
     }
     if hex::encode(digest) != entry.sha256 {
         return Err(PackageError::Digest {
             path: path.to_owned(),
-            reason: "sha256 differs from the manifest".to_owned(),
+            reason: "sha256 differs from manifest.json".to_owned(),
         });
     }
     Ok(())

@@ -253,6 +253,49 @@ fn invalid_receipts(valid: &[u8]) -> Vec<(&'static str, Vec<u8>, &'static str, &
         "matched variables not in ascending order (validly signed)",
     ));
 
+    // Spec receipt.md §3: a screen admits only not-applicable (3) and in-scope (4), a check
+    // admits 0-3. Both payloads are validly signed and otherwise canonical.
+    for (name, base, key, code, why) in [
+        (
+            "screen-with-allow",
+            sample_statement(3, kid),
+            5u64,
+            0u64,
+            "kind screen with decision allow (validly signed): a screen admits only not-applicable and in-scope",
+        ),
+        (
+            "check-with-in-scope",
+            sample_statement(1, kid),
+            5,
+            4,
+            "kind check with decision in-scope (validly signed): in-scope is a screening decision",
+        ),
+        (
+            "unknown-decision",
+            sample_statement(1, kid),
+            5,
+            5,
+            "decision 5 is not defined (validly signed)",
+        ),
+    ] {
+        let map: Vec<(Cbor, Cbor)> = payload_map(&base)
+            .into_iter()
+            .map(|(k, v)| {
+                if k == uint(key) {
+                    (k, uint(code))
+                } else {
+                    (k, v)
+                }
+            })
+            .collect();
+        out.push((
+            name,
+            cose(eddsa_header(kid).build(), cbor_bytes(&Cbor::Map(map)), &c),
+            "malformed",
+            why,
+        ));
+    }
+
     let other = stranger();
     out.push((
         "untrusted-key",
@@ -482,6 +525,21 @@ pub fn generate() -> BTreeMap<String, Vec<u8>> {
             json!({"name": name, "receipt_hex": hex::encode(r), "statement": statement_json(s)})
         })
         .collect();
+    // Added after the five above (which the proof bundles prove), so their bytes stay the same.
+    let mut valid = valid;
+    let in_scope = Statement {
+        decision: Decision::InScope,
+        kind: Kind::Screen,
+        request_id: "req-0005".into(),
+        time_ms: 1_795_000_005_000,
+        matched_variables: vec!["amount".into()],
+        ..sample_statement(3, c.key_id())
+    };
+    valid.push(json!({
+        "name": "in-scope-screen",
+        "receipt_hex": hex::encode(Receipt::sign(&in_scope, &c).unwrap()),
+        "statement": statement_json(&in_scope),
+    }));
     let mut invalid: Vec<Value> = invalid_receipts(&receipts[0])
         .into_iter()
         .map(|(name, bytes, error, why)| {

@@ -21,7 +21,8 @@ fn statement(key: KeyId) -> impl Strategy<Value = Statement> {
         Just(Decision::Allow),
         Just(Decision::Deny),
         Just(Decision::Escalate),
-        Just(Decision::NotApplicable)
+        Just(Decision::NotApplicable),
+        Just(Decision::InScope)
     ];
     let kind = prop_oneof![Just(Kind::Screen), Just(Kind::Check)];
     let names = || prop::collection::vec("[a-z_.\u{e9}]{1,20}", 0..5).prop_map(sorted_unique);
@@ -49,8 +50,16 @@ fn statement(key: KeyId) -> impl Strategy<Value = Statement> {
             policy_commitment: Hash(a.0),
             policy_version: a.1,
             action_commitment: Hash(a.2),
+            // A screen admits only not-applicable and in-scope, a check all but in-scope
+            // (spec receipt.md §3): an inadmissible pair keeps the decision and fixes the kind.
             decision: a.3,
-            kind: a.4,
+            kind: if a.3.admitted_by(a.4) {
+                a.4
+            } else if a.4 == Kind::Screen {
+                Kind::Check
+            } else {
+                Kind::Screen
+            },
             fail_closed: a.5,
             violated_rules: b.0,
             matched_variables: b.1,

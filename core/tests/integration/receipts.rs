@@ -117,6 +117,7 @@ fn statement_from_json(v: &Value) -> Statement {
         "deny" => Decision::Deny,
         "escalate" => Decision::Escalate,
         "not-applicable" => Decision::NotApplicable,
+        "in-scope" => Decision::InScope,
         other => panic!("decision {other}"),
     };
     let kind = match v["kind"].as_str().unwrap() {

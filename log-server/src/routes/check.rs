@@ -11,7 +11,7 @@ use serde::Deserialize;
 use crate::auth::AgentAuth;
 use crate::error::{ApiError, ApiJson, ApiQuery};
 use crate::service::check::{self as service, Screened};
-pub use crate::service::check::{ApprovalBody, CheckBody, ScreenBody, ScreenResponse};
+pub use crate::service::check::{ApprovalBody, CheckBody, ScreenBody};
 use crate::service::decision::Logged;
 pub use crate::service::decision::{DecisionResponse, PolicyRef, ProofPart};
 use crate::AppState;
@@ -91,9 +91,34 @@ pub async fn screen(
     ApiJson(body): ApiJson<ScreenBody>,
 ) -> Result<Response, ApiError> {
     match service::screen(state.service(), &agent, body, query.wait).await? {
-        Screened::Applicable(answer) => Ok(Json(answer).into_response()),
+        Screened::InScope {
+            logged,
+            unknown_keys,
+        } => {
+            let status = if logged.accepted {
+                StatusCode::ACCEPTED
+            } else {
+                StatusCode::OK
+            };
+            let answer = InScopeAnswer {
+                decision: &logged.body,
+                applicable: true,
+                unknown_keys,
+            };
+            Ok((status, Json(answer)).into_response())
+        }
         Screened::Logged(logged) => decision_response(&logged),
     }
+}
+
+/// Answer of `POST /v1/screen` for an in-scope action: the logged `in-scope` screen (a
+/// decision answer) plus `applicable: true` and the action keys that are not policy variables.
+#[derive(serde::Serialize)]
+struct InScopeAnswer<'a> {
+    #[serde(flatten)]
+    decision: &'a DecisionResponse,
+    applicable: bool,
+    unknown_keys: Vec<String>,
 }
 
 /// A logged decision as JSON, serialized into one buffer sized for a decision with its proof

@@ -8,6 +8,7 @@
 
 pub mod check;
 pub mod escalations;
+pub mod period;
 pub mod policies;
 pub mod private;
 pub mod proofs;
@@ -43,6 +44,8 @@ pub fn router() -> Router<AppState> {
         .route("/v1/private/actions/{index}", get(private::action))
         .route("/v1/private/policies/{commitment}", get(private::policy))
         .route("/v1/private/disclosure/{index}", get(private::disclosure))
+        .route("/v1/private/period", get(period::period))
+        .route("/v1/private/records", get(period::records))
 }
 
 /// Fallback for unknown routes.

@@ -44,6 +44,10 @@ pub struct PolicyOpening {
     pub source: String,
     /// The policy salt (hex): `commit("policy", salt, canonical policy)` is the commitment.
     pub salt: String,
+    /// The canonical policy: exactly the committed bytes (UTF-8 JSON; spec
+    /// `policy-statement.md` §9), so that a verifier without the checker opens the commitment
+    /// (spec `evidence-package.md` §6).
+    pub canonical: String,
 }
 
 /// `GET /v1/private/policies/{commitment}`.
@@ -67,6 +71,7 @@ pub async fn policy(
         policy: registered.info.clone(),
         source: registered.source.clone(),
         salt: state.policies.salt().to_hex(),
+        canonical: String::from_utf8_lossy(registered.policy.canonical()).into_owned(),
     }))
 }
 

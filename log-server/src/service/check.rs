@@ -10,8 +10,10 @@
 //! Out-of-scope actions: when screening finds that the action names none of the policy's
 //! variables (`should_check == false`), both endpoints log a receipt of kind `screen` with decision
 //! `not-applicable` and answer with it; an agent must treat it as "not allowed by this policy".
-//! When screening finds the action in scope, `/v1/screen` answers `applicable: true` and logs
-//! nothing (the check that follows logs the decision).
+//! When screening finds the action in scope, `/v1/screen` logs a receipt of kind `screen` with
+//! decision `in-scope` (with its private record, like a not-applicable one) and answers with it
+//! plus `applicable: true`; the check that follows logs the decision. So the log holds every
+//! screening decision (spec `receipt.md` §3, `evidence-package.md` §7).
 //!
 //! Request ids (1–64 bytes of visible ASCII; generated when absent) are remembered for a window
 //! of recent requests: the same id with a different policy or action is 409; the same id and
@@ -27,7 +29,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use sha2::{Digest as _, Sha256};
 use verdict_checker::{CheckError, CheckRequest, CompiledPolicy, Outcome};
 use verdict_core::receipt::{Decision, Kind, Salt};
@@ -76,17 +78,6 @@ pub struct ScreenBody {
     pub request_id: Option<String>,
 }
 
-/// Answer of `POST /v1/screen` for an in-scope action.
-#[derive(Debug, Serialize)]
-pub struct ScreenResponse {
-    /// True: the action is in the policy's scope and needs a check.
-    pub applicable: bool,
-    /// Policy variables the action names.
-    pub matched_variables: Vec<String>,
-    /// Action keys that are not policy variables.
-    pub unknown_keys: Vec<String>,
-}
-
 // ---------------------------------------------------------------------------------------------
 // Use cases.
 
@@ -97,8 +88,13 @@ pub struct ScreenResponse {
     reason = "one value per screen request, moved once; boxing buys nothing"
 )]
 pub enum Screened {
-    /// The action is in scope: nothing was logged, a check must follow.
-    Applicable(ScreenResponse),
+    /// The action is in scope: an `in-scope` receipt was logged, a check must follow.
+    InScope {
+        /// The logged screen.
+        logged: Box<Logged>,
+        /// Action keys that are not policy variables.
+        unknown_keys: Vec<String>,
+    },
     /// The action is out of scope: a `not-applicable` receipt was logged.
     Logged(Box<Logged>),
 }
@@ -193,7 +189,7 @@ pub async fn check(
         (outcome, Kind::Check)
     } else {
         (
-            not_applicable(&policy, &stored, &screen.matched, salt),
+            screened(Decision::NotApplicable, &stored, &screen.matched, salt),
             Kind::Screen,
         )
     };
@@ -219,8 +215,8 @@ pub async fn check(
     super::escalations::opened(ctx, agent, &stored, logged).await
 }
 
-/// Screen an action: in scope, answer which variables it names (nothing logged); out of scope,
-/// log a `not-applicable` receipt of kind `screen` and answer with it.
+/// Screen an action and log the screening decision as a receipt of kind `screen`: `in-scope`
+/// (answered with `applicable: true` and the unknown keys) or `not-applicable`.
 ///
 /// # Errors
 /// As [`check`], without request-id conflicts.
@@ -238,15 +234,13 @@ pub async fn screen(
     let screen_started = Instant::now();
     let screen = verdict_checker::screen(&policy, &action).map_err(check_error)?;
     ctx.metrics.screen.observe(screen_started.elapsed());
-    if screen.should_check {
-        return Ok(Screened::Applicable(ScreenResponse {
-            applicable: true,
-            matched_variables: screen.matched,
-            unknown_keys: screen.unknown_keys,
-        }));
-    }
     let stored = super::action::redact_tokens(&policy, &action);
-    let outcome = not_applicable(&policy, &stored, &screen.matched, None);
+    let decision = if screen.should_check {
+        Decision::InScope
+    } else {
+        Decision::NotApplicable
+    };
+    let outcome = screened(decision, &stored, &screen.matched, None);
     let logged = log_decision(
         ctx,
         &policy,
@@ -259,6 +253,12 @@ pub async fn screen(
         started,
     )
     .await?;
+    if screen.should_check {
+        return Ok(Screened::InScope {
+            logged: Box::new(logged),
+            unknown_keys: screen.unknown_keys,
+        });
+    }
     Ok(Screened::Logged(Box::new(logged)))
 }
 
@@ -393,18 +393,18 @@ fn check_error(e: CheckError) -> ServiceError {
     }
 }
 
-/// The outcome of an out-of-scope action: decision `not-applicable`, nothing violated.
-fn not_applicable(
-    policy: &CompiledPolicy,
+/// The outcome of a screen: `not-applicable` (out of scope) or `in-scope`, nothing violated;
+/// the action commitment covers the canonical JSON of the stored action (token values `true`).
+fn screened(
+    decision: Decision,
     action: &serde_json::Value,
     matched: &[String],
     salt: Option<Salt>,
 ) -> Outcome {
     let salt = salt.unwrap_or_else(Salt::random);
     let canonical_action = canonical_json(action).into_bytes();
-    let _ = policy;
     Outcome {
-        decision: Decision::NotApplicable,
+        decision,
         fail_closed: false,
         violated: Vec::new(),
         violated_ids: Vec::new(),

@@ -406,6 +406,7 @@ pub fn decision_name(d: Decision) -> &'static str {
         Decision::Deny => "deny",
         Decision::Escalate => "escalate",
         Decision::NotApplicable => "not-applicable",
+        Decision::InScope => "in-scope",
     }
 }
 

@@ -11,6 +11,7 @@ pub mod action;
 pub mod check;
 pub mod decision;
 pub mod escalations;
+pub mod period;
 pub mod policies;
 pub mod private;
 pub mod request_ids;

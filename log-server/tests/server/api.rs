@@ -516,7 +516,7 @@ async fn auth_and_private_store() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn screen_in_scope_logs_nothing_out_of_scope_logs_not_applicable() {
+async fn screen_logs_in_scope_and_not_applicable() {
     let s = TestServer::start().await;
     let token = s.agent_token.clone();
     let before = s.log_size();
@@ -528,7 +528,34 @@ async fn screen_in_scope_logs_nothing_out_of_scope_logs_not_applicable() {
     assert_eq!(j["applicable"], true);
     assert_eq!(j["matched_variables"], json!(["destination"]));
     assert_eq!(j["unknown_keys"], json!(["colour"]));
-    assert_eq!(s.log_size(), before);
+    // An in-scope screen is logged too (issue 16): a receipt of kind screen, decision in-scope,
+    // with a private record that opens its action commitment.
+    assert_eq!(j["decision"], "in-scope");
+    assert_eq!(j["kind"], "screen");
+    let receipt = verify_decision(&s, &j, Decision::InScope);
+    assert_eq!(receipt.statement.kind, Kind::Screen);
+    assert_eq!(s.log_size(), before + 1);
+    let index = j["index"].as_u64().unwrap();
+    let private = s
+        .send(
+            Request::get(format!("/v1/private/actions/{index}"))
+                .header("authorization", format!("Bearer {}", s.auditor_token))
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(private.status, StatusCode::OK);
+    let record = &private.json()["record"];
+    let salt = verdict_core::receipt::Salt::from_hex(record["salt"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        verdict_core::receipt::commit(
+            verdict_core::receipt::CommitmentTag::Action,
+            &salt,
+            record["canonical_action"].as_str().unwrap().as_bytes()
+        ),
+        receipt.statement.action_commitment
+    );
+    let before = s.log_size();
 
     let na = s
         .post_json(

@@ -422,7 +422,15 @@ pub fn generate(dir: &Path) -> Result<Vec<Case>> {
             |s| s.decision = Decision::Allow,
             "receipt_signature",
         ),
-        ("kind", |s| s.kind = Kind::Screen, "receipt_signature"),
+        (
+            "kind",
+            // A screen admits only not-applicable and in-scope (spec receipt.md §3).
+            |s| {
+                s.kind = Kind::Screen;
+                s.decision = Decision::NotApplicable;
+            },
+            "receipt_signature",
+        ),
         ("fail_closed", |s| s.fail_closed = true, "receipt_signature"),
         (
             "violated_rules",

@@ -18,6 +18,8 @@
 //! - [`postgres`]: a real server on `storage = "postgres"` (throwaway cluster): checks, bundles
 //!   verified by `verdict`, state kept across a restart;
 //! - [`disclosure`]: a rule disclosure fetched from a real server and checked by `verdict verify --disclosure`; tampering fails;
+//! - [`package`]: evidence packages (issue 16): export by time, by checkpoint and as a tar,
+//!   verify-package, and >= 100 one-file mutations refused with the file named;
 //! - [`policies`]: 50 concurrent policy registrations survive kill -9 (issue 11).
 #![allow(
     clippy::unwrap_used,
@@ -35,6 +37,7 @@ mod disclosure;
 mod escalations;
 mod flow;
 mod integrity;
+mod package;
 mod policies;
 mod postgres;
 mod secrets;

@@ -36,9 +36,20 @@ pub struct ReportOutcome {
     /// Whether the verification section holds this run's verification (`true`) or the
     /// exporter's summary only (`false`).
     pub verified: bool,
+    /// This run's verification result: `valid`, `failed`, or `not verified`.
+    pub verification: &'static str,
 }
 
 impl ReportOutcome {
+    /// Exit code: 1 when this run's verification failed (the report says which check), else 0.
+    pub fn exit_code(&self) -> u8 {
+        if self.verification == "failed" {
+            crate::error::EXIT_FAILED
+        } else {
+            crate::error::EXIT_VALID
+        }
+    }
+
     /// One line for humans.
     pub fn human(&self) -> String {
         format!(
@@ -46,8 +57,10 @@ impl ReportOutcome {
             self.out.display(),
             self.entries,
             self.receipts,
-            if self.verified {
-                ""
+            if self.verification == "failed" {
+                "; VERIFICATION FAILED, see its section"
+            } else if self.verified {
+                "; package verified"
             } else {
                 " (verification section: the exporter's summary.json, not re-verified)"
             }
@@ -115,5 +128,49 @@ pub fn write(
         entries: data.entries,
         receipts: data.receipts,
         verified: verification.valid.is_some(),
+        verification: match verification.valid {
+            Some(true) => "valid",
+            Some(false) => "failed",
+            None => "not verified",
+        },
     })
+}
+
+/// The verification section from this run's verification of the package, the same checks as
+/// `verdict audit verify-package` ([`crate::package::verify::verify_package`]). A failed check
+/// is shown (the report is still written); an input error stops the report.
+///
+/// # Errors
+/// [`CliError::Input`] or [`CliError::Usage`] from the verification (nothing could be checked).
+pub fn package_verification(
+    path: &Path,
+    trust: &crate::trust::Trust,
+) -> Result<Verification, CliError> {
+    let source = "Verified by this run with the trusted keys given: the same checks as \
+                  `verdict audit verify-package` (spec evidence-package.md §9)."
+        .to_owned();
+    match crate::package::verify::verify_package(path, trust) {
+        Ok(report) => {
+            let mut rows: Vec<(String, String)> = report
+                .summary
+                .checks
+                .iter()
+                .map(|c| (c.clone(), "passed".to_owned()))
+                .collect();
+            if let Some(w) = report.witnesses {
+                rows.push(("witness quorum".to_owned(), w));
+            }
+            Ok(Verification {
+                source,
+                valid: Some(true),
+                rows,
+            })
+        }
+        Err(CliError::Failed { check, reason }) => Ok(Verification {
+            source,
+            valid: Some(false),
+            rows: vec![(check.to_string(), reason)],
+        }),
+        Err(other) => Err(other),
+    }
 }

@@ -426,6 +426,10 @@ async fn report_opens_in_headless_chromium_with_the_package_counts() {
         &server.log_key,
         "--checker-key",
         &server.checker_keys[0],
+        "--from",
+        "2020-01-01T00:00:00Z",
+        "--to",
+        "2099-01-01T00:00:00Z",
         "--out",
         pkg_s,
     ])

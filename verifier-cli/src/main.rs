@@ -510,7 +510,6 @@ async fn run(command: Command) -> Result<Output, CliError> {
             full,
         } => {
             let trust = Trust::load(&keys.log_keys, &checker_keys, keys.policy.as_deref())?;
-            let log = log.ok_or_else(|| CliError::usage("--log URL is required"))?;
             let opts = AuditOptions {
                 log: log.ok_or_else(|| CliError::usage("--log is required"))?,
                 since,

@@ -196,10 +196,6 @@ pub fn horizontal_bars(
                     ));
                 }
             }
-            #[expect(
-                clippy::cast_possible_truncation,
-                reason = "pixel coordinate of a row, far inside i32"
-            )]
             let y = (8.0 + (to_f64(g as u64) + 0.5) * row_px) as i32;
             names.push(Text::new(
                 label.clone(),
@@ -248,12 +244,7 @@ fn text_style(size: u32, h: HPos, v: VPos) -> TextStyle<'static> {
 }
 
 fn to_f64(v: u64) -> f64 {
-    #[expect(
-        clippy::cast_precision_loss,
-        reason = "chart coordinates; counts far below 2^52"
-    )]
-    let f = v as f64;
-    f
+    v as f64
 }
 
 #[cfg(test)]

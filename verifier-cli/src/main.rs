@@ -49,6 +49,10 @@ struct KeyArgs {
 }
 
 #[derive(Subcommand, Debug)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "parsed once per process from the command line; boxing buys nothing"
+)]
 enum Command {
     /// Verify a proof bundle offline: checkpoint signature, inclusion, receipt signature and,
     /// optionally, the action commitment. Never touches the network.

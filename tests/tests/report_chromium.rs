@@ -538,7 +538,7 @@ async fn report_opens_in_headless_chromium_with_the_package_counts() {
         10,
         "7 checks, 2 final decisions, 1 screen"
     );
-    let mut rules: Vec<(&(String, u32), &(u64, u64))> = e.rules.iter().collect();
+    let mut rules: Vec<_> = e.rules.iter().collect();
     rules.sort_by(|a, b| (b.1 .0 + b.1 .1).cmp(&(a.1 .0 + a.1 .1)).then(a.0.cmp(b.0)));
     let rule_numbers: Vec<u64> = rules
         .iter()

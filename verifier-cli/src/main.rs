@@ -51,7 +51,7 @@ struct KeyArgs {
 #[derive(Subcommand, Debug)]
 #[allow(
     clippy::large_enum_variant,
-    reason = "parsed once per process from the command line; boxing buys nothing"
+    reason = "parsed once per process; boxing a clap subcommand buys nothing"
 )]
 enum Command {
     /// Verify a proof bundle offline: checkpoint signature, inclusion, receipt signature and,

@@ -337,8 +337,9 @@ fn tamper(ctx: &Ctx, pkg: &Path, tmp: &Path) {
 }
 
 /// A change that no signature or commitment covers, by design (spec evidence-package.md §2,
-/// §5): `exported_at` in the manifest, and in a record the `agent` name or an action key that is
-/// not a policy variable.
+/// §5, §6): `exported_at` in the manifest, a policy file's source `text` (only `verdict-policy
+/// replay`, which compiles it, can tie it to the committed canonical form), and in a record the
+/// `agent` name or an action key that is not a policy variable.
 fn is_neutral(file: &str, before: &[u8], after: &[u8]) -> bool {
     let parse = |b: &[u8]| serde_json::from_slice::<serde_json::Value>(b).ok();
     if file == "manifest.json" {
@@ -348,6 +349,17 @@ fn is_neutral(file: &str, before: &[u8], after: &[u8]) -> bool {
             return a == b
                 && verdict_core::package::canonical_json(&parse(after).unwrap()).as_bytes()
                     == after;
+        }
+        return false;
+    }
+    if file.starts_with("policies/") && file.ends_with(".json") {
+        // The registered source text is bound to the commitment only through the checker's
+        // canonical form: `verdict-policy replay` recompiles it; verify-package cannot.
+        if let (Some(mut a), Some(mut b)) = (parse(before), parse(after)) {
+            let canonical = verdict_core::package::canonical_json(&b).as_bytes() == after;
+            a["text"] = json!(null);
+            b["text"] = json!(null);
+            return canonical && a == b;
         }
         return false;
     }

@@ -265,9 +265,15 @@ async fn export_into(opts: &ExportOptions, trust: &Trust, dir: &Path) -> Result<
                     .json(&format!("v1/private/period?from={from_c}&to={to_c}"))
                     .await?;
                 let (ps, pe, pn) = (
-                    p["start"].as_u64().unwrap_or(u64::MAX),
-                    p["end"].as_u64().unwrap_or(u64::MAX),
-                    p["tree_size"].as_u64().unwrap_or(u64::MAX),
+                    p.get("start")
+                        .and_then(serde_json::Value::as_u64)
+                        .unwrap_or(u64::MAX),
+                    p.get("end")
+                        .and_then(serde_json::Value::as_u64)
+                        .unwrap_or(u64::MAX),
+                    p.get("tree_size")
+                        .and_then(serde_json::Value::as_u64)
+                        .unwrap_or(u64::MAX),
                 );
                 let cp_bytes = fetcher.get("checkpoint", MAX_CHECKPOINT_BODY).await?;
                 let cp = open_checkpoint(&cp_bytes, trust)?.checkpoint().clone();
@@ -409,17 +415,24 @@ async fn export_into(opts: &ExportOptions, trust: &Trust, dir: &Path) -> Result<
     for c in &wanted {
         let hex = c.to_hex();
         let v = private.json(&format!("v1/private/policies/{hex}")).await?;
-        let field = |k: &str| v["policy"][k].as_str().unwrap_or_default().to_owned();
-        let k = v["policy"]["index"]
-            .as_u64()
+        let str_at = |ptr: &str| {
+            v.pointer(ptr)
+                .and_then(serde_json::Value::as_str)
+                .unwrap_or_default()
+                .to_owned()
+        };
+        let field = |k: &str| str_at(&format!("/policy/{k}"));
+        let k = v
+            .pointer("/policy/index")
+            .and_then(serde_json::Value::as_u64)
             .ok_or_else(|| CliError::network(&opts.log, "policy answer without an index"))?;
         let doc = serde_json::json!({
-            "canonical": v["canonical"].as_str().unwrap_or_default(),
+            "canonical": str_at("/canonical"),
             "commitment": hex,
             "name": field("name"),
-            "salt": v["salt"].as_str().unwrap_or_default(),
+            "salt": str_at("/salt"),
             "statement_index": k,
-            "text": v["source"].as_str().unwrap_or_default(),
+            "text": str_at("/source"),
             "version": field("version"),
         });
         w.write(&paths::policy(&hex), canonical_json(&doc).as_bytes())?;
@@ -471,9 +484,9 @@ fn time_arg(flag: &str, text: &str) -> Result<i64, CliError> {
 
 /// The canonical form of a millisecond instant (spec §2), checked to parse back.
 fn canonical_time(ms: i64) -> Result<String, CliError> {
-    let ts = jiff::Timestamp::from_millisecond(ms).map_err(|e| CliError::usage(e))?;
+    let ts = jiff::Timestamp::from_millisecond(ms).map_err(CliError::usage)?;
     let text = ts.to_string();
-    parse_time_ms(&text).map_err(|e| CliError::usage(e))?;
+    parse_time_ms(&text).map_err(CliError::usage)?;
     Ok(text)
 }
 

@@ -22,6 +22,18 @@ if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v pg_conf
   fi
 fi
 
+# The audit report's browser test (tests/tests/report_chromium.rs, issue 16) opens the report in
+# Debian's headless `chromium`: install it when missing and we may (root), as for postgresql.
+if ! command -v chromium >/dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "chromium is missing; installing it (apt-get install -y chromium)" >&2
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  else
+    echo "error: chromium is missing (the report test needs it); install it with: sudo apt-get install -y chromium" >&2
+    exit 2
+  fi
+fi
+
 # The gateway's end-to-end tests drive real MCP implementations this project did not write: the
 # reference filesystem server (npm) and the Python `mcp` SDK client (PyPI). Install them into
 # <target>/gateway-test-deps, where the tests look (they also install them when missing, and skip

@@ -77,6 +77,7 @@ pub mod eval;
 pub mod issue;
 pub mod parse;
 pub mod pool;
+pub mod replay;
 pub mod residual;
 pub mod scenarios;
 pub mod screen;

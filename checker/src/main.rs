@@ -16,14 +16,18 @@ use verdict_checker::suite::{self, Suite};
 use verdict_checker::{Approval, CheckRequest, Checker, CompiledPolicy, PolicyError};
 use verdict_core::receipt::Salt;
 
+mod replay_cli;
+
 const EXIT_HELP: &str = "\
 EXIT CODES:
     0  success: lint ok, every test case passed, analyze found nothing, diff proved equivalence,
-       decide produced a decision (whatever it is: the decision is in the output)
+       decide produced a decision (whatever it is: the decision is in the output),
+       replay found every decision equal to the logged one
     1  a finding: a test case mismatched, analyze reported an error or warning, diff found a
-       distinguishing action
+       distinguishing action, replay found a decision that differs (each listed)
     2  usage or input error: bad arguments, unreadable file, malformed policy (located error on
-       stderr), malformed suite or action, invalid approval";
+       stderr), malformed suite or action, invalid approval, an unreadable evidence package or
+       a policy file in it that does not compile to its commitment";
 
 /// Verdict policy tool.
 #[derive(Parser, Debug)]
@@ -115,6 +119,15 @@ enum Command {
         /// Action salt (64 hex digits); default random. Approvals are bound to the salt too.
         #[arg(long, value_name = "HEX")]
         action_salt: Option<String>,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Decide every logged action of an evidence package again, under the policy version it was
+    /// decided under (its text and salt from the package), and list each decision that differs
+    /// (exit 1 when any does). The package is a directory or a `.tar` (`verdict audit export`).
+    Replay {
+        /// The evidence package.
+        package: PathBuf,
         #[command(flatten)]
         common: Common,
     },
@@ -222,6 +235,12 @@ fn run(cli: Cli) -> Result<u8, Failure> {
             action_salt.as_deref(),
             &common,
         ),
+        Command::Replay { package, common } => replay_cli::run(
+            &package,
+            Duration::from_millis(common.timeout_ms),
+            common.json,
+        )
+        .map_err(|e| Failure::msg(e.0)),
     }
 }
 

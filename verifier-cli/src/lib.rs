@@ -37,5 +37,6 @@ pub mod names;
 pub mod package;
 pub mod policies;
 pub mod policy;
+pub mod report;
 pub mod trust;
 pub mod verify;

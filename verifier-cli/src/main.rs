@@ -264,6 +264,30 @@ enum PackageCommand {
         #[arg(long = "checker-key", value_name = "VKEY")]
         checker_keys: Vec<String>,
     },
+    /// Write one self-contained HTML report of an evidence package (directory or `.tar`):
+    /// period, checkpoint, verification, decisions per day, rules, escalations, screening,
+    /// drift, policy versions, and the ISO/IEC 42001 / EU AI Act mapping. Inline CSS and SVG, no
+    /// script, no network fetch.
+    #[command(
+        after_help = "Exit codes: 0 written and (with keys) verified, 1 written but a verification check failed (named in the report and the output), 2 usage or input error (nothing written)."
+    )]
+    Report {
+        /// The evidence package.
+        package: PathBuf,
+        /// The previous period's package: adds the drift section.
+        #[arg(long, value_name = "PKG")]
+        previous: Option<PathBuf>,
+        /// Output HTML file.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+        /// Trusted keys: with a checker key, the package is verified as by `verify-package` and
+        /// the report shows the result; without, it shows the exporter's `summary.json`.
+        #[command(flatten)]
+        keys: KeyArgs,
+        /// Trusted checker key; repeatable.
+        #[arg(long = "checker-key", value_name = "VKEY")]
+        checker_keys: Vec<String>,
+    },
 }
 
 async fn run_package(command: PackageCommand) -> Result<Output, CliError> {
@@ -318,6 +342,33 @@ async fn run_package(command: PackageCommand) -> Result<Output, CliError> {
                     .map_err(|e| CliError::input("verify-package", e))??;
             let human = report.human();
             Output::valid(&report, human)
+        }
+        PackageCommand::Report {
+            package,
+            previous,
+            out,
+            keys,
+            checker_keys,
+        } => {
+            let verified = !checker_keys.is_empty() || !keys.log_keys.is_empty();
+            let trust = Trust::load(&keys.log_keys, &checker_keys, keys.policy.as_deref())?;
+            let outcome = tokio::task::spawn_blocking(move || {
+                verdict_verifier::report::write(&package, previous.as_deref(), &out, |pkg| {
+                    if verified {
+                        verdict_verifier::report::package_verification(&package, &trust)
+                    } else {
+                        verdict_verifier::report::summary_verification(pkg)
+                    }
+                })
+            })
+            .await
+            .map_err(|e| CliError::input("report", e))??;
+            let human = outcome.human();
+            Ok(Output {
+                json: serde_json::to_value(&outcome).map_err(|e| CliError::input("report", e))?,
+                human: format!("{human}\n"),
+                code: outcome.exit_code(),
+            })
         }
     }
 }

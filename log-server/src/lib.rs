@@ -241,6 +241,22 @@ pub async fn start(config: &Config) -> Result<Started, StartError> {
     )
     .await
     .map_err(StartError::from_log)?;
+    // Entry times never decrease in log order (spec `evidence-package.md` §3.1): the entry clock
+    // starts at the time of the last logged entry, whatever the wall clock says now.
+    if let Some(last) = log
+        .latest_checkpoint()
+        .and_then(|cp| cp.checkpoint.size.0.checked_sub(1))
+    {
+        let entry = log
+            .entry(verdict_core::LeafIndex(last))
+            .map_err(StartError::from_log)?;
+        if let Some(time_ms) = entry
+            .as_deref()
+            .and_then(verdict_core::package::entry_time_ms)
+        {
+            log.raise_clock(time_ms);
+        }
+    }
 
     // Registrations are log entries (spec `policy-statement.md`): reload them from the store,
     // then register the policies directory through the same path, then migrate the loose files

@@ -10,6 +10,7 @@
 pub mod batch_proofs;
 #[cfg(any(test, feature = "testing"))]
 pub mod check;
+pub mod clock;
 mod error;
 pub mod lock;
 mod read;
@@ -197,6 +198,8 @@ pub(crate) struct Shared {
 struct Handle {
     shared: Arc<Shared>,
     tx: Mutex<mpsc::Sender<Msg>>,
+    /// The entry clock ([`clock`]): the last time stamped on an entry, ms since the epoch.
+    clock: Mutex<u64>,
     checkpoints: watch::Receiver<Option<SignedCheckpoint>>,
 }
 
@@ -282,6 +285,7 @@ impl Log {
             inner: Arc::new(Handle {
                 shared,
                 tx: Mutex::new(tx),
+                clock: Mutex::new(0),
                 checkpoints,
             }),
         };
@@ -370,6 +374,19 @@ impl Log {
         private: Option<Vec<u8>>,
         proof: Option<oneshot::Sender<Integrated>>,
     ) -> Result<LeafIndex, LogError> {
+        self.enqueue(entry, private, proof)?
+            .await
+            .map_err(|_| LogError::ShuttingDown)?
+    }
+
+    /// Hand one entry to the sequencer, in the order of the calls (the sequencer stages entries
+    /// in the order it receives them); the receiver gets its index once it is durable.
+    fn enqueue(
+        &self,
+        entry: Vec<u8>,
+        private: Option<Vec<u8>>,
+        proof: Option<oneshot::Sender<Integrated>>,
+    ) -> Result<oneshot::Receiver<Result<LeafIndex, LogError>>, LogError> {
         if entry.len() > MAX_ENTRY_LEN {
             return Err(LogError::EntryTooLarge {
                 len: entry.len(),
@@ -401,7 +418,7 @@ impl Log {
             shared.queued.fetch_sub(1, Ordering::AcqRel);
             return Err(LogError::ShuttingDown);
         }
-        answer.await.map_err(|_| LogError::ShuttingDown)?
+        Ok(answer)
     }
 
     /// Whether a submission would be accepted now: lets a caller refuse early, before doing

@@ -268,3 +268,48 @@ async fn re_signs_an_unchanged_checkpoint() {
     assert!(later.signed_at > first.signed_at);
     log.shutdown().await.unwrap();
 }
+
+/// The entry clock (spec `evidence-package.md` §3.1): stamps never go back, not when the wall
+/// clock does, nor below a raised floor; and entries queued under stamps land in stamp order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_entry_clock_orders_entries_by_time() {
+    let log = Log::open(Arc::new(MemStorage::new()), signer(), cfg())
+        .await
+        .unwrap();
+    log.raise_clock(5_000);
+    let stamp = log.stamp(1_000);
+    assert_eq!(
+        stamp.time_ms(),
+        5_000,
+        "raised floor beats a wall clock that went back"
+    );
+    drop(stamp);
+    let tasks: Vec<_> = (0..200u64)
+        .map(|i| {
+            let log = log.clone();
+            tokio::spawn(async move {
+                // Wall clocks that disagree (as several threads or a clock step would).
+                let queued = {
+                    let stamp = log.stamp(6_000 + (i * 7919) % 500);
+                    let t = stamp.time_ms();
+                    stamp.submit(t.to_be_bytes().to_vec(), None, false).unwrap()
+                };
+                queued.sequenced().await.unwrap().0
+            })
+        })
+        .collect();
+    let mut last = 0;
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let size = log.stats().staged_size;
+    assert_eq!(size, 200);
+    log.wait_integrated(LeafIndex(size - 1)).await.unwrap();
+    for i in 0..size {
+        let entry = log.entry(LeafIndex(i)).unwrap().unwrap();
+        let t = u64::from_be_bytes(entry.try_into().unwrap());
+        assert!(t >= last, "entry {i}: time {t} after {last}");
+        last = t;
+    }
+    assert!(last >= 6_000);
+}

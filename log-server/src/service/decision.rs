@@ -155,32 +155,30 @@ pub(crate) async fn log_prepared(
     wait: bool,
     started: Instant,
 ) -> Result<Logged, ServiceError> {
-    // The statement is kept for the answer, so the receipt is not decoded again.
-    let statement = verdict_checker::issue::statement(
-        outcome,
-        kind,
-        policy,
-        request_id,
-        now_ms(),
-        ctx.checker_key,
-    );
-    let receipt = Receipt::sign(&statement, ctx.checker_key).map_err(ServiceError::internal)?;
-    let submitted = Instant::now();
-    let (index, sequenced) = if wait {
-        let sequenced = ctx
-            .log
-            .submit_for_proof(receipt.clone(), Some(private))
-            .await
+    // The statement is kept for the answer, so the receipt is not decoded again. The entry clock
+    // is held from stamping to queueing, so log order is time order (spec
+    // `evidence-package.md` §3.1); no await happens while it is held.
+    let (statement, receipt, queued) = {
+        let stamp = ctx.log.stamp(now_ms());
+        let statement = verdict_checker::issue::statement(
+            outcome,
+            kind,
+            policy,
+            request_id,
+            stamp.time_ms(),
+            ctx.checker_key,
+        );
+        let receipt = Receipt::sign(&statement, ctx.checker_key).map_err(ServiceError::internal)?;
+        let queued = stamp
+            .submit(receipt.clone(), Some(private), wait)
             .map_err(|e| log_error(ctx.metrics, e))?;
-        (sequenced.index, Some(sequenced))
-    } else {
-        let index = ctx
-            .log
-            .submit(receipt.clone(), Some(private))
-            .await
-            .map_err(|e| log_error(ctx.metrics, e))?;
-        (index, None)
+        (statement, receipt, queued)
     };
+    let submitted = Instant::now();
+    let (index, sequenced) = queued
+        .sequenced()
+        .await
+        .map_err(|e| log_error(ctx.metrics, e))?;
     ctx.metrics.decision(
         policy.name(),
         decision_name(statement.decision),

@@ -14,6 +14,7 @@
 //! - `integrity`: the checkpoint lock (a restored store is refused), random corruption of the
 //!   sled store and tile files (no panic, no fork, no wrong entry), a full disk on a tmpfs
 //!   (recovery without restart, no acknowledged entry lost);
+//! - `entry_times`: entry times never decrease in log order (issue 16);
 //! - `escalations`: escalations, signed approvals and rejections, expiry, replay, restart
 //!   (issue 15, spec `approval.md`);
 //! - `metrics_access`: who may read `GET /metrics` (metrics or admin token; `metrics_listen`);
@@ -46,6 +47,7 @@ mod bad_input_writes;
 mod deadline;
 mod dependencies;
 mod disclosure;
+mod entry_times;
 mod escalations;
 mod integrity;
 mod log_faults;

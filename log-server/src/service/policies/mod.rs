@@ -403,24 +403,11 @@ impl PolicyRegistry {
         if let Some(existing) = self.check_rules(&policy, &version)? {
             return Ok(Outcome::Existing(existing));
         }
-        let record = PolicyRecord {
-            version: RECORD_VERSION,
-            checker_key_id: ctx.checker_key.key_id(),
-            name: policy.name().to_owned(),
-            policy_version: policy.version().to_owned(),
-            policy_commitment: policy.commitment(),
-            rule_tree_root: policy.rule_tree_root(),
-            predecessor: self.current(policy.name()).map(|c| c.policy.commitment()),
-            time_ms: now_ms(),
-            registered_by: registered_by.to_owned(),
-            analysis,
-        };
-        let statement = PolicyStatement::sign(&record, ctx.checker_key)?;
         let storage = ctx.log.storage();
-        let stored = |from: Option<u64>| {
+        let stored = |statement: &[u8], from: Option<u64>| {
             serde_json::to_vec(&StoredRegistration {
                 source: source.to_owned(),
-                statement: B64.encode(&statement),
+                statement: B64.encode(statement),
                 from,
             })
             .map_err(|e| RegistryError::Corrupt {
@@ -428,14 +415,34 @@ impl PolicyRegistry {
                 reason: e.to_string(),
             })
         };
-        self.unsettled
-            .store(true, std::sync::atomic::Ordering::Release);
-        storage.put_policy_record(
-            PENDING_KEY,
-            Some(&stored(Some(ctx.log.stats().staged_size))?),
-        )?;
-        let index = ctx.log.submit(statement.clone(), None).await?.0;
-        storage.put_policy_record(&record_key(index), Some(&stored(None)?))?;
+        // The entry clock is held from stamping the registration time to queueing the statement,
+        // so log order is time order (spec `evidence-package.md` §3.1); no await under it.
+        let (statement, queued) = {
+            let stamp = ctx.log.stamp(now_ms());
+            let record = PolicyRecord {
+                version: RECORD_VERSION,
+                checker_key_id: ctx.checker_key.key_id(),
+                name: policy.name().to_owned(),
+                policy_version: policy.version().to_owned(),
+                policy_commitment: policy.commitment(),
+                rule_tree_root: policy.rule_tree_root(),
+                predecessor: self.current(policy.name()).map(|c| c.policy.commitment()),
+                time_ms: stamp.time_ms(),
+                registered_by: registered_by.to_owned(),
+                analysis,
+            };
+            let statement = PolicyStatement::sign(&record, ctx.checker_key)?;
+            self.unsettled
+                .store(true, std::sync::atomic::Ordering::Release);
+            storage.put_policy_record(
+                PENDING_KEY,
+                Some(&stored(&statement, Some(ctx.log.stats().staged_size))?),
+            )?;
+            let queued = stamp.submit(statement.clone(), None, false)?;
+            (statement, queued)
+        };
+        let index = queued.sequenced().await?.0 .0;
+        storage.put_policy_record(&record_key(index), Some(&stored(&statement, None)?))?;
         storage.put_policy_record(PENDING_KEY, None)?;
         self.unsettled
             .store(false, std::sync::atomic::Ordering::Release);

@@ -57,8 +57,11 @@ bearer = "$(cat "$WORK/data/auditor.token")"
 [auth.openapi.metricsToken]
 bearer = "$(cat "$WORK/data/metrics.token")"
 
-# The one semantic rule no JSON schema can state: whether a policy text compiles and passes its
-# analysis. Such a text is answered 422 (documented on the operation); every other
+# The semantic rules no JSON schema can state. (1) Whether a policy text compiles and passes its
+# analysis: such a text is answered 422 (documented on the operation). (2) Relations between two
+# query parameters of the evidence-package reads (spec evidence-package.md §3, §5): `from <= to`
+# for /v1/private/period, `start <= end <= tree size` and `end - start <= 100000` for
+# /v1/private/records; a request that breaks them is answered 400 (documented). Every other
 # positive-data expectation is Schemathesis's default.
 [[operations]]
 include-path = "/v1/policies"
@@ -66,6 +69,20 @@ include-method = "POST"
 
 [operations.checks.positive_data_acceptance]
 expected-statuses = ["2xx", "401", "403", "404", "409", "422", "429", "5xx"]
+
+[[operations]]
+include-path = "/v1/private/period"
+include-method = "GET"
+
+[operations.checks.positive_data_acceptance]
+expected-statuses = ["2xx", "400", "401", "403", "404"]
+
+[[operations]]
+include-path = "/v1/private/records"
+include-method = "GET"
+
+[operations.checks.positive_data_acceptance]
+expected-statuses = ["2xx", "400", "401", "403", "404"]
 EOF
 
 schemathesis --config-file "$WORK/schemathesis.toml" run "$BASE/openapi.json" \

@@ -20,17 +20,21 @@
 //!   |   openapi, serve      the OpenAPI document; the accept loop (header-read timeout)
 //!   |
 //! service/                use cases without axum: check and screen, logging and replaying a
-//!   |                     decision, the request-id window, private records, the policy registry
+//!   |                     decision, the request-id window, private records, the policy registry,
+//!   |                     escalations, the evidence-package reads (period, records)
 //!   |   metrics             counters and histograms (prometheus-client), rebuilt from the log
 //!   |
 //! log/                    the Log handle, the sequencer thread, extending the tree (tiles.rs),
-//!   |                     the checkpoint lock (lock.rs, spec/checkpoint-lock.md),
+//!   |                     the checkpoint lock (lock.rs, spec/checkpoint-lock.md), the entry
+//!   |                     clock (clock.rs: times follow log order), witnesses,
+//!   |                     the frontend/integrator roles on a shared store (sequencer/shared.rs),
 //!   |                     batch proofs, reads and proofs from tiles, LogError;
 //!   |                     log::check, the whole-log checker (feature `testing`)
 //!   |
 //! storage/                the Storage trait and its contract; sled.rs (+ files.rs, immutable
-//!                         full tile files); cache.rs (bounded tile cache); mem.rs, the
-//!                         fault-injecting in-memory backend (feature `testing`)
+//!                         full tile files); postgres.rs (+ several frontends, shared.rs);
+//!                         cache.rs (bounded tile cache); mem.rs, the fault-injecting in-memory
+//!                         backend (feature `testing`)
 //!
 //! config, keys            configuration (figment: TOML file + VERDICT_* environment) and key
 //!                         and token files, used by start() and the binary

@@ -349,11 +349,40 @@ pub async fn start(config: &Config) -> Result<Started, StartError> {
         entries = counted,
         "decision counters rebuilt from {counted} log entries"
     );
+    if state.log.storage().shared().is_some() {
+        refresh_policies(&state, Duration::from_millis(config.postgres_poll_ms));
+    }
     Ok(Started {
         state,
         keys,
         loaded_policies,
     })
+}
+
+/// Several frontends on one store (spec `storage-postgres.md` §5.4): load the registrations
+/// other frontends made, every `every`, so that a new policy or version is current here within
+/// that bound. The task holds the state weakly and ends with it.
+fn refresh_policies(state: &AppState, every: Duration) {
+    let weak = Arc::downgrade(&state.inner);
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let Some(inner) = weak.upgrade() else { return };
+            let state = AppState { inner };
+            let done =
+                tokio::task::spawn_blocking(move || state.policies.refresh(&state.log)).await;
+            match done {
+                Ok(Ok(0)) => {}
+                Ok(Ok(added)) => {
+                    tracing::info!(added, "policy registrations of other frontends loaded");
+                }
+                Ok(Err(e)) => tracing::warn!(error = %e, "loading other frontends' registrations"),
+                Err(e) => tracing::warn!(error = %e, "policy refresh task"),
+            }
+        }
+    });
 }
 
 /// Set the at-rest modes ([`at_rest::restrict_tree`]) on the data directory and on the

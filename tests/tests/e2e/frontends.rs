@@ -470,3 +470,66 @@ async fn a_paused_integrator_is_fenced() {
          guard; {counts}"
     );
 }
+
+fn shared_policy(version: &str, limit: u32) -> String {
+    format!(
+        r#"name = "shared-frontends"
+version = "{version}"
+[variables]
+amount = {{ type = "int", min = 0, max = 1000 }}
+[[rules]]
+id = "small"
+text = "Amounts up to {limit} only."
+require = 'amount <= {limit}'
+effect = "deny"
+"#
+    )
+}
+
+/// Issue 18 (spec `storage-postgres.md` §5.4): a policy registered on one frontend is current on
+/// the other within the refresh bound, both for a new name and for a new version of it, so no
+/// frontend goes on deciding under a superseded version. Fails before the refresh: the other
+/// frontend answered 404 until it restarted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_policy_registered_on_one_frontend_is_current_on_the_other() {
+    let fronts = Frontends::start("verdict_frontends_policies", 5_000).await;
+    let register = |i: usize, text: String| {
+        let server = fronts.server(i);
+        let admin = std::fs::read_to_string(fronts.dirs[i].join("admin.token")).unwrap();
+        let request = server
+            .http
+            .post(format!("{}/v1/policies", server.base))
+            .bearer_auth(admin.trim())
+            .header("content-type", "application/toml")
+            .body(text);
+        async move {
+            let r = request.send().await.unwrap();
+            assert_eq!(r.status().as_u16(), 201, "{}", r.text().await.unwrap());
+        }
+    };
+    // Decided on `other` under `version` within 5 s (the refresh runs every 100 ms here).
+    let current_on = |other: usize, version: &'static str| {
+        let server = fronts.server(other);
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(5);
+            loop {
+                let answer = server
+                    .check("shared-frontends", serde_json::json!({"amount": 7}), true)
+                    .await;
+                match answer {
+                    Ok(a) if a["policy"]["version"] == version => return a,
+                    other if Instant::now() > deadline => {
+                        panic!("frontend {version}: not current after 5 s: {other:?}")
+                    }
+                    _ => tokio::time::sleep(Duration::from_millis(50)).await,
+                }
+            }
+        }
+    };
+    register(0, shared_policy("1.0.0", 5)).await;
+    let a = current_on(1, "1.0.0").await;
+    assert_eq!(a["decision"], "deny", "{a}");
+    register(1, shared_policy("1.1.0", 10)).await;
+    let a = current_on(0, "1.1.0").await;
+    assert_eq!(a["decision"], "allow", "{a}");
+}

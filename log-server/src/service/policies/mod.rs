@@ -274,6 +274,26 @@ impl PolicyRegistry {
     /// # Errors
     /// [`RegistryError`] for store errors or inconsistent records.
     pub fn restore(&self, log: &Log) -> Result<usize, RegistryError> {
+        let n = self.load(log, false)?;
+        self.settle_pending(log)?;
+        Ok(n)
+    }
+
+    /// Load the registrations that another server made on a shared store (several frontends
+    /// on one PostgreSQL, spec `storage-postgres.md` §5.4): every stored registration whose
+    /// policy commitment this registry does not know yet, in log order. Returns how many were
+    /// added. The server runs it every `postgres_poll_ms`, so a version registered on one
+    /// frontend is current on the others within that bound.
+    ///
+    /// # Errors
+    /// [`RegistryError`] for store errors or a stored registration that does not decode.
+    pub fn refresh(&self, log: &Log) -> Result<usize, RegistryError> {
+        self.load(log, true)
+    }
+
+    /// Insert the stored registrations (keys `r<index>`, in index order); with `only_new`,
+    /// skip those whose commitment is already known.
+    fn load(&self, log: &Log, only_new: bool) -> Result<usize, RegistryError> {
         let mut n = 0;
         for (key, value) in log.storage().policy_records()? {
             let Some(index) = key
@@ -283,21 +303,31 @@ impl PolicyRegistry {
             else {
                 continue;
             };
+            let corrupt = |reason: String| RegistryError::Corrupt {
+                key: format!("r{index}"),
+                reason,
+            };
             let stored: StoredRegistration =
-                serde_json::from_slice(&value).map_err(|e| RegistryError::Corrupt {
-                    key: format!("r{index}"),
-                    reason: e.to_string(),
-                })?;
+                serde_json::from_slice(&value).map_err(|e| corrupt(e.to_string()))?;
             let statement = B64
                 .decode(&stored.statement)
-                .map_err(|e| RegistryError::Corrupt {
-                    key: format!("r{index}"),
-                    reason: e.to_string(),
-                })?;
+                .map_err(|e| corrupt(e.to_string()))?;
+            if only_new {
+                let commitment = PolicyStatement::decode(&statement)?
+                    .record
+                    .policy_commitment;
+                let known = self
+                    .inner
+                    .read()
+                    .map(|inner| inner.by_commitment.contains_key(&commitment))
+                    .unwrap_or(true);
+                if known {
+                    continue;
+                }
+            }
             self.insert(self.registered(stored.source, statement, index)?);
             n += 1;
         }
-        self.settle_pending(log)?;
         Ok(n)
     }
 

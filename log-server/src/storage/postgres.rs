@@ -230,71 +230,10 @@ impl Storage for PostgresStorage {
     }
 
     fn stage(&self, start: LeafIndex, batch: &[StagedEntry]) -> Result<(), StorageError> {
-        let count = u64::try_from(batch.len()).map_err(|_| corrupt("batch", "too long"))?;
-        let end = start
-            .0
-            .checked_add(count)
-            .ok_or(corrupt("batch", "index overflow"))?;
-        let first = to_i64(start.0)?;
-        let end_i64 = to_i64(end)?;
-        let mut indices = Vec::with_capacity(batch.len());
-        let mut entries = Vec::with_capacity(batch.len());
-        let mut private_indices = Vec::new();
-        let mut private = Vec::new();
-        for (index, item) in (first..).zip(batch) {
-            indices.push(index);
-            entries.push(item.entry.clone());
-            if let Some(record) = &item.private {
-                private_indices.push(index);
-                private.push(record.clone());
-            }
-        }
-        let pool = self.pool.clone();
+        // Only the integrator stages at a given index; the transaction is the shared one.
         let writer = self.writer.clone();
-        self.block("stage", async move {
-            writer.ensure().await?;
-            let op = "stage";
-            let mut client = pool.get().await.map_err(pool_error(op))?;
-            let tx = client.transaction().await.map_err(pg(op))?;
-            let row = tx
-                .query_opt(
-                    "SELECT staged_size FROM verdict_log WHERE id = 1 FOR UPDATE",
-                    &[],
-                )
-                .await
-                .map_err(pg(op))?
-                .ok_or(corrupt("log row", "missing"))?;
-            let current = to_u64("staged size", get(&row, 0, op)?)?;
-            if current != start.0 {
-                return Err(StorageError::NotContiguous {
-                    staged_size: current,
-                    start: start.0,
-                });
-            }
-            tx.execute(
-                "INSERT INTO verdict_staged (idx, entry) \
-                 SELECT * FROM unnest($1::bigint[], $2::bytea[])",
-                &[&indices, &entries],
-            )
-            .await
-            .map_err(pg(op))?;
-            if !private.is_empty() {
-                tx.execute(
-                    "INSERT INTO verdict_private (idx, record) \
-                     SELECT * FROM unnest($1::bigint[], $2::bytea[])",
-                    &[&private_indices, &private],
-                )
-                .await
-                .map_err(pg(op))?;
-            }
-            tx.execute(
-                "UPDATE verdict_log SET staged_size = $1 WHERE id = 1",
-                &[&end_i64],
-            )
-            .await
-            .map_err(pg(op))?;
-            tx.commit().await.map_err(pg(op))
-        })
+        self.block("stage", async move { writer.ensure().await })?;
+        self.append_staged(Some(start), batch).map(|_| ())
     }
 
     fn staged(&self, start: LeafIndex, end: LeafIndex) -> Result<Vec<Vec<u8>>, StorageError> {

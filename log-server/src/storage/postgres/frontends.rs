@@ -36,8 +36,17 @@ pub(super) async fn announce(client: &tokio_postgres::Client, what: &str) {
     }
 }
 
-impl SharedLog for PostgresStorage {
-    fn stage_at_end(&self, batch: &[StagedEntry]) -> Result<LeafIndex, StorageError> {
+impl PostgresStorage {
+    /// Append `batch` to staging in one transaction under the log-row lock (`SELECT … FOR
+    /// UPDATE`), with its private records, and `NOTIFY` in the same transaction: at `expected`
+    /// ([`crate::storage::Storage::stage`]: [`StorageError::NotContiguous`] when staging does
+    /// not end there), or at the end of staging ([`SharedLog::stage_at_end`]). Returns the first
+    /// index of the batch.
+    pub(super) fn append_staged(
+        &self,
+        expected: Option<LeafIndex>,
+        batch: &[StagedEntry],
+    ) -> Result<LeafIndex, StorageError> {
         let count = i64::try_from(batch.len()).map_err(|_| corrupt("batch", "too long"))?;
         let offsets: Vec<i64> = (0..count).collect();
         let entries: Vec<Vec<u8>> = batch.iter().map(|e| e.entry.clone()).collect();
@@ -61,6 +70,12 @@ impl SharedLog for PostgresStorage {
                 .ok_or(corrupt("log row", "missing"))?;
             let start: i64 = get(&row, 0, op)?;
             let start_u64 = to_u64("staged size", start)?;
+            if let Some(expected) = expected.filter(|e| e.0 != start_u64) {
+                return Err(StorageError::NotContiguous {
+                    staged_size: start_u64,
+                    start: expected.0,
+                });
+            }
             let end = start
                 .checked_add(count)
                 .ok_or(corrupt("batch", "index overflow"))?;
@@ -93,6 +108,12 @@ impl SharedLog for PostgresStorage {
             tx.commit().await.map_err(pg(op))?;
             Ok(LeafIndex(start_u64))
         })
+    }
+}
+
+impl SharedLog for PostgresStorage {
+    fn stage_at_end(&self, batch: &[StagedEntry]) -> Result<LeafIndex, StorageError> {
+        self.append_staged(None, batch)
     }
 
     fn try_integrator(&self) -> Result<bool, StorageError> {

@@ -128,9 +128,7 @@ impl Server {
         server
             .wait_ready(if wait_health { "health" } else { "checkpoint" })
             .await?;
-        server.token = std::fs::read_to_string(data_dir.join("agent.token"))?
-            .trim()
-            .to_owned();
+        server.token = server.role_token("agent.token")?;
         let keys: serde_json::Value = server.get_json("v1/keys").await?;
         server.log_key = keys
             .pointer("/log/verifier_key")
@@ -209,6 +207,21 @@ impl Server {
             bail!("GET {path}: {}", r.status());
         }
         Ok(r.bytes().await?.to_vec())
+    }
+
+    /// The token in `file` of the data directory (`agent.token`, `admin.token`,
+    /// `auditor.token`, …): its first line, without an `expires=` line.
+    ///
+    /// # Errors
+    /// When the file cannot be read or is empty.
+    pub fn role_token(&self, file: &str) -> Result<String> {
+        let text = std::fs::read_to_string(self.data_dir.join(file))
+            .with_context(|| format!("read {file}"))?;
+        text.lines()
+            .next()
+            .map(|l| l.trim().to_owned())
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| anyhow!("{file} is empty"))
     }
 
     /// `POST /v1/check` with the write token; `wait=false` returns once sequenced.

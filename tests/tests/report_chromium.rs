@@ -73,16 +73,6 @@ effect = "escalate"
     )
 }
 
-fn token(server: &Server, file: &str) -> String {
-    std::fs::read_to_string(server.data_dir.join(file))
-        .unwrap()
-        .lines()
-        .next()
-        .unwrap()
-        .trim()
-        .to_owned()
-}
-
 async fn post(server: &Server, path: &str, bearer: &str, body: &Value) -> Value {
     let r = server
         .http
@@ -118,7 +108,7 @@ fn run(program: &Path, args: &[&str]) -> Run {
 async fn resolve(server: &Server, dir: &Path, key: &str, escalation: &Value, verb: &str) -> Value {
     let id = escalation["escalation_id"].as_str().unwrap();
     let token_file = dir.join("desk.token");
-    std::fs::write(&token_file, token(server, "auditor.token")).unwrap();
+    std::fs::write(&token_file, server.role_token("auditor.token").unwrap()).unwrap();
     let tool = binary("verdict-approve").unwrap();
     let r = run(
         &tool,
@@ -365,7 +355,7 @@ async fn report_opens_in_headless_chromium_with_the_package_counts() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     let server = Server::start(&dir.join("data"), None).await.unwrap();
-    let admin = token(&server, "admin.token");
+    let admin = server.role_token("admin.token").unwrap();
     let alice = Signer::generate("alice").unwrap();
     let alice_key = dir.join("alice.key");
     std::fs::write(&alice_key, format!("{}\n", alice.to_private_key_string())).unwrap();
@@ -412,7 +402,7 @@ async fn report_opens_in_headless_chromium_with_the_package_counts() {
 
     // Export with the auditor token, verify, replay.
     let token_file = dir.join("auditor.token");
-    std::fs::write(&token_file, token(&server, "auditor.token")).unwrap();
+    std::fs::write(&token_file, server.role_token("auditor.token").unwrap()).unwrap();
     let pkg = dir.join("package.tar");
     let pkg_s = pkg.to_str().unwrap();
     let export = verdict([

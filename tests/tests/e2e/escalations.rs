@@ -42,21 +42,11 @@ effect = "escalate"
     )
 }
 
-fn token(server: &Server, file: &str) -> String {
-    std::fs::read_to_string(server.data_dir.join(file))
-        .unwrap()
-        .lines()
-        .next()
-        .unwrap()
-        .trim()
-        .to_owned()
-}
-
 async fn register(server: &Server, alice: &Signer, bob: &Signer, version: &str) -> Value {
     let r = server
         .http
         .post(format!("{}/v1/policies", server.base))
-        .bearer_auth(token(server, "admin.token"))
+        .bearer_auth(server.role_token("admin.token").unwrap())
         .json(&json!({"source": policy(&alice.verifier(), &bob.verifier(), version)}))
         .send()
         .await
@@ -93,7 +83,7 @@ async fn poll(server: &Server, id: &str, wait: &str) -> Value {
 /// Run `verdict-approve` against `server` (auditor token for reading).
 fn approve_tool(server: &Server, dir: &Path, args: &[&str]) -> Run {
     let token_file = dir.join("approver-desk.token");
-    std::fs::write(&token_file, token(server, "auditor.token")).unwrap();
+    std::fs::write(&token_file, server.role_token("auditor.token").unwrap()).unwrap();
     let out = Command::new(binary("verdict-approve").unwrap())
         .arg("--server")
         .arg(&server.base)
@@ -131,7 +121,7 @@ async fn approve_verify(server: &Server, dir: &Path, decision: &Value, policy_te
     let private: Value = server
         .http
         .get(format!("{}/v1/private/actions/{index}", server.base))
-        .bearer_auth(token(server, "auditor.token"))
+        .bearer_auth(server.role_token("auditor.token").unwrap())
         .send()
         .await
         .unwrap()
@@ -184,7 +174,7 @@ async fn verify_approvals_offline(server: &Server, decision: &Value, keys: &[Ver
             "{}/v1/private/actions/{}",
             server.base, decision["index"]
         ))
-        .bearer_auth(token(server, "auditor.token"))
+        .bearer_auth(server.role_token("auditor.token").unwrap())
         .send()
         .await
         .unwrap()

@@ -75,12 +75,7 @@ pub fn vertical_bars(
     let per_group = series.len().max(1);
     let width = u32::try_from((n * per_group * 26 + 120).clamp(420, 1000)).unwrap_or(1000);
     let height = 320u32;
-    let max = groups
-        .iter()
-        .flat_map(|(_, v)| v.iter().copied())
-        .max()
-        .unwrap_or(0)
-        .max(1);
+    let max = largest(groups);
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (width, height)).into_drawing_area();
@@ -152,12 +147,7 @@ pub fn horizontal_bars(
     let per_group = series.len().max(1);
     let width = 900u32;
     let height = u32::try_from((n * per_group * 22 + 90).clamp(160, 1200)).unwrap_or(1200);
-    let max = groups
-        .iter()
-        .flat_map(|(_, v)| v.iter().copied())
-        .max()
-        .unwrap_or(0)
-        .max(1);
+    let max = largest(groups);
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (width, height)).into_drawing_area();
@@ -245,6 +235,16 @@ fn text_style(size: u32, h: HPos, v: VPos) -> TextStyle<'static> {
 
 fn to_f64(v: u64) -> f64 {
     v as f64
+}
+
+/// The largest value of any group, at least 1 (the axis of an empty chart).
+fn largest(groups: &[(String, Vec<u64>)]) -> u64 {
+    groups
+        .iter()
+        .flat_map(|(_, v)| v.iter().copied())
+        .max()
+        .unwrap_or(0)
+        .max(1)
 }
 
 #[cfg(test)]

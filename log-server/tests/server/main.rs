@@ -18,6 +18,7 @@
 //! - `escalations`: escalations, signed approvals and rejections, expiry, replay, restart
 //!   (issue 15, spec `approval.md`);
 //! - `metrics_access`: who may read `GET /metrics` (metrics or admin token; `metrics_listen`);
+//! - `package_reads`: the evidence-package reads are auditor-only, bad queries are 400;
 //! - `openapi`: insta snapshot of `GET /openapi.json`;
 //! - `request_ids`: published request ids are commitments, never the caller's text (issue 11);
 //! - `postgres_faults`: PostgreSQL escalation CAS, migrations, connections terminated and the
@@ -54,6 +55,7 @@ mod log_faults;
 mod log_props;
 mod metrics_access;
 mod openapi;
+mod package_reads;
 mod policies;
 mod postgres_faults;
 mod request_ids;

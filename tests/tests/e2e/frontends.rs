@@ -533,3 +533,6 @@ async fn a_policy_registered_on_one_frontend_is_current_on_the_other() {
     let a = current_on(0, "1.1.0").await;
     assert_eq!(a["decision"], "allow", "{a}");
 }
+
+mod lock;
+mod times;

@@ -166,7 +166,8 @@ impl Queued {
     /// # Errors
     /// As [`Log::submit`].
     pub async fn staged(self) -> Result<Staged, LogError> {
-        let Acked { index, restamped } = self.answer.await.map_err(|_| LogError::ShuttingDown)??;
+        let Acked { index, restamped } =
+            self.answer.await.map_err(|_| LogError::ShuttingDown)??;
         let sequenced = self.proof.map(|(leaf, proof)| Sequenced {
             index,
             // The proof is of the bytes in the log.

@@ -28,8 +28,8 @@ use verdict_core::merkle::{leaf_hash, Hash, LeafIndex};
 use verdict_core::note::Signer;
 use verdict_core::proof::verify_inclusion;
 
-pub use self::error::{LockMismatch, LogError};
 pub use self::clock::{Restamp, Restamped, Staged};
+pub use self::error::{LockMismatch, LogError};
 pub use self::lock::{CheckpointLock, LockedCheckpoint};
 use self::sequencer::{Acked, Msg, Sequencer, Submission};
 use crate::storage::cache::TileCache;

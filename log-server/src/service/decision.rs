@@ -205,7 +205,10 @@ pub(crate) async fn log_prepared(
         index,
         sequenced,
         restamped,
-    } = queued.staged().await.map_err(|e| log_error(ctx.metrics, e))?;
+    } = queued
+        .staged()
+        .await
+        .map_err(|e| log_error(ctx.metrics, e))?;
     let (statement, receipt) = match restamped {
         Some(Restamped { time_ms, entry }) => (
             Statement {

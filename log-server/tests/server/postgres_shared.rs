@@ -78,9 +78,17 @@ fn stale_times_and_non_extending_locks_are_refused() {
         Err(StorageError::StaleTime { last_ms: 200 }) => {}
         other => panic!("an older batch was not refused: {other:?}"),
     }
-    assert_eq!(a.staged_size().unwrap(), TreeSize(2), "a refused batch staged");
+    assert_eq!(
+        a.staged_size().unwrap(),
+        TreeSize(2),
+        "a refused batch staged"
+    );
     assert_eq!(a.private_record(LeafIndex(2)).unwrap(), None);
-    assert_eq!(b.last_time_ms().unwrap(), 200, "a refused batch moved the time");
+    assert_eq!(
+        b.last_time_ms().unwrap(),
+        200,
+        "a refused batch moved the time"
+    );
     // Equal to the last time is in order; an untimed batch is not checked and moves nothing.
     assert_eq!(
         b.stage_at_end(&[entry(2)], times(200, 250)).unwrap(),
@@ -122,7 +130,11 @@ fn stale_times_and_non_extending_locks_are_refused() {
         Err(StorageError::Corrupt { .. }) => {}
         other => panic!("a malformed lock was not refused: {other:?}"),
     }
-    assert_eq!(a.lock().unwrap(), Some(cp5.clone()), "a refused write wrote");
+    assert_eq!(
+        a.lock().unwrap(),
+        Some(cp5.clone()),
+        "a refused write wrote"
+    );
     a.swap_lock(Some(&cp5), &cp7).unwrap();
     assert_eq!(b.lock().unwrap(), Some(cp7));
 }
@@ -224,7 +236,11 @@ async fn two_logs_on_one_database_keep_entry_times_in_order() {
         Err(LogError::SequencingFailed { op: "stage" }) => {}
         other => panic!("an entry older than the log was not refused: {other:?}"),
     }
-    assert_eq!(a.storage().staged_size().unwrap().0, before + 1, "only a's entry");
+    assert_eq!(
+        a.storage().staged_size().unwrap().0,
+        before + 1,
+        "only a's entry"
+    );
 
     // With a re-stamp: staged after `a`'s, at `a`'s time.
     assert_eq!(

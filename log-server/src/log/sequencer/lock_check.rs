@@ -90,13 +90,17 @@ impl Sequencer {
         let mismatch = |reason| self.mismatch_at(path.clone(), locked, edge, reason);
         let (size, root) = (edge.size(), edge.root());
         if size < locked.size {
-            return Err(mismatch("refusing to sign a tree smaller than the locked checkpoint"));
+            return Err(mismatch(
+                "refusing to sign a tree smaller than the locked checkpoint",
+            ));
         }
         if size == locked.size {
             if root == locked.root {
                 return Ok(());
             }
-            return Err(mismatch("the store's tree at the locked size has another root"));
+            return Err(mismatch(
+                "the store's tree at the locked size has another root",
+            ));
         }
         if self.edge.size() == locked.size && self.edge.root() == locked.root {
             // `edge` was extended from the locked tree (integrate_staged, publish).

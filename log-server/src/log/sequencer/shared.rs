@@ -126,7 +126,9 @@ impl Sequencer {
         // Entry times across frontends: stamp at least what the others staged (module docs).
         match shared.last_time_ms() {
             Ok(last_ms) => raise(&self.shared.clock, last_ms),
-            Err(error) => tracing::debug!(error = %error, "reading the last entry time failed: {error}"),
+            Err(error) => {
+                tracing::debug!(error = %error, "reading the last entry time failed: {error}")
+            }
         }
         if shared.is_integrator() {
             match storage.staged_size() {

@@ -483,8 +483,7 @@ impl PolicyRegistry {
                 store.put_policy_record(PENDING_KEY, Some(&marker)).ok()?;
                 Some(statement)
             });
-            let queued =
-                stamp.submit_restampable(statement.clone(), None, false, Some(restamp))?;
+            let queued = stamp.submit_restampable(statement.clone(), None, false, Some(restamp))?;
             (statement, queued)
         };
         let staged = queued.staged().await?;

@@ -52,7 +52,10 @@ impl PostgresStorage {
         times: Option<BatchTimes>,
     ) -> Result<LeafIndex, StorageError> {
         let (first_ms, last_ms) = match times {
-            Some(t) => (Some(to_i64(t.first_ms)?), to_i64(t.last_ms.max(t.first_ms))?),
+            Some(t) => (
+                Some(to_i64(t.first_ms)?),
+                to_i64(t.last_ms.max(t.first_ms))?,
+            ),
             None => (None, 0),
         };
         let count = i64::try_from(batch.len()).map_err(|_| corrupt("batch", "too long"))?;
@@ -174,7 +177,10 @@ impl SharedLog for PostgresStorage {
             let mut client = pool.get().await.map_err(pool_error(op))?;
             let tx = client.transaction().await.map_err(pg(op))?;
             let row = tx
-                .query_opt("SELECT locked FROM verdict_log WHERE id = 1 FOR UPDATE", &[])
+                .query_opt(
+                    "SELECT locked FROM verdict_log WHERE id = 1 FOR UPDATE",
+                    &[],
+                )
                 .await
                 .map_err(pg(op))?
                 .ok_or(corrupt("log row", "missing"))?;
@@ -248,8 +254,7 @@ impl SharedLog for PostgresStorage {
 fn size_and_root(note: &[u8]) -> Result<(u64, verdict_core::Hash), StorageError> {
     let bad = || corrupt("checkpoint lock", "not a checkpoint note");
     let note = verdict_core::note::Note::parse(note).map_err(|_| bad())?;
-    let checkpoint =
-        verdict_core::checkpoint::Checkpoint::parse(&note.text).map_err(|_| bad())?;
+    let checkpoint = verdict_core::checkpoint::Checkpoint::parse(&note.text).map_err(|_| bad())?;
     Ok((checkpoint.size.0, checkpoint.root))
 }
 

@@ -106,12 +106,19 @@ async fn the_integrator_writes_the_shared_lock_and_a_takeover_checks_it() {
         )
         .unwrap();
     let served = String::from_utf8(note.clone()).unwrap();
-    assert_eq!(locked, served.trim_end(), "the shared lock is not the checkpoint served");
+    assert_eq!(
+        locked,
+        served.trim_end(),
+        "the shared lock is not the checkpoint served"
+    );
     // The frontend's own file followed the published checkpoint (it polls every 100 ms).
     let file = fronts.dirs[1].join("checkpoint.lock");
     let deadline = Instant::now() + Duration::from_secs(5);
     while std::fs::read(&file).unwrap_or_default() != note {
-        assert!(Instant::now() < deadline, "the frontend's lock file did not follow");
+        assert!(
+            Instant::now() < deadline,
+            "the frontend's lock file did not follow"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
@@ -146,8 +153,15 @@ async fn the_integrator_writes_the_shared_lock_and_a_takeover_checks_it() {
     );
     // Nothing signed past the refusal, and no new entry accepted.
     assert_eq!(check_status(fronts.server(1)).await, 503);
-    let after = fronts.get(&fronts.server(1).base, "checkpoint").await.unwrap();
-    assert_eq!(size_of(&after), size_of(&note), "a checkpoint was signed after the refusal");
+    let after = fronts
+        .get(&fronts.server(1).base, "checkpoint")
+        .await
+        .unwrap();
+    assert_eq!(
+        size_of(&after),
+        size_of(&note),
+        "a checkpoint was signed after the refusal"
+    );
     assert_eq!(staged_size(&fronts), staged);
     println!(
         "shared lock: held the served checkpoint at tree size {}; a lock 5 entries beyond the \
@@ -176,7 +190,10 @@ async fn a_rolled_back_database_is_refused_by_a_frontend_that_saw_newer() {
     let file = fronts.dirs[1].join("checkpoint.lock");
     let deadline = Instant::now() + Duration::from_secs(5);
     while std::fs::read(&file).unwrap_or_default() != new {
-        assert!(Instant::now() < deadline, "the frontend's lock file did not follow");
+        assert!(
+            Instant::now() < deadline,
+            "the frontend's lock file did not follow"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
@@ -202,10 +219,11 @@ async fn a_rolled_back_database_is_refused_by_a_frontend_that_saw_newer() {
     fronts.servers[0] = None;
     fronts.servers[1] = None;
     let env: Vec<(&str, &str)> = fronts.env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let refused = Server::start_with_env(&fronts.dirs[1], None, &env)
-        .await
-        .err()
-        .expect("a frontend whose lock file saw a newer checkpoint started on the rolled-back database");
+    let Err(refused) = Server::start_with_env(&fronts.dirs[1], None, &env).await else {
+        panic!(
+            "a frontend whose lock file saw a newer checkpoint started on the rolled-back database"
+        );
+    };
     let message = refused.to_string();
     assert!(message.contains("exit status: 3"), "{message}");
     assert!(message.contains("checkpoint lock"), "{message}");

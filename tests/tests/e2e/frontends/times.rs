@@ -19,7 +19,11 @@ use verdict_tests::server::Server;
 use super::{Frontends, Seen};
 
 /// Restart frontend `i` with `extra` environment on top of the shared settings.
-pub(super) async fn relaunch_with(fronts: &mut Frontends, i: usize, extra: &[(&'static str, &str)]) {
+pub(super) async fn relaunch_with(
+    fronts: &mut Frontends,
+    i: usize,
+    extra: &[(&'static str, &str)],
+) {
     fronts.servers[i] = None;
     let mut env: Vec<(&str, &str)> = fronts.env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     env.extend(extra.iter().copied());
@@ -126,10 +130,7 @@ async fn entry_times_stay_in_order_across_skewed_frontends() {
     let counts = fronts.verify(&seen, dir.path()).await;
 
     let entries = all_entries(&fronts, &fronts.server(1).base).await;
-    let times: Vec<u64> = entries
-        .iter()
-        .map(|e| entry_time_ms(e).unwrap())
-        .collect();
+    let times: Vec<u64> = entries.iter().map(|e| entry_time_ms(e).unwrap()).collect();
     let inversions: Vec<(usize, u64, u64)> = times
         .windows(2)
         .enumerate()

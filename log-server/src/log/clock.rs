@@ -10,8 +10,18 @@
 //! break the order across a restart either.
 //!
 //! The lock is held for one signature and one channel send (microseconds); no `await` happens
-//! under it. With several frontends on one database (spec `storage-postgres.md` §5), each
-//! frontend's clock is its own: the guarantee holds per frontend, not across them (§5.5).
+//! under it.
+//!
+//! **Several frontends on one database** (spec `storage-postgres.md` §5.6, `receipt.md` §9).
+//! Each frontend's clock is its own, so the store keeps the last staged entry time and refuses,
+//! under its row lock, a batch whose first time is older
+//! ([`crate::storage::StorageError::StaleTime`]). A submitter that can rebuild its entry at a
+//! later time hands a [`Restamp`] with it ([`Stamp::submit_restampable`]): on a refusal the
+//! sequencer raises this clock to the stored time, re-stamps and re-signs the entries of the
+//! batch that are older than it (keeping their order), and stages again at once, a bounded
+//! number of times. The submitter learns the final time and bytes from [`Staged::restamped`].
+//! The sequencer also raises this clock from the stored time whenever it follows the shared
+//! store, so refusals are rare.
 
 use std::sync::MutexGuard;
 
@@ -19,7 +29,34 @@ use tokio::sync::oneshot;
 use verdict_core::merkle::leaf_hash;
 use verdict_core::LeafIndex;
 
+use super::sequencer::Acked;
 use super::{Integrated, Log, LogError, Sequenced};
+
+/// Rebuilds and re-signs an entry at a later entry time (`time_ms`, ms since the epoch): the new
+/// entry bytes, or `None` when it cannot (the batch then fails closed). Called on the sequencer
+/// thread; it must not block.
+pub type Restamp = Box<dyn FnMut(u64) -> Option<Vec<u8>> + Send>;
+
+/// An entry the sequencer re-stamped before staging it (shared store, module docs).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Restamped {
+    /// The entry time it now carries.
+    pub time_ms: u64,
+    /// The entry bytes staged (signed again with `time_ms`).
+    pub entry: Vec<u8>,
+}
+
+/// A durably staged entry ([`Queued::staged`]).
+#[derive(Debug)]
+pub struct Staged {
+    /// Its index.
+    pub index: LeafIndex,
+    /// With a proof requested, the handle to wait for its integration.
+    pub sequenced: Option<Sequenced>,
+    /// Set when the sequencer re-stamped the entry: the bytes in the log are these, not the ones
+    /// submitted.
+    pub restamped: Option<Restamped>,
+}
 
 /// A held entry clock with the time to stamp on one entry. Dropping it without
 /// [`Stamp::submit`] releases the clock and logs nothing.
@@ -31,7 +68,7 @@ pub struct Stamp<'a> {
 
 /// An entry handed to the sequencer, not yet acknowledged.
 pub struct Queued {
-    answer: oneshot::Receiver<Result<LeafIndex, LogError>>,
+    answer: oneshot::Receiver<Result<Acked, LogError>>,
     proof: Option<(verdict_core::Hash, oneshot::Receiver<Integrated>)>,
     log: Log,
 }
@@ -42,6 +79,7 @@ impl Log {
     pub fn stamp(&self, now_ms: u64) -> Stamp<'_> {
         let last = self
             .inner
+            .shared
             .clock
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -56,12 +94,7 @@ impl Log {
     /// Raise the entry clock to at least `time_ms` (at start: the time of the last logged
     /// entry).
     pub fn raise_clock(&self, time_ms: u64) {
-        let mut last = self
-            .inner
-            .clock
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        *last = (*last).max(time_ms);
+        raise(&self.inner.shared.clock, time_ms);
     }
 }
 
@@ -78,10 +111,25 @@ impl Stamp<'_> {
     /// # Errors
     /// As [`Log::submit`], for what is checked before queueing (size, capacity, shutdown).
     pub fn submit(
+        self,
+        entry: Vec<u8>,
+        private: Option<Vec<u8>>,
+        proof: bool,
+    ) -> Result<Queued, LogError> {
+        self.submit_restampable(entry, private, proof, None)
+    }
+
+    /// As [`Stamp::submit`], with `restamp` to rebuild the entry at a later time if a shared
+    /// store refuses its time (module docs).
+    ///
+    /// # Errors
+    /// As [`Stamp::submit`].
+    pub fn submit_restampable(
         mut self,
         entry: Vec<u8>,
         private: Option<Vec<u8>>,
         proof: bool,
+        restamp: Option<Restamp>,
     ) -> Result<Queued, LogError> {
         let leaf = leaf_hash(&entry);
         let (tx, rx) = if proof {
@@ -90,7 +138,9 @@ impl Stamp<'_> {
         } else {
             (None, None)
         };
-        let answer = self.log.enqueue(entry, private, tx)?;
+        let answer = self
+            .log
+            .enqueue(entry, private, tx, Some((self.time_ms, restamp)))?;
         *self.last = self.time_ms;
         Ok(Queued {
             answer,
@@ -107,13 +157,36 @@ impl Queued {
     /// # Errors
     /// As [`Log::submit`].
     pub async fn sequenced(self) -> Result<(LeafIndex, Option<Sequenced>), LogError> {
-        let index = self.answer.await.map_err(|_| LogError::ShuttingDown)??;
+        let staged = self.staged().await?;
+        Ok((staged.index, staged.sequenced))
+    }
+
+    /// As [`Queued::sequenced`], and whether the sequencer re-stamped the entry.
+    ///
+    /// # Errors
+    /// As [`Log::submit`].
+    pub async fn staged(self) -> Result<Staged, LogError> {
+        let Acked { index, restamped } =
+            self.answer.await.map_err(|_| LogError::ShuttingDown)??;
         let sequenced = self.proof.map(|(leaf, proof)| Sequenced {
             index,
-            leaf,
+            // The proof is of the bytes in the log.
+            leaf: restamped.as_ref().map_or(leaf, |r| leaf_hash(&r.entry)),
             log: self.log.clone(),
             proof,
         });
-        Ok((index, sequenced))
+        Ok(Staged {
+            index,
+            sequenced,
+            restamped,
+        })
     }
+}
+
+/// Raise the entry clock `clock` to at least `time_ms`.
+pub(crate) fn raise(clock: &std::sync::Mutex<u64>, time_ms: u64) {
+    let mut last = clock
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    *last = (*last).max(time_ms);
 }

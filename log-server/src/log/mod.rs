@@ -28,9 +28,10 @@ use verdict_core::merkle::{leaf_hash, Hash, LeafIndex};
 use verdict_core::note::Signer;
 use verdict_core::proof::verify_inclusion;
 
+pub use self::clock::{Restamp, Restamped, Staged};
 pub use self::error::{LockMismatch, LogError};
 pub use self::lock::{CheckpointLock, LockedCheckpoint};
-use self::sequencer::{Msg, Sequencer, Submission};
+use self::sequencer::{Acked, Msg, Sequencer, Submission};
 use crate::storage::cache::TileCache;
 use crate::storage::sled::SledStorage;
 use crate::storage::{Storage, StorageError};
@@ -193,13 +194,14 @@ pub(crate) struct Shared {
     /// A [`Msg::Wake`] is queued and not yet handled (shared store): announcements arriving
     /// meanwhile add no further wake-ups.
     pub(crate) wake_pending: AtomicBool,
+    /// The entry clock ([`clock`]): the last time stamped on an entry, ms since the epoch. Here
+    /// (not in the handle) so that the sequencer can raise it from a shared store's last time.
+    pub(crate) clock: Mutex<u64>,
 }
 
 struct Handle {
     shared: Arc<Shared>,
     tx: Mutex<mpsc::Sender<Msg>>,
-    /// The entry clock ([`clock`]): the last time stamped on an entry, ms since the epoch.
-    clock: Mutex<u64>,
     checkpoints: watch::Receiver<Option<SignedCheckpoint>>,
 }
 
@@ -253,6 +255,7 @@ impl Log {
             failing: Mutex::new(None),
             integrity: Mutex::new(None),
             wake_pending: AtomicBool::new(false),
+            clock: Mutex::new(0),
         });
         let (tx, rx) = mpsc::channel();
         let (watch_tx, checkpoints) = watch::channel(None);
@@ -285,7 +288,6 @@ impl Log {
             inner: Arc::new(Handle {
                 shared,
                 tx: Mutex::new(tx),
-                clock: Mutex::new(0),
                 checkpoints,
             }),
         };
@@ -374,9 +376,10 @@ impl Log {
         private: Option<Vec<u8>>,
         proof: Option<oneshot::Sender<Integrated>>,
     ) -> Result<LeafIndex, LogError> {
-        self.enqueue(entry, private, proof)?
+        self.enqueue(entry, private, proof, None)?
             .await
             .map_err(|_| LogError::ShuttingDown)?
+            .map(|acked| acked.index)
     }
 
     /// Hand one entry to the sequencer, in the order of the calls (the sequencer stages entries
@@ -386,7 +389,8 @@ impl Log {
         entry: Vec<u8>,
         private: Option<Vec<u8>>,
         proof: Option<oneshot::Sender<Integrated>>,
-    ) -> Result<oneshot::Receiver<Result<LeafIndex, LogError>>, LogError> {
+        stamp: Option<(u64, Option<Restamp>)>,
+    ) -> Result<oneshot::Receiver<Result<Acked, LogError>>, LogError> {
         if entry.len() > MAX_ENTRY_LEN {
             return Err(LogError::EntryTooLarge {
                 len: entry.len(),
@@ -413,6 +417,8 @@ impl Log {
             reply,
             proof,
             queued_at: Instant::now(),
+            time_ms: stamp.as_ref().map(|(time_ms, _)| *time_ms),
+            restamp: stamp.and_then(|(_, restamp)| restamp),
         }));
         if sent.is_err() {
             shared.queued.fetch_sub(1, Ordering::AcqRel);

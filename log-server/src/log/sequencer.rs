@@ -30,6 +30,7 @@
 mod lock_check;
 mod reload;
 mod shared;
+mod shared_lock;
 
 use std::sync::atomic::Ordering;
 use std::sync::{mpsc, Arc};
@@ -42,6 +43,7 @@ use verdict_core::note::{Signer, Verifier};
 use verdict_core::tile::TILE_WIDTH;
 
 use super::batch_proofs::BatchHashes;
+use super::clock::{Restamp, Restamped};
 use super::lock::CheckpointLock;
 use super::tiles::extend;
 use super::{Integrated, LogError, Shared, SignedCheckpoint};
@@ -68,10 +70,28 @@ pub(crate) enum Msg {
 pub(crate) struct Submission {
     pub(crate) entry: Vec<u8>,
     pub(crate) private: Option<Vec<u8>>,
-    pub(crate) reply: oneshot::Sender<Result<LeafIndex, LogError>>,
+    pub(crate) reply: oneshot::Sender<Result<Acked, LogError>>,
     /// Where to send the entry's proof once integrated, if the submitter waits for it.
     pub(crate) proof: Option<oneshot::Sender<Integrated>>,
     pub(crate) queued_at: Instant,
+    /// The entry time it was stamped with ([`crate::log::clock`]), if it went through the clock.
+    pub(crate) time_ms: Option<u64>,
+    /// How to rebuild it at a later time, if a shared store refuses its time.
+    pub(crate) restamp: Option<Restamp>,
+}
+
+/// The answer to a submitter once its entry is durably staged.
+pub(crate) struct Acked {
+    pub(crate) index: LeafIndex,
+    /// Set when the entry was re-stamped before staging ([`crate::log::clock`]).
+    pub(crate) restamped: Option<Restamped>,
+}
+
+/// The entry time of one entry of a batch being staged, and how to move it (module `shared`).
+pub(super) struct Timed {
+    pub(super) time_ms: Option<u64>,
+    pub(super) restamp: Option<Restamp>,
+    pub(super) restamped: Option<Restamped>,
 }
 
 /// The sequencer's state; lives on its own thread.
@@ -96,6 +116,9 @@ pub(crate) struct Sequencer {
     locked: Option<Checkpoint>,
     /// Shared store: when this frontend last tried to take the integrator role.
     takeover_tried: Instant,
+    /// Shared store: the shared checkpoint lock as last read or written (the compare-and-swap's
+    /// expected value); `None` when unknown (module `shared_lock`).
+    shared_lock: Option<Option<Vec<u8>>>,
 }
 
 impl Sequencer {
@@ -123,6 +146,7 @@ impl Sequencer {
             lock: None,
             locked: None,
             takeover_tried: Instant::now(),
+            shared_lock: None,
         };
         sequencer.lock = sequencer
             .shared
@@ -132,7 +156,10 @@ impl Sequencer {
             .map(CheckpointLock::new);
         sequencer.reload()?;
         if !sequencer.integrating() {
-            // A frontend of a shared store: another server integrates (module `shared`).
+            // A frontend of a shared store: another server integrates (module `shared`). Its
+            // lock file is checked as a single server's is: a database older than what this
+            // frontend saw is refused (module `shared_lock`).
+            sequencer.check_lock_at_open()?;
             tracing::info!(
                 tree.size = sequencer.edge.size().0,
                 "log opened as a frontend at tree size {}; another server integrates",
@@ -141,6 +168,7 @@ impl Sequencer {
             return Ok(sequencer);
         }
         sequencer.check_lock_at_open()?;
+        sequencer.check_shared_lock()?;
         sequencer.integrate_staged(None)?;
         if sequencer.published.is_none() {
             sequencer.publish(sequencer.edge.clone())?;
@@ -318,6 +346,7 @@ impl Sequencer {
         let mut entries = Vec::with_capacity(count);
         let mut replies = Vec::with_capacity(count);
         let mut proofs = Vec::with_capacity(count);
+        let mut timed = Vec::with_capacity(count);
         let mut oldest = started;
         for submission in batch {
             oldest = oldest.min(submission.queued_at);
@@ -327,9 +356,23 @@ impl Sequencer {
             });
             replies.push(submission.reply);
             proofs.push(submission.proof);
+            timed.push(Timed {
+                time_ms: submission.time_ms,
+                restamp: submission.restamp,
+                restamped: None,
+            });
         }
-        let start = match self.stage_batch(&entries) {
+        let start = match self.stage_batch(&mut entries, &mut timed) {
             Ok(start) => start,
+            Err(error @ crate::storage::StorageError::StaleTime { .. }) => {
+                // Not a storage failure: nothing staged, the store is fine (module `shared`).
+                tracing::warn!(error = %error, "batch of {count} refused: {error}");
+                self.shared.queued.fetch_sub(count, Ordering::AcqRel);
+                for reply in replies {
+                    let _ = reply.send(Err(LogError::SequencingFailed { op: "stage" }));
+                }
+                return;
+            }
             Err(error) => {
                 self.failed("stage", Some(&LogError::Storage(error)));
                 let _ = self.reload();
@@ -349,8 +392,12 @@ impl Sequencer {
         // A frontend that does not integrate keeps no waiters: they build their proofs from
         // stored tiles once the integrator's checkpoint covers them (module `shared`).
         let integrating = self.integrating();
-        for ((index, reply), proof) in (start..).zip(replies).zip(proofs) {
-            if reply.send(Ok(LeafIndex(index))).is_ok() && integrating {
+        for (((index, reply), proof), timed) in (start..).zip(replies).zip(proofs).zip(timed) {
+            let acked = Acked {
+                index: LeafIndex(index),
+                restamped: timed.restamped,
+            };
+            if reply.send(Ok(acked)).is_ok() && integrating {
                 if let Some(proof) = proof {
                     self.waiters.push((index, proof));
                 }
@@ -528,6 +575,8 @@ impl Sequencer {
                 self.locked = Some(checkpoint.clone());
             }
         }
+        // Shared store: the shared checkpoint lock too, before publishing (module `shared_lock`).
+        self.write_shared_lock(&note, &edge)?;
         if let Err(error) = self.shared.storage.publish(self.published.as_ref(), &state) {
             self.dirty = true;
             return Err(error.into());

@@ -17,7 +17,7 @@ use verdict_core::LeafIndex;
 use super::action::canonical_json;
 use super::private::encode_record;
 use super::{log_error, Context, ServiceError};
-use crate::log::{Integrated, LogError};
+use crate::log::{Integrated, LogError, Restamp, Restamped, Staged};
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 
@@ -107,10 +107,27 @@ pub struct Logged {
     pub accepted: bool,
 }
 
+/// The wall clock for entry times, ms since the epoch, moved by the test-only
+/// `VERDICT_TEST_CLOCK_OFFSET_MS` (signed ms, read once; see [`test_clock_offset_ms`]).
 pub(crate) fn now_ms() -> u64 {
-    SystemTime::now()
+    let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    now.saturating_add_signed(test_clock_offset_ms())
+}
+
+/// Test only: `VERDICT_TEST_CLOCK_OFFSET_MS` skews this process's entry clock by that many ms
+/// (signed), to run frontends with skewed clocks on one machine
+/// (`tests/tests/e2e/frontend_times.rs`). Unset, empty or malformed: 0. Never set it in
+/// production: it moves receipt and registration times.
+fn test_clock_offset_ms() -> i64 {
+    static OFFSET: std::sync::OnceLock<i64> = std::sync::OnceLock::new();
+    *OFFSET.get_or_init(|| {
+        std::env::var("VERDICT_TEST_CLOCK_OFFSET_MS")
+            .ok()
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0)
+    })
 }
 
 /// Sign, sequence, (optionally) wait, and build the answer. Returns the index once sequenced.
@@ -169,16 +186,39 @@ pub(crate) async fn log_prepared(
             ctx.checker_key,
         );
         let receipt = Receipt::sign(&statement, ctx.checker_key).map_err(ServiceError::internal)?;
+        // On a shared store the sequencer may have to move the entry to a later time
+        // (spec `storage-postgres.md` §5.6): the same statement, signed again at that time.
+        let restamp = ctx.log.storage().shared().is_some().then(|| {
+            let (mut again, key) = (statement.clone(), ctx.checker_key.clone());
+            Box::new(move |time_ms| {
+                again.time_ms = time_ms;
+                Receipt::sign(&again, &key).ok()
+            }) as Restamp
+        });
         let queued = stamp
-            .submit(receipt.clone(), Some(private), wait)
+            .submit_restampable(receipt.clone(), Some(private), wait, restamp)
             .map_err(|e| log_error(ctx.metrics, e))?;
         (statement, receipt, queued)
     };
     let submitted = Instant::now();
-    let (index, sequenced) = queued
-        .sequenced()
+    let Staged {
+        index,
+        sequenced,
+        restamped,
+    } = queued
+        .staged()
         .await
         .map_err(|e| log_error(ctx.metrics, e))?;
+    let (statement, receipt) = match restamped {
+        Some(Restamped { time_ms, entry }) => (
+            Statement {
+                time_ms,
+                ..statement
+            },
+            entry,
+        ),
+        None => (statement, receipt),
+    };
     ctx.metrics.decision(
         policy.name(),
         decision_name(statement.decision),

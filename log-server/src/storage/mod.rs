@@ -193,6 +193,26 @@ pub enum StorageError {
         /// Its index.
         index: u64,
     },
+    /// A shared store refused a batch whose first entry time is older than the last staged one
+    /// (entry times never decrease in log order, spec `storage-postgres.md` §5.6): nothing was
+    /// staged; re-stamp the batch at `last_ms` or later and stage it again.
+    #[error("entry time older than the last staged entry time {last_ms}")]
+    StaleTime {
+        /// The last staged entry time, ms since the epoch.
+        last_ms: u64,
+    },
+    /// A write of the shared checkpoint lock was refused (spec `storage-postgres.md` §5.4):
+    /// the stored lock is not the expected one, or the new checkpoint does not equal or extend
+    /// it. Nothing was written.
+    #[error("checkpoint lock in the store refused: {reason} (stored size {stored_size:?}, new size {new_size})")]
+    LockRefused {
+        /// Size of the stored lock's checkpoint (None: no lock stored).
+        stored_size: Option<u64>,
+        /// Size of the refused checkpoint.
+        new_size: u64,
+        /// Why.
+        reason: &'static str,
+    },
     /// A stored or given value is malformed.
     #[error("malformed {what}: {reason}")]
     Corrupt {

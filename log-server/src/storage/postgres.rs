@@ -1,7 +1,8 @@
 //! [`Storage`] on PostgreSQL (issue 18; spec `spec/storage-postgres.md`).
 //!
 //! Tables (created and migrated at open by [`schema`], versioned in `verdict_schema_version`):
-//! `verdict_log` (one row: staged size and the published [`LogState`]), `verdict_staged`,
+//! `verdict_log` (one row: staged size, the published [`LogState`], and since version 2 the last
+//! staged entry time and the shared checkpoint lock, spec §5.4, §5.6), `verdict_staged`,
 //! `verdict_private`, `verdict_tiles` (hash tiles at levels 0..=7, entry bundles at level -1,
 //! each as its widest version), `verdict_policies` and `verdict_escalations`.
 //!
@@ -233,7 +234,7 @@ impl Storage for PostgresStorage {
         // Only the integrator stages at a given index; the transaction is the shared one.
         let writer = self.writer.clone();
         self.block("stage", async move { writer.ensure().await })?;
-        self.append_staged(Some(start), batch).map(|_| ())
+        self.append_staged(Some(start), batch, None).map(|_| ())
     }
 
     fn staged(&self, start: LeafIndex, end: LeafIndex) -> Result<Vec<Vec<u8>>, StorageError> {

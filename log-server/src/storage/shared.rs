@@ -10,6 +10,10 @@
 //! integrator that lost its role without noticing) and announces them. Frontends learn of new
 //! checkpoints through [`SharedLog::subscribe`] and by polling the published state every
 //! [`SharedLog::poll_interval`], and answer their clients with proofs built from stored tiles.
+//!
+//! The store also keeps, in its log row, the last staged entry time (entry times never decrease
+//! across frontends, spec `storage-postgres.md` §5.6: [`SharedLog::stage_at_end`] refuses an
+//! older batch) and the shared checkpoint lock ([`SharedLog::swap_lock`], §5.4).
 
 use std::time::Duration;
 
@@ -17,14 +21,55 @@ use verdict_core::merkle::LeafIndex;
 
 use super::{StagedEntry, StorageError};
 
+/// The entry times of a batch to stage, ms since the epoch ([`SharedLog::stage_at_end`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BatchTimes {
+    /// The time of the first timed entry.
+    pub first_ms: u64,
+    /// The largest time in the batch.
+    pub last_ms: u64,
+}
+
 /// What a store shared by several frontends offers beyond [`super::Storage`]. See the module docs.
 pub trait SharedLog: Send + Sync {
     /// Append `batch` with its private records at the end of staging, wherever it is now, durably
-    /// and atomically, and return the index of its first entry.
+    /// and atomically, and return the index of its first entry. With `times` (the entry times
+    /// of the batch, non-decreasing), the store refuses the batch if its first time is older
+    /// than the last staged entry time, and otherwise records the batch's last time.
     ///
     /// # Errors
-    /// Backend errors (nothing is acknowledged; the batch may or may not be staged).
-    fn stage_at_end(&self, batch: &[StagedEntry]) -> Result<LeafIndex, StorageError>;
+    /// [`StorageError::StaleTime`] (nothing staged); backend errors (nothing is acknowledged;
+    /// the batch may or may not be staged).
+    fn stage_at_end(
+        &self,
+        batch: &[StagedEntry],
+        times: Option<BatchTimes>,
+    ) -> Result<LeafIndex, StorageError>;
+
+    /// The last staged entry time, ms since the epoch (0 before any timed batch).
+    ///
+    /// # Errors
+    /// Backend errors.
+    fn last_time_ms(&self) -> Result<u64, StorageError>;
+
+    /// The shared checkpoint lock: the last checkpoint note an integrator signed, unverified
+    /// (the caller verifies it), or `None` before the first.
+    ///
+    /// # Errors
+    /// Backend errors.
+    fn lock(&self) -> Result<Option<Vec<u8>>, StorageError>;
+
+    /// Write the shared checkpoint lock: `new` (a signed checkpoint note) replaces the stored
+    /// one if the stored one is `expected` (compare-and-swap) and `new` equals or extends it by
+    /// size (a checkpoint of the same size must have the same root; a smaller one is refused).
+    /// Writing the note already stored is a no-op that succeeds, whatever `expected` says.
+    /// Consistency of a larger tree with the stored one is the integrator's to prove before it
+    /// signs (spec `checkpoint-lock.md` §3); the store checks only size and root.
+    ///
+    /// # Errors
+    /// [`StorageError::LockRefused`] (nothing written); [`StorageError::Corrupt`] when `new`
+    /// or the stored lock is not a checkpoint note; backend errors.
+    fn swap_lock(&self, expected: Option<&[u8]>, new: &[u8]) -> Result<(), StorageError>;
 
     /// Take the integrator role if it is free; `Ok(true)` when this process holds it (taken now
     /// or earlier and still held).

@@ -23,6 +23,8 @@
 //! - `request_ids`: published request ids are commitments, never the caller's text (issue 11);
 //! - `postgres_faults`: PostgreSQL escalation CAS, migrations, connections terminated and the
 //!   server restarted under load (nothing acknowledged lost);
+//! - `postgres_shared`: PostgreSQL's shared-store additions: stale entry times refused, the
+//!   shared checkpoint lock's compare-and-swap, two logs on one database with skewed clocks;
 //! - `storage_conformance`: the storage conformance suite on memory, sled and a real
 //!   PostgreSQL (throwaway cluster), PostgreSQL fault injection;
 //! - `slow_client`: `serve::serve` on 127.0.0.1 under trickling (Slowloris) connections;
@@ -58,6 +60,7 @@ mod openapi;
 mod package_reads;
 mod policies;
 mod postgres_faults;
+mod postgres_shared;
 mod request_ids;
 mod slow_client;
 mod storage_conformance;

@@ -77,10 +77,11 @@ fn escalation_cas_schema_versions_and_a_dropped_connection() {
         .cluster
         .psql(
             &db,
-            "SELECT string_agg(version::text, ',') FROM verdict_schema_version",
+            "SELECT string_agg(version::text, ',' ORDER BY version) FROM verdict_schema_version",
         )
         .unwrap();
-    assert_eq!(versions, SCHEMA_VERSION.to_string());
+    let all: Vec<String> = (1..=SCHEMA_VERSION).map(|v| v.to_string()).collect();
+    assert_eq!(versions, all.join(","));
     // Three servers starting together on a fresh database: migrated once, one writer.
     let (fresh_db, fresh_url) = pg.database();
     let barrier = Arc::new(std::sync::Barrier::new(3));
@@ -108,7 +109,8 @@ fn escalation_cas_schema_versions_and_a_dropped_connection() {
         pg.cluster
             .psql(&fresh_db, "SELECT count(*) FROM verdict_schema_version")
             .unwrap(),
-        "1"
+        SCHEMA_VERSION.to_string(),
+        "each migration recorded once"
     );
 
     // A dropped connection: clean backend errors (at most one per pooled connection), then the

@@ -13,6 +13,10 @@
 //! - [`a_paused_integrator_is_fenced`]: the integrator stopped with SIGSTOP in the middle of the
 //!   load; the other takes over after the lock timeout; SIGCONT: the old one comes back as a
 //!   frontend, and nothing it does publishes a checkpoint inconsistent with the new one.
+//! - [`lock`]: the checkpoint lock in the database (written by the integrator, checked at
+//!   takeover) and each frontend's lock file as a rollback tripwire (spec §5.4);
+//! - [`times`]: entry times non-decreasing across two frontends with skewed clocks, and the
+//!   whole log's evidence package verified (spec §5.6).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -533,3 +537,6 @@ async fn a_policy_registered_on_one_frontend_is_current_on_the_other() {
     let a = current_on(0, "1.1.0").await;
     assert_eq!(a["decision"], "allow", "{a}");
 }
+
+mod lock;
+mod times;

@@ -7,6 +7,8 @@
 //! - [`flow`]: allow/deny/escalate checks, bundles verified, consistency, forged checkpoint;
 //! - [`frontends`]: two servers on one PostgreSQL: kill -9 and SIGSTOP of the integrator, takeover,
 //!   nothing acknowledged lost, all checkpoints consistent, tiles identical on both (issue 18);
+//!   the checkpoint lock in the database and a rolled-back database refused; entry times in
+//!   order across frontends with skewed clocks;
 //! - [`audit`]: `audit --sample` on a log of ≥ 10k entries, `--full`, and rollback detection.
 //! - [`audit_faults`]: `audit` through a proxy that withholds and bit-flips tiles: never a panic,
 //!   unchecked samples listed beside verified ones, usage errors, `--until`;

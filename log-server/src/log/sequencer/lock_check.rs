@@ -76,11 +76,21 @@ impl Sequencer {
         let Some(locked) = &self.locked else {
             return Ok(());
         };
+        self.check_extends(locked, edge, self.lock_path())
+    }
+
+    /// As [`Sequencer::check_extends_lock`], against `locked` kept at `path` (the lock file, or
+    /// the shared store's lock, module `shared_lock`).
+    pub(super) fn check_extends(
+        &self,
+        locked: &Checkpoint,
+        edge: &RightEdge,
+        path: std::path::PathBuf,
+    ) -> Result<(), LogError> {
+        let mismatch = |reason| self.mismatch_at(path.clone(), locked, edge, reason);
         let (size, root) = (edge.size(), edge.root());
         if size < locked.size {
-            return Err(self.mismatch(
-                locked,
-                edge,
+            return Err(mismatch(
                 "refusing to sign a tree smaller than the locked checkpoint",
             ));
         }
@@ -88,9 +98,7 @@ impl Sequencer {
             if root == locked.root {
                 return Ok(());
             }
-            return Err(self.mismatch(
-                locked,
-                edge,
+            return Err(mismatch(
                 "the store's tree at the locked size has another root",
             ));
         }
@@ -102,26 +110,35 @@ impl Sequencer {
             if locked.root == empty_root() {
                 return Ok(());
             }
-            return Err(self.mismatch(locked, edge, "the locked empty tree has a wrong root"));
+            return Err(mismatch("the locked empty tree has a wrong root"));
         }
         let tiles = CachedTiles::new(self.shared.storage.as_ref(), &self.shared.cache);
         let proof = consistency_proof(&TileHashSource::new(&tiles, size), locked.size, size)?;
-        verify_consistency(locked.size, size, &proof, &locked.root, &root).map_err(|_| {
-            self.mismatch(
-                locked,
-                edge,
-                "the store's tree is not consistent with the locked checkpoint",
-            )
-        })
+        verify_consistency(locked.size, size, &proof, &locked.root, &root)
+            .map_err(|_| mismatch("the store's tree is not consistent with the locked checkpoint"))
     }
 
     fn mismatch(&self, locked: &Checkpoint, edge: &RightEdge, reason: &'static str) -> LogError {
+        self.mismatch_at(self.lock_path(), locked, edge, reason)
+    }
+
+    fn lock_path(&self) -> std::path::PathBuf {
+        self.lock
+            .as_ref()
+            .map(|l| l.path().to_path_buf())
+            .unwrap_or_default()
+    }
+
+    /// [`LogError::LockMismatch`] of the lock kept at `lock_path`.
+    pub(super) fn mismatch_at(
+        &self,
+        lock_path: std::path::PathBuf,
+        locked: &Checkpoint,
+        edge: &RightEdge,
+        reason: &'static str,
+    ) -> LogError {
         LogError::LockMismatch(Box::new(LockMismatch {
-            lock_path: self
-                .lock
-                .as_ref()
-                .map(|l| l.path().to_path_buf())
-                .unwrap_or_default(),
+            lock_path,
             lock_size: locked.size,
             lock_root: locked.root,
             store_size: edge.size(),

@@ -16,6 +16,15 @@
 //!   every `takeover_interval` it tries to take the integrator lock, and when it gets it, it
 //!   first recovers exactly as a server does at open: reload, checkpoint-lock check, integrate
 //!   whatever is staged.
+//!
+//! **Entry times across frontends** (spec `storage-postgres.md` §5.6, `receipt.md` §9). Each
+//! batch is staged with its entry times; the store refuses it under its row lock when its first
+//! time is older than the last staged one ([`StorageError::StaleTime`]). The sequencer then
+//! raises the entry clock to the stored time, re-stamps (re-signs, through each entry's
+//! [`crate::log::Restamp`]) every entry of the batch older than it, and stages again at once, up
+//! to [`STALE_TIME_RETRIES`] times; an entry that cannot be re-stamped fails the batch closed
+//! (503, nothing acknowledged). Every follow also raises the entry clock to the stored last
+//! time, so that a frontend whose clock is behind stamps at least the others' times.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -23,9 +32,14 @@ use std::time::{Duration, Instant};
 
 use verdict_core::merkle::LeafIndex;
 
+use super::super::clock::{raise, Restamped};
 use super::super::LogError;
-use super::Sequencer;
+use super::{Sequencer, Timed};
+use crate::storage::shared::BatchTimes;
 use crate::storage::{StagedEntry, StorageError};
+
+/// Times a batch refused for a stale entry time is re-stamped and staged again.
+pub(super) const STALE_TIME_RETRIES: u32 = 8;
 
 impl Sequencer {
     /// Whether this process integrates: always on a store of its own; on a shared store, while
@@ -38,14 +52,34 @@ impl Sequencer {
     }
 
     /// Stage `entries` durably and return the index of the first: at the staged size on a store
-    /// of its own, at the end of staging on a shared one.
-    pub(super) fn stage_batch(&self, entries: &[StagedEntry]) -> Result<u64, StorageError> {
+    /// of its own, at the end of staging on a shared one, re-stamping the batch while the store
+    /// refuses its entry times (module docs).
+    pub(super) fn stage_batch(
+        &self,
+        entries: &mut [StagedEntry],
+        timed: &mut [Timed],
+    ) -> Result<u64, StorageError> {
         let storage = &self.shared.storage;
-        match storage.shared() {
-            Some(shared) => shared.stage_at_end(entries).map(|start| start.0),
-            None => storage
+        let Some(shared) = storage.shared() else {
+            return storage
                 .stage(LeafIndex(self.staged_size), entries)
-                .map(|()| self.staged_size),
+                .map(|()| self.staged_size);
+        };
+        let mut attempt = 0;
+        loop {
+            match shared.stage_at_end(entries, batch_times(timed)) {
+                Err(StorageError::StaleTime { last_ms }) if attempt < STALE_TIME_RETRIES => {
+                    attempt += 1;
+                    raise(&self.shared.clock, last_ms);
+                    let moved = restamp(entries, timed, last_ms)?;
+                    tracing::debug!(
+                        entry.time_ms = last_ms,
+                        "re-stamped {moved} entries at {last_ms} (another frontend staged later \
+                         times; attempt {attempt})"
+                    );
+                }
+                other => return other.map(|start| start.0),
+            }
         }
     }
 
@@ -89,6 +123,13 @@ impl Sequencer {
         let Some(shared) = storage.shared() else {
             return false;
         };
+        // Entry times across frontends: stamp at least what the others staged (module docs).
+        match shared.last_time_ms() {
+            Ok(last_ms) => raise(&self.shared.clock, last_ms),
+            Err(error) => {
+                tracing::debug!(error = %error, "reading the last entry time failed: {error}")
+            }
+        }
         if shared.is_integrator() {
             match storage.staged_size() {
                 Ok(size) if size.0 > self.staged_size => {
@@ -113,6 +154,7 @@ impl Sequencer {
                     );
                     if let Err(error) = self.take_over() {
                         self.failed("takeover", Some(&error));
+                        self.alarm("takeover", &error);
                     }
                     return true;
                 }
@@ -122,19 +164,24 @@ impl Sequencer {
                 }
             }
         }
-        match self.reload() {
+        // Following also advances this frontend's lock file (module `shared_lock`).
+        match self.reload().and_then(|()| self.advance_file_lock()) {
             Ok(()) => self.set_failing(None),
-            Err(error) => self.failed("follow the published state", Some(&error)),
+            Err(error) => {
+                self.failed("follow the published state", Some(&error));
+                self.alarm("follow the published state", &error);
+            }
         }
         true
     }
 
-    /// Become the integrator: recover as at open (reload, checkpoint-lock check, integrate
-    /// whatever is staged, publish a first checkpoint if there is none).
+    /// Become the integrator: recover as at open (reload, checks of the lock file and of the
+    /// shared lock, integrate whatever is staged, publish a first checkpoint if there is none).
     fn take_over(&mut self) -> Result<(), LogError> {
         self.dirty = true;
         self.reload()?;
         self.check_lock_at_open()?;
+        self.check_shared_lock()?;
         self.integrate_staged(None)?;
         if self.published.is_none() {
             self.publish(self.edge.clone())?;
@@ -142,4 +189,44 @@ impl Sequencer {
         self.set_failing(None);
         Ok(())
     }
+}
+
+/// The entry times of a batch (`None` when no entry went through the entry clock).
+fn batch_times(timed: &[Timed]) -> Option<BatchTimes> {
+    let mut times = timed.iter().filter_map(|t| t.time_ms);
+    let first_ms = times.next()?;
+    let last_ms = times.fold(first_ms, u64::max);
+    Some(BatchTimes { first_ms, last_ms })
+}
+
+/// Re-stamp every entry older than `last_ms` at `last_ms` (the batch stays non-decreasing: it
+/// was, and only its oldest prefix moves). Returns how many moved.
+///
+/// # Errors
+/// [`StorageError::StaleTime`] when an entry that must move cannot be re-stamped.
+fn restamp(
+    entries: &mut [StagedEntry],
+    timed: &mut [Timed],
+    last_ms: u64,
+) -> Result<usize, StorageError> {
+    let mut moved = 0;
+    for (entry, timed) in entries.iter_mut().zip(timed) {
+        if timed.time_ms.is_none_or(|time_ms| time_ms >= last_ms) {
+            continue;
+        }
+        let bytes = timed
+            .restamp
+            .as_mut()
+            .and_then(|restamp| restamp(last_ms))
+            .filter(|bytes| bytes.len() <= super::super::MAX_ENTRY_LEN)
+            .ok_or(StorageError::StaleTime { last_ms })?;
+        entry.entry.clone_from(&bytes);
+        timed.time_ms = Some(last_ms);
+        timed.restamped = Some(Restamped {
+            time_ms: last_ms,
+            entry: bytes,
+        });
+        moved += 1;
+    }
+    Ok(moved)
 }

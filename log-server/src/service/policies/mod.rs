@@ -434,9 +434,10 @@ impl PolicyRegistry {
             return Ok(Outcome::Existing(existing));
         }
         let storage = ctx.log.storage();
-        let stored = |statement: &[u8], from: Option<u64>| {
+        let owned_source = source.to_owned();
+        let stored = move |statement: &[u8], from: Option<u64>| {
             serde_json::to_vec(&StoredRegistration {
-                source: source.to_owned(),
+                source: owned_source.clone(),
                 statement: B64.encode(statement),
                 from,
             })
@@ -464,14 +465,30 @@ impl PolicyRegistry {
             let statement = PolicyStatement::sign(&record, ctx.checker_key)?;
             self.unsettled
                 .store(true, std::sync::atomic::Ordering::Release);
-            storage.put_policy_record(
-                PENDING_KEY,
-                Some(&stored(&statement, Some(ctx.log.stats().staged_size))?),
-            )?;
-            let queued = stamp.submit(statement.clone(), None, false)?;
+            let from = Some(ctx.log.stats().staged_size);
+            storage.put_policy_record(PENDING_KEY, Some(&stored(&statement, from)?))?;
+            // On a shared store the sequencer may move the statement to a later time (spec
+            // `storage-postgres.md` §5.6): signed again, and the pending marker rewritten first
+            // so that it always holds the bytes staged.
+            let (mut again, key, store) = (
+                record.clone(),
+                ctx.checker_key.clone(),
+                std::sync::Arc::clone(storage),
+            );
+            let stored_again = stored.clone();
+            let restamp: crate::log::Restamp = Box::new(move |time_ms| {
+                again.time_ms = time_ms;
+                let statement = PolicyStatement::sign(&again, &key).ok()?;
+                let marker = stored_again(&statement, from).ok()?;
+                store.put_policy_record(PENDING_KEY, Some(&marker)).ok()?;
+                Some(statement)
+            });
+            let queued = stamp.submit_restampable(statement.clone(), None, false, Some(restamp))?;
             (statement, queued)
         };
-        let index = queued.sequenced().await?.0 .0;
+        let staged = queued.staged().await?;
+        let index = staged.index.0;
+        let statement = staged.restamped.map_or(statement, |r| r.entry);
         storage.put_policy_record(&record_key(index), Some(&stored(&statement, None)?))?;
         storage.put_policy_record(PENDING_KEY, None)?;
         self.unsettled

@@ -10,6 +10,9 @@
 //! - [`SharedLog::subscribe`] keeps one dedicated connection `LISTEN`ing on `verdict_log`,
 //!   reconnecting after any loss (and calling `wake` then too, as announcements may have been
 //!   missed); the sequencer also polls every `poll_interval`, so a lost announcement only delays.
+//! - The log row also holds the last staged entry time (`last_time_ms`; a timed batch older
+//!   than it is refused under the row lock, [`StorageError::StaleTime`]) and the shared
+//!   checkpoint lock (`locked`, [`SharedLog::swap_lock`]; spec §5.4, §5.6).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,7 +21,7 @@ use tokio_postgres::{AsyncMessage, NoTls};
 use verdict_core::merkle::LeafIndex;
 
 use super::{corrupt, get, pg, pool_error, to_i64, to_u64, PostgresStorage};
-use crate::storage::shared::SharedLog;
+use crate::storage::shared::{BatchTimes, SharedLog};
 use crate::storage::{StagedEntry, StorageError};
 
 /// The `LISTEN`/`NOTIFY` channel.
@@ -46,7 +49,15 @@ impl PostgresStorage {
         &self,
         expected: Option<LeafIndex>,
         batch: &[StagedEntry],
+        times: Option<BatchTimes>,
     ) -> Result<LeafIndex, StorageError> {
+        let (first_ms, last_ms) = match times {
+            Some(t) => (
+                Some(to_i64(t.first_ms)?),
+                to_i64(t.last_ms.max(t.first_ms))?,
+            ),
+            None => (None, 0),
+        };
         let count = i64::try_from(batch.len()).map_err(|_| corrupt("batch", "too long"))?;
         let offsets: Vec<i64> = (0..count).collect();
         let entries: Vec<Vec<u8>> = batch.iter().map(|e| e.entry.clone()).collect();
@@ -62,7 +73,7 @@ impl PostgresStorage {
             let tx = client.transaction().await.map_err(pg(op))?;
             let row = tx
                 .query_opt(
-                    "SELECT staged_size FROM verdict_log WHERE id = 1 FOR UPDATE",
+                    "SELECT staged_size, last_time_ms FROM verdict_log WHERE id = 1 FOR UPDATE",
                     &[],
                 )
                 .await
@@ -70,6 +81,13 @@ impl PostgresStorage {
                 .ok_or(corrupt("log row", "missing"))?;
             let start: i64 = get(&row, 0, op)?;
             let start_u64 = to_u64("staged size", start)?;
+            let stored_ms: i64 = get(&row, 1, op)?;
+            // Entry times never decrease in log order (spec §5.6): refuse, stage nothing.
+            if first_ms.is_some_and(|first| first < stored_ms) {
+                return Err(StorageError::StaleTime {
+                    last_ms: to_u64("last entry time", stored_ms)?,
+                });
+            }
             if let Some(expected) = expected.filter(|e| e.0 != start_u64) {
                 return Err(StorageError::NotContiguous {
                     staged_size: start_u64,
@@ -97,8 +115,9 @@ impl PostgresStorage {
                 .map_err(pg(op))?;
             }
             tx.execute(
-                "UPDATE verdict_log SET staged_size = $1 WHERE id = 1",
-                &[&end],
+                "UPDATE verdict_log SET staged_size = $1, \
+                 last_time_ms = greatest(last_time_ms, $2) WHERE id = 1",
+                &[&end, &last_ms],
             )
             .await
             .map_err(pg(op))?;
@@ -112,8 +131,88 @@ impl PostgresStorage {
 }
 
 impl SharedLog for PostgresStorage {
-    fn stage_at_end(&self, batch: &[StagedEntry]) -> Result<LeafIndex, StorageError> {
-        self.append_staged(None, batch)
+    fn stage_at_end(
+        &self,
+        batch: &[StagedEntry],
+        times: Option<BatchTimes>,
+    ) -> Result<LeafIndex, StorageError> {
+        self.append_staged(None, batch, times)
+    }
+
+    fn last_time_ms(&self) -> Result<u64, StorageError> {
+        let pool = self.pool.clone();
+        self.block("read last entry time", async move {
+            let op = "read last entry time";
+            let client = pool.get().await.map_err(pool_error(op))?;
+            let row = client
+                .query_opt("SELECT last_time_ms FROM verdict_log WHERE id = 1", &[])
+                .await
+                .map_err(pg(op))?
+                .ok_or(corrupt("log row", "missing"))?;
+            to_u64("last entry time", get(&row, 0, op)?)
+        })
+    }
+
+    fn lock(&self) -> Result<Option<Vec<u8>>, StorageError> {
+        let pool = self.pool.clone();
+        self.block("read checkpoint lock", async move {
+            let op = "read checkpoint lock";
+            let client = pool.get().await.map_err(pool_error(op))?;
+            let row = client
+                .query_opt("SELECT locked FROM verdict_log WHERE id = 1", &[])
+                .await
+                .map_err(pg(op))?
+                .ok_or(corrupt("log row", "missing"))?;
+            get(&row, 0, op)
+        })
+    }
+
+    fn swap_lock(&self, expected: Option<&[u8]>, new: &[u8]) -> Result<(), StorageError> {
+        let (new_size, new_root) = size_and_root(new)?;
+        let (expected, new) = (expected.map(<[u8]>::to_vec), new.to_vec());
+        let (pool, writer) = (self.pool.clone(), self.writer.clone());
+        self.block("write checkpoint lock", async move {
+            let op = "write checkpoint lock";
+            writer.ensure().await?;
+            let mut client = pool.get().await.map_err(pool_error(op))?;
+            let tx = client.transaction().await.map_err(pg(op))?;
+            let row = tx
+                .query_opt(
+                    "SELECT locked FROM verdict_log WHERE id = 1 FOR UPDATE",
+                    &[],
+                )
+                .await
+                .map_err(pg(op))?
+                .ok_or(corrupt("log row", "missing"))?;
+            let stored: Option<Vec<u8>> = get(&row, 0, op)?;
+            if stored.as_deref() == Some(new.as_slice()) {
+                return Ok(());
+            }
+            let stored_sr = stored.as_deref().map(size_and_root).transpose()?;
+            let refused = |reason| StorageError::LockRefused {
+                stored_size: stored_sr.map(|(size, _)| size),
+                new_size,
+                reason,
+            };
+            match stored_sr {
+                Some((size, root)) if size == new_size && root == new_root => return Ok(()),
+                Some((size, _)) if size == new_size => {
+                    return Err(refused("same size, another root"))
+                }
+                Some((size, _)) if size > new_size => {
+                    return Err(refused("smaller than the stored lock"))
+                }
+                _ => {}
+            }
+            if stored != expected {
+                return Err(refused("the stored lock is not the expected one"));
+            }
+            tx.execute("UPDATE verdict_log SET locked = $1 WHERE id = 1", &[&new])
+                .await
+                .map_err(pg(op))?;
+            tx.commit().await.map_err(pg(op))?;
+            Ok(())
+        })
     }
 
     fn try_integrator(&self) -> Result<bool, StorageError> {
@@ -149,6 +248,14 @@ impl SharedLog for PostgresStorage {
     fn poll_interval(&self) -> Duration {
         self.poll_interval
     }
+}
+
+/// Size and root of a checkpoint note (unverified: the sequencer verifies what it reads).
+fn size_and_root(note: &[u8]) -> Result<(u64, verdict_core::Hash), StorageError> {
+    let bad = || corrupt("checkpoint lock", "not a checkpoint note");
+    let note = verdict_core::note::Note::parse(note).map_err(|_| bad())?;
+    let checkpoint = verdict_core::checkpoint::Checkpoint::parse(&note.text).map_err(|_| bad())?;
+    Ok((checkpoint.size.0, checkpoint.root))
 }
 
 /// One `LISTEN` connection: call `wake` on every notification until the connection ends.

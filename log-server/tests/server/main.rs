@@ -23,6 +23,9 @@
 //! - `request_ids`: published request ids are commitments, never the caller's text (issue 11);
 //! - `postgres_faults`: PostgreSQL escalation CAS, migrations, connections terminated and the
 //!   server restarted under load (nothing acknowledged lost);
+//! - `postgres_tls`: TLS to a real PostgreSQL (ssl = on, hostssl only, an openssl test PKI):
+//!   verify-full passes the conformance suite; a wrong CA, a wrong host name, plain text
+//!   against hostssl, and require against a server without TLS are refused, saying why;
 //! - `storage_conformance`: the storage conformance suite on memory, sled and a real
 //!   PostgreSQL (throwaway cluster), PostgreSQL fault injection;
 //! - `slow_client`: `serve::serve` on 127.0.0.1 under trickling (Slowloris) connections;
@@ -58,6 +61,7 @@ mod openapi;
 mod package_reads;
 mod policies;
 mod postgres_faults;
+mod postgres_tls;
 mod request_ids;
 mod slow_client;
 mod storage_conformance;

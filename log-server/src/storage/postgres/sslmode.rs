@@ -173,7 +173,9 @@ pub fn split(
     let mut config: tokio_postgres::Config =
         rest.parse()
             .map_err(|e: tokio_postgres::Error| PgTlsError::BadUrl {
-                reason: e.to_string(),
+                // The cause names an option, never a value (which may be the password).
+                reason: std::error::Error::source(&e)
+                    .map_or_else(|| e.to_string(), |cause| cause.to_string()),
             })?;
     let root_cert = match (root, ca_file) {
         (Some(_), Some(_)) => return Err(PgTlsError::TwoCas),

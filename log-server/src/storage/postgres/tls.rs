@@ -315,6 +315,11 @@ fn explain(error: io::Error, mode: SslMode, host: &str) -> io::Error {
         Some(rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer)) => {
             "the server's certificate is not signed by the configured CA".to_owned()
         }
+        // An issuer with the configured CA's name but another key.
+        Some(rustls::Error::InvalidCertificate(CertificateError::BadSignature)) => {
+            "the server's certificate does not verify against the configured CA (bad signature)"
+                .to_owned()
+        }
         Some(rustls::Error::InvalidCertificate(
             CertificateError::Expired | CertificateError::ExpiredContext { .. },
         )) => "the server's certificate has expired".to_owned(),

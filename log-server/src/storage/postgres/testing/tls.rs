@@ -17,7 +17,9 @@ pub struct TestPki {
     dir: PathBuf,
 }
 
-const CA_CNF: &str = "[req]\ndistinguished_name = dn\nprompt = no\n[dn]\nCN = verdict test CA\n\
+/// The configuration of a CA named `{name}` (its common name).
+const CA_CNF: &str =
+    "[req]\ndistinguished_name = dn\nprompt = no\n[dn]\nCN = verdict test {name}\n\
     [ext]\nbasicConstraints = critical, CA:TRUE\nkeyUsage = critical, keyCertSign, cRLSign\n\
     subjectKeyIdentifier = hash\n";
 
@@ -38,7 +40,7 @@ fn write(path: &Path, text: &str) -> Result<(), PgClusterError> {
 /// A new self-signed CA `name` (`name.crt`, `name.key`) in `dir`.
 fn make_ca(dir: &Path, name: &str) -> Result<(), PgClusterError> {
     let cnf = format!("{name}.cnf");
-    write(&dir.join(&cnf), CA_CNF)?;
+    write(&dir.join(&cnf), &CA_CNF.replace("{name}", name))?;
     let (key, crt) = (format!("{name}.key"), format!("{name}.crt"));
     openssl(
         dir,

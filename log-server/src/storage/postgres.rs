@@ -19,6 +19,9 @@
 //! - **Errors:** every PostgreSQL, pool or timeout failure is [`StorageError::Backend`] (the
 //!   server answers 503 `storage_unavailable`); malformed stored values are
 //!   [`StorageError::Corrupt`].
+//! - **TLS** (spec §1.1): every connection (pool, integrator-lock session, `LISTEN`) is opened
+//!   through [`tls`] with libpq's `sslmode`/`sslrootcert` ([`sslmode`]); `verify-full` by
+//!   default for a database on another machine.
 //! - **Several frontends** (spec §5): any number of servers share one database; each appends at
 //!   the end of staging and one at a time, the holder of the integrator lock (`writer`),
 //!   integrates and publishes (`frontends`, [`crate::storage::shared::SharedLog`]).

@@ -220,7 +220,7 @@ pub fn split(
 }
 
 /// Whether every host is a Unix socket or a loopback address (no host: the local socket).
-fn all_local(config: &tokio_postgres::Config) -> bool {
+pub(super) fn all_local(config: &tokio_postgres::Config) -> bool {
     let loopback = |name: &str| {
         name.eq_ignore_ascii_case("localhost")
             || name

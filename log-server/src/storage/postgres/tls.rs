@@ -51,6 +51,17 @@ impl PgConnect {
     pub(super) fn new(url: &str, ca_file: Option<&std::path::Path>) -> Result<Self, PgTlsError> {
         let (config, settings) = sslmode::split(url, ca_file)?;
         let tls = MakeConnector::new(&settings)?;
+        let mode = settings.mode;
+        if mode.verifies() || sslmode::all_local(&config) {
+            tracing::info!(sslmode = %mode, "postgres connections with sslmode={mode}");
+        } else {
+            // Written out by the operator (the default off loopback is verify-full).
+            tracing::warn!(
+                sslmode = %mode,
+                "postgres connections to another machine with sslmode={mode}: an active network \
+                 attacker can read or change them; use sslmode=verify-full"
+            );
+        }
         Ok(Self { config, tls })
     }
 

@@ -3,7 +3,8 @@
 //! `sslmode=verify-full` and `VERDICT_POSTGRES_CA_FILE`, serving a check whose bundle the real
 //! `verdict` verifies; its pool, integrator-lock session and `LISTEN` connection all over TLS.
 //! A CA file that does not exist stops the server at start with exit 2 and one line that names
-//! the file and never the URL's password.
+//! the file; a CA that did not sign the database's certificate, with exit 1 saying so; neither
+//! shows the URL's password.
 
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -47,6 +48,27 @@ async fn a_server_on_postgres_with_verify_full_serves_a_check() {
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
     assert!(stderr.contains("no-such-ca.pem"), "{stderr}");
+    assert!(!stderr.contains(PASSWORD), "{stderr}");
+
+    // A CA that did not sign the database's certificate: the server does not start (exit 1)
+    // and says why.
+    let out = Command::new(binary("verdict-server").unwrap())
+        .arg("--data-dir")
+        .arg(tmp.path().join("refused"))
+        .arg("serve")
+        .env("VERDICT_STORAGE", "postgres")
+        .env("VERDICT_POSTGRES_URL", &url)
+        .env("VERDICT_POSTGRES_CA_FILE", pki.other_ca_file())
+        .env("RUST_LOG", "off")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("not signed by the configured CA"),
+        "{stderr}"
+    );
     assert!(!stderr.contains(PASSWORD), "{stderr}");
 
     let env = [

@@ -11,7 +11,7 @@
 //! - `disable`: never TLS.
 //!
 //! No channel binding (`tls-server-end-point`) is offered: SCRAM runs without it, so a URL
-//! with `channel_binding=require` is refused by the server's answer, not silently weakened.
+//! with `channel_binding=require` fails to connect rather than silently run without it.
 
 use std::future::Future;
 use std::io;

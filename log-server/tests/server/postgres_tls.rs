@@ -112,6 +112,33 @@ async fn verify_full_connects_over_tls_and_refuses_a_wrong_ca_host_or_plain_text
     assert_eq!(encrypted, all, "a store connection without TLS: {tls}");
     drop(store);
 
+    // Password authentication (SCRAM, the server offering SCRAM-SHA-256-PLUS over TLS) works
+    // without channel binding; a wrong password is refused without showing either password.
+    cluster
+        .psql(
+            "postgres",
+            &format!("CREATE ROLE verdict_scram LOGIN SUPERUSER PASSWORD '{PASSWORD}'"),
+        )
+        .unwrap();
+    let scram = |password: &str| {
+        format!(
+            "postgresql://verdict_scram:{password}@localhost:{port}/probe?sslmode=verify-full&sslrootcert={ca}"
+        )
+    };
+    drop(open(&scram(PASSWORD)).unwrap());
+    let message = open(&scram("wrong-pw-123"))
+        .map(drop)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        message.contains("password authentication failed"),
+        "{message}"
+    );
+    assert!(
+        !message.contains("wrong-pw-123") && !message.contains(PASSWORD),
+        "{message}"
+    );
+
     // Another CA: refused at the handshake.
     let other = pki.other_ca_file().display().to_string();
     refused(

@@ -167,7 +167,8 @@ impl Drop for TestPki {
 impl PgCluster {
     /// [`PgCluster::start`] with TLS: `ssl = on` with `pki`'s server certificate and key (mode
     /// 0600, owned by the cluster's user), and TCP connections accepted over TLS only
-    /// (`hostssl`; `local` over the socket stays `trust`).
+    /// (`hostssl`; `local` over the socket stays `trust`). A role named `verdict_scram`, once
+    /// created, must authenticate with a password (`scram-sha-256`); others are trusted.
     ///
     /// # Errors
     /// As [`PgCluster::start`], and when the files cannot be installed.
@@ -198,8 +199,8 @@ impl PgCluster {
         write(&data.join("postgresql.conf"), &conf)?;
         write(
             &data.join("pg_hba.conf"),
-            "local all all trust\nhostssl all all 127.0.0.1/32 trust\n\
-             hostssl all all ::1/128 trust\n",
+            "local all all trust\nhostssl all verdict_scram 127.0.0.1/32 scram-sha-256\n\
+             hostssl all all 127.0.0.1/32 trust\nhostssl all all ::1/128 trust\n",
         )
     }
 }

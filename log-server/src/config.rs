@@ -46,6 +46,14 @@ pub enum ConfigError {
         /// What is wrong.
         reason: &'static str,
     },
+    /// The TLS settings of PostgreSQL (`sslmode`/`sslrootcert` in `postgres_url`,
+    /// `postgres_ca_file`) are unusable (spec `spec/storage-postgres.md` §1.1).
+    #[error("invalid configuration: {source}")]
+    PostgresTls {
+        /// What is wrong (never quotes the URL).
+        #[source]
+        source: crate::storage::postgres::sslmode::PgTlsError,
+    },
 }
 
 /// The `verdict-server` configuration. Every field is optional in the file; the default is given.
@@ -146,9 +154,15 @@ pub struct Config {
     /// PostgreSQL connection URL, e.g. `postgresql://verdict:PASSWORD@db.internal:5432/verdict`
     /// (or the `host=… user=… dbname=…` form). Required with `storage = "postgres"`. It may carry
     /// a password: keep the config file readable by the server's user only, or set it with
-    /// `VERDICT_POSTGRES_URL`; it is never printed. TLS is not supported yet (use a local socket
-    /// path, a private network or a TLS-terminating proxy). Default: none.
+    /// `VERDICT_POSTGRES_URL`; it is never printed. TLS follows libpq: `sslmode=disable`,
+    /// `prefer`, `require`, `verify-ca` or `verify-full`, and `sslrootcert=FILE` (or `system`);
+    /// without `sslmode`, `verify-full` for a host on another machine and `prefer` for a Unix
+    /// socket or loopback address (spec `spec/storage-postgres.md` §1.1). Default: none.
     pub postgres_url: Option<PostgresUrl>,
+    /// PEM file of the CA(s) that signed the PostgreSQL server's certificate, for
+    /// `sslmode=verify-full` / `verify-ca` (the same as `sslrootcert` in `postgres_url`; set one
+    /// of the two). Read and checked at start. Default: none.
+    pub postgres_ca_file: Option<PathBuf>,
     /// Maximum connections in the PostgreSQL pool. Default 8.
     pub postgres_pool_size: usize,
     /// Bound on establishing one PostgreSQL connection, in milliseconds. Default 5000.
@@ -244,6 +258,7 @@ impl Default for Config {
             witness_timeout_ms: 5_000,
             storage: StorageBackend::Sled,
             postgres_url: None,
+            postgres_ca_file: None,
             postgres_pool_size: 8,
             postgres_connect_timeout_ms: 5_000,
             postgres_timeout_ms: 10_000,
@@ -401,6 +416,10 @@ impl Config {
             "postgres_url",
             "is required with storage = \"postgres\"",
         )?;
+        if let (StorageBackend::Postgres, Some(url)) = (self.storage, &self.postgres_url) {
+            crate::storage::postgres::tls::validate(&url.0, self.postgres_ca_file.as_deref())
+                .map_err(|source| ConfigError::PostgresTls { source })?;
+        }
         check(
             (1..=1000).contains(&self.postgres_pool_size),
             "postgres_pool_size",
@@ -471,6 +490,7 @@ impl Config {
         (self.storage == StorageBackend::Postgres).then(|| {
             crate::storage::postgres::PostgresConfig {
                 url: url.0.clone(),
+                ca_file: self.postgres_ca_file.clone(),
                 pool_size: self.postgres_pool_size,
                 connect_timeout: Duration::from_millis(self.postgres_connect_timeout_ms),
                 op_timeout: Duration::from_millis(self.postgres_timeout_ms),
@@ -570,12 +590,12 @@ mod tests {
         assert_eq!(c.storage, StorageBackend::Sled);
         assert!(c.postgres().is_none());
         let c = Config::from_toml_and_env(
-            "storage = \"postgres\"\npostgres_url = \"postgresql://v:secret@db/verdict\"\npostgres_pool_size = 3\n",
+            "storage = \"postgres\"\npostgres_url = \"postgresql://v:secret@db/verdict?sslmode=require\"\npostgres_pool_size = 3\n",
             vec![("VERDICT_POSTGRES_TIMEOUT_MS".into(), "1500".into())],
         )
         .unwrap();
         let pg = c.postgres().unwrap();
-        assert_eq!(pg.url, "postgresql://v:secret@db/verdict");
+        assert_eq!(pg.url, "postgresql://v:secret@db/verdict?sslmode=require");
         assert_eq!(pg.pool_size, 3);
         assert_eq!(pg.op_timeout, Duration::from_millis(1500));
         assert_eq!(pg.takeover_interval, Duration::from_secs(1));
@@ -610,6 +630,48 @@ mod tests {
         assert!(Config::from_toml_and_env("storage = \"postgres\"", Vec::new()).is_err());
         assert!(Config::from_toml_and_env("storage = \"mysql\"", Vec::new()).is_err());
         assert!(Config::from_toml_and_env("postgres_pool_size = 0", Vec::new()).is_err());
+    }
+
+    #[test]
+    fn postgres_tls_settings_are_checked_at_load() {
+        let pg = |url: &str, env: Vec<(String, String)>| {
+            Config::from_toml_and_env(
+                &format!("storage = \"postgres\"\npostgres_url = \"{url}\"\n"),
+                env,
+            )
+        };
+        // A database on another machine without a CA: refused, saying what to set.
+        let err = pg("postgresql://v:secret@db.internal/v", Vec::new())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("verify-full"), "{err}");
+        assert!(err.contains("postgres_ca_file"), "{err}");
+        assert!(!err.contains("secret"), "{err}");
+        let err = pg(
+            "postgresql://v:secret@db/v?sslmode=verify-everything",
+            Vec::new(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("sslmode must be"), "{err}");
+        // A missing CA file (from the environment) is an error at load.
+        let err = pg(
+            "postgresql://db.internal/v?sslmode=verify-full",
+            vec![(
+                "VERDICT_POSTGRES_CA_FILE".into(),
+                "/nonexistent/ca.pem".into(),
+            )],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("/nonexistent/ca.pem"), "{err}");
+        // Loopback needs nothing; sled ignores the URL's settings.
+        assert!(pg("postgresql://127.0.0.1:5432/v", Vec::new()).is_ok());
+        assert!(Config::from_toml_and_env(
+            "postgres_url = \"postgresql://db.internal/v?sslmode=verify-full\"",
+            Vec::new()
+        )
+        .is_ok());
     }
 
     #[test]

@@ -20,6 +20,9 @@
 //! - **Errors:** every PostgreSQL, pool or timeout failure is [`StorageError::Backend`] (the
 //!   server answers 503 `storage_unavailable`); malformed stored values are
 //!   [`StorageError::Corrupt`].
+//! - **TLS** (spec §1.1): every connection (pool, integrator-lock session, `LISTEN`) is opened
+//!   through [`tls`] with libpq's `sslmode`/`sslrootcert` ([`sslmode`]); `verify-full` by
+//!   default for a database on another machine.
 //! - **Several frontends** (spec §5): any number of servers share one database; each appends at
 //!   the end of staging and one at a time, the holder of the integrator lock (`writer`),
 //!   integrates and publishes (`frontends`, [`crate::storage::shared::SharedLog`]).
@@ -37,8 +40,10 @@ mod convert;
 mod escalations;
 mod frontends;
 mod schema;
+pub mod sslmode;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
+pub mod tls;
 mod writer;
 
 use std::collections::BTreeMap;
@@ -46,7 +51,6 @@ use std::future::Future;
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
-use tokio_postgres::NoTls;
 use verdict_core::merkle::{LeafIndex, TreeSize};
 use verdict_core::tile::TileKind;
 
@@ -71,8 +75,8 @@ pub struct PostgresStorage {
     runtime: Option<tokio::runtime::Runtime>,
     handle: tokio::runtime::Handle,
     op_timeout: Duration,
-    /// Connection settings, for the `LISTEN` connection.
-    pg_config: tokio_postgres::Config,
+    /// Connection settings and TLS connector, for the `LISTEN` connection.
+    pg_config: tls::PgConnect,
     takeover_interval: Duration,
     poll_interval: Duration,
 }
@@ -104,13 +108,18 @@ impl PostgresStorage {
     /// Connect, create or migrate the schema ([`SCHEMA_VERSION`]), and return the store.
     ///
     /// # Errors
-    /// [`StorageError::Backend`] when the URL does not parse, the database cannot be reached
+    /// [`StorageError::Backend`] when the URL or its TLS settings (spec §1.1) do not parse,
+    /// the CA file is unusable, the database cannot be reached (or its certificate is refused)
     /// within the timeouts, or its schema is newer than this server knows.
     pub fn open(config: &PostgresConfig) -> Result<Self, StorageError> {
-        let mut pg_config: tokio_postgres::Config = config
-            .url
-            .parse()
-            .map_err(|_| failed("open", "postgres_url is not a valid connection string"))?;
+        let mut connect =
+            tls::PgConnect::new(&config.url, config.ca_file.as_deref()).map_err(|source| {
+                StorageError::Backend {
+                    op: "open",
+                    source: Box::new(source),
+                }
+            })?;
+        let pg_config = &mut connect.config;
         pg_config.connect_timeout(config.connect_timeout);
         if pg_config.get_application_name().is_none() {
             pg_config.application_name("verdict-server");
@@ -124,10 +133,10 @@ impl PostgresStorage {
                 op: "start the postgres runtime",
                 source: Box::new(source),
             })?;
-        let writer = writer::WriterGuard::new(pg_config.clone(), config.lock_timeout);
+        let writer = writer::WriterGuard::new(connect.clone(), config.lock_timeout);
         let manager = Manager::from_config(
-            pg_config.clone(),
-            NoTls,
+            connect.config.clone(),
+            connect.tls.clone(),
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },
@@ -149,7 +158,7 @@ impl PostgresStorage {
             handle: runtime.handle().clone(),
             runtime: Some(runtime),
             op_timeout: config.op_timeout,
-            pg_config,
+            pg_config: connect,
             takeover_interval: config.takeover_interval,
             poll_interval: config.poll_interval,
         };

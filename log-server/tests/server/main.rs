@@ -25,6 +25,9 @@
 //!   server restarted under load (nothing acknowledged lost);
 //! - `postgres_shared`: PostgreSQL's shared-store additions: stale entry times refused, the
 //!   shared checkpoint lock's compare-and-swap, two logs on one database with skewed clocks;
+//! - `postgres_tls`: TLS to a real PostgreSQL (ssl = on, hostssl only, an openssl test PKI):
+//!   verify-full passes the conformance suite; a wrong CA, a wrong host name, plain text
+//!   against hostssl, and require against a server without TLS are refused, saying why;
 //! - `storage_conformance`: the storage conformance suite on memory, sled and a real
 //!   PostgreSQL (throwaway cluster), PostgreSQL fault injection;
 //! - `slow_client`: `serve::serve` on 127.0.0.1 under trickling (Slowloris) connections;
@@ -61,6 +64,7 @@ mod package_reads;
 mod policies;
 mod postgres_faults;
 mod postgres_shared;
+mod postgres_tls;
 mod request_ids;
 mod slow_client;
 mod storage_conformance;

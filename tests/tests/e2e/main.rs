@@ -21,6 +21,9 @@
 //! - [`secrets`]: no public endpoint returns a secret value, salt, policy text or token;
 //! - [`postgres`]: a real server on `storage = "postgres"` (throwaway cluster): checks, bundles
 //!   verified by `verdict`, state kept across a restart;
+//! - [`postgres_tls`]: the server on PostgreSQL over TLS (`sslmode=verify-full`, hostssl-only
+//!   cluster): a check served and verified, every connection encrypted; a missing CA file is
+//!   exit 2;
 //! - [`disclosure`]: a rule disclosure fetched from a real server and checked by `verdict verify --disclosure`; tampering fails;
 //! - [`metrics`]: `/metrics` with the metrics token, or on `metrics_listen` without one;
 //! - [`package`]: evidence packages (issue 16): export by time, by checkpoint and as a tar,
@@ -47,6 +50,7 @@ mod metrics;
 mod package;
 mod policies;
 mod postgres;
+mod postgres_tls;
 mod secrets;
 mod soak;
 mod tamper;

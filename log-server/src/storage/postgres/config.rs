@@ -1,5 +1,6 @@
 //! Connection settings of the PostgreSQL store (spec `storage-postgres.md`).
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 #[cfg(doc)]
@@ -11,8 +12,12 @@ use crate::storage::StorageError;
 /// configuration).
 #[derive(Clone, PartialEq, Eq)]
 pub struct PostgresConfig {
-    /// Connection URL (`postgresql://user:password@host:port/database`, or the key/value form).
+    /// Connection URL (`postgresql://user:password@host:port/database`, or the key/value form),
+    /// with libpq's `sslmode` and `sslrootcert` (spec §1.1).
     pub url: String,
+    /// PEM file of the CA that signed the database's certificate (`postgres_ca_file`), when
+    /// not given as `sslrootcert` in the URL.
+    pub ca_file: Option<PathBuf>,
     /// Maximum connections in the pool.
     pub pool_size: usize,
     /// Bound on establishing one connection.
@@ -34,6 +39,7 @@ impl std::fmt::Debug for PostgresConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PostgresConfig")
             .field("url", &"<redacted>")
+            .field("ca_file", &self.ca_file)
             .field("pool_size", &self.pool_size)
             .field("connect_timeout", &self.connect_timeout)
             .field("op_timeout", &self.op_timeout)
@@ -50,6 +56,7 @@ impl PostgresConfig {
     pub fn new(url: impl Into<String>) -> Self {
         Self {
             url: url.into(),
+            ca_file: None,
             pool_size: 8,
             connect_timeout: Duration::from_secs(5),
             op_timeout: Duration::from_secs(10),

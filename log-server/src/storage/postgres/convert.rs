@@ -17,7 +17,7 @@ pub(crate) fn failed(op: &'static str, message: &'static str) -> StorageError {
 pub(super) fn pg(op: &'static str) -> impl Fn(tokio_postgres::Error) -> StorageError {
     move |source| StorageError::Backend {
         op,
-        source: Box::new(source),
+        source: explained(source),
     }
 }
 
@@ -26,8 +26,37 @@ pub(super) fn pool_error(
 ) -> impl Fn(deadpool_postgres::PoolError) -> StorageError {
     move |source| StorageError::Backend {
         op,
-        source: Box::new(source),
+        source: explained(source),
     }
+}
+
+/// A client error whose message carries its causes: `tokio-postgres` prints only the outermost
+/// ("error performing TLS handshake", "db error"), which does not tell an operator why.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub(super) struct Explained {
+    message: String,
+    #[source]
+    source: Box<dyn std::error::Error + Send + Sync>,
+}
+
+fn explained(
+    error: impl std::error::Error + Send + Sync + 'static,
+) -> Box<dyn std::error::Error + Send + Sync> {
+    let mut message = error.to_string();
+    let mut cause = error.source();
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !message.contains(&text) {
+            message.push_str(": ");
+            message.push_str(&text);
+        }
+        cause = c.source();
+    }
+    Box::new(Explained {
+        message,
+        source: Box::new(error),
+    })
 }
 
 pub(super) fn corrupt(what: &'static str, reason: &'static str) -> StorageError {

@@ -17,7 +17,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio_postgres::{AsyncMessage, NoTls};
+use tokio_postgres::AsyncMessage;
 use verdict_core::merkle::LeafIndex;
 
 use super::{corrupt, get, pg, pool_error, to_i64, to_u64, PostgresStorage};
@@ -260,11 +260,11 @@ fn size_and_root(note: &[u8]) -> Result<(u64, verdict_core::Hash), StorageError>
 
 /// One `LISTEN` connection: call `wake` on every notification until the connection ends.
 async fn listen(
-    config: &tokio_postgres::Config,
+    config: &super::tls::PgConnect,
     wake: &Arc<dyn Fn() + Send + Sync>,
 ) -> Result<(), StorageError> {
     let op = "listen";
-    let (client, mut connection) = config.connect(NoTls).await.map_err(pg(op))?;
+    let (client, mut connection) = config.connect().await.map_err(pg(op))?;
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let driver = tokio::spawn(async move {
         loop {

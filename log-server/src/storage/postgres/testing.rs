@@ -11,6 +11,8 @@
 //!
 //! Install the binaries with `apt-get install -y postgresql` (Debian); `scripts/test.sh` does.
 
+pub mod tls;
+
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -130,6 +132,14 @@ impl PgCluster {
     /// # Errors
     /// [`PgClusterError::NotInstalled`]; [`PgClusterError::Command`] when a step fails.
     pub fn start() -> Result<Self, PgClusterError> {
+        Self::start_with(|_| Ok(()))
+    }
+
+    /// [`PgCluster::start`], running `prepare` on the initialised cluster before it starts
+    /// (TLS files and settings: [`tls`]).
+    fn start_with(
+        prepare: impl FnOnce(&Self) -> Result<(), PgClusterError>,
+    ) -> Result<Self, PgClusterError> {
         let bin = find_bin_dir().ok_or(PgClusterError::NotInstalled)?;
         let run_as = is_root().then(|| "postgres".to_owned());
         let nanos = std::time::SystemTime::now()
@@ -159,6 +169,7 @@ impl PgCluster {
             .output()
             .map_err(command_failed("initdb"))?;
         check("initdb", out)?;
+        prepare(&cluster)?;
         // The port was free when probed; another process may take it before the server binds
         // it: then try another one.
         let mut attempts = 0;

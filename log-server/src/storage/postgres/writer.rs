@@ -17,7 +17,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::Mutex;
-use tokio_postgres::NoTls;
 
 use super::{failed, pg};
 use crate::storage::StorageError;
@@ -34,7 +33,7 @@ struct LockConn {
 /// The lock connection, shared by the store's calls. Cheap to clone.
 #[derive(Clone)]
 pub(super) struct WriterGuard {
-    config: tokio_postgres::Config,
+    config: super::tls::PgConnect,
     lock_timeout: Duration,
     conn: Arc<Mutex<Option<LockConn>>>,
     /// Last known "holds the lock", for [`WriterGuard::is_held`] while the connection is busy.
@@ -46,7 +45,7 @@ pub(super) struct WriterGuard {
 }
 
 impl WriterGuard {
-    pub(super) fn new(config: tokio_postgres::Config, lock_timeout: Duration) -> Self {
+    pub(super) fn new(config: super::tls::PgConnect, lock_timeout: Duration) -> Self {
         Self {
             config,
             lock_timeout,
@@ -93,7 +92,7 @@ impl WriterGuard {
                 return Ok(true);
             }
         } else {
-            let (client, connection) = self.config.connect(NoTls).await.map_err(pg(op))?;
+            let (client, connection) = self.config.connect().await.map_err(pg(op))?;
             let (held, current) = (Arc::clone(&self.held), Arc::clone(&self.connection));
             let mine = current.fetch_add(1, Ordering::AcqRel) + 1;
             tokio::spawn(async move {

@@ -1,7 +1,6 @@
 //! Criterion benchmarks of the checker: screening, a decision on a warm solver, a decision plus
-//! receipt signing, compiling each example policy, and the same customer-data-egress actions
-//! through `cedar-policy` (`Authorizer::is_authorized`) as a reference, in one run so the ratio
-//! shows. Figures: `docs/benchmarks.md` "## checker".
+//! receipt signing, and compiling each example policy. The Cedar reference is `benches/cedar.rs`
+//! (feature `cedar`). Figures: `docs/benchmarks.md` "## checker".
 //!
 //! Run: `cargo bench -p verdict-checker --bench checker -- --warm-up-time 1 --measurement-time 3`.
 #![allow(
@@ -13,19 +12,18 @@
 )]
 #![allow(missing_docs, reason = "criterion macros generate undocumented items")]
 
+mod common;
+
 use std::hint::black_box;
-use std::path::PathBuf;
-use std::str::FromStr;
 use std::time::Duration;
 
-use cedar_policy::{Authorizer, Context, Entities, EntityUid, PolicySet, Request};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
-use serde_json::{json, Value};
-use verdict_checker::{
-    compile, issue_receipt, screen, CheckRequest, Checker, CompiledPolicy, Kind,
-};
+use serde_json::json;
+use verdict_checker::{compile, issue_receipt, screen, Checker, Kind};
 use verdict_core::note::Signer;
 use verdict_core::receipt::Salt;
+
+use common::{actions, egress, request, source};
 
 const EXAMPLES: &[&str] = &[
     "customer-data-egress",
@@ -34,49 +32,6 @@ const EXAMPLES: &[&str] = &[
     "eu-ai-act-human-review",
     "approved-vendors",
 ];
-
-fn source(name: &str) -> String {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../testdata/policies")
-        .join(format!("{name}.toml"));
-    std::fs::read_to_string(path).unwrap()
-}
-
-fn egress() -> CompiledPolicy {
-    compile(&source("customer-data-egress"), Salt([0; 32])).unwrap()
-}
-
-/// Fully specified egress actions: allow, deny (record cap) and deny-class (external, no token,
-/// which Verdict escalates and Cedar forbids).
-fn actions() -> Vec<(&'static str, Value)> {
-    vec![
-        (
-            "allow",
-            json!({"destination": "internal", "classification": "public", "record_count": 120,
-                   "transfers_in_session": 0, "is_privileged": false}),
-        ),
-        (
-            "deny",
-            json!({"destination": "internal", "classification": "public", "record_count": 50000,
-                   "transfers_in_session": 0, "is_privileged": false}),
-        ),
-        (
-            "external-authorized",
-            json!({"destination": "external", "classification": "restricted", "record_count": 900,
-                   "transfers_in_session": 2, "is_privileged": true, "approver_id": "j.doe",
-                   "authorization_token": "a", "re_authorization_token": "b", "approval_token": "c"}),
-        ),
-    ]
-}
-
-fn request(action: &Value) -> CheckRequest {
-    CheckRequest {
-        action: action.clone(),
-        request_id: "bench".to_owned(),
-        salt: Some(Salt([7; 32])),
-        approvals: Vec::new(),
-    }
-}
 
 fn bench_screen(c: &mut Criterion) {
     let p = egress();
@@ -146,89 +101,11 @@ fn bench_compile(c: &mut Criterion) {
     g.finish();
 }
 
-/// customer-data-egress in Cedar: schema-less, the action's attributes in the context, one
-/// `forbid` per rule and a blanket `permit`. Cedar evaluates the concrete context only (a missing
-/// attribute is absent, not unknown), so it answers a narrower question than Verdict's validity.
-const CEDAR_EGRESS: &str = r#"
-permit(principal, action, resource);
-
-@id("external-needs-authorization")
-forbid(principal, action, resource)
-when { context has destination && context.destination == "external" }
-unless { context has authorization_token };
-
-@id("re-authorization-after-first-transfer")
-forbid(principal, action, resource)
-when { context has transfers_in_session && context.transfers_in_session >= 1 }
-unless { context has re_authorization_token };
-
-@id("session-record-cap")
-forbid(principal, action, resource)
-unless { context has record_count && context.record_count <= 10000 };
-
-@id("restricted-needs-approval")
-forbid(principal, action, resource)
-when { context has classification && context.classification == "restricted" }
-unless { context has approval_token };
-
-@id("privileged-needs-approver")
-forbid(principal, action, resource)
-when { context has is_privileged && context.is_privileged }
-unless { context has approver_id };
-"#;
-
-fn bench_cedar(c: &mut Criterion) {
-    let policies = PolicySet::from_str(CEDAR_EGRESS).unwrap();
-    let entities = Entities::empty();
-    let authorizer = Authorizer::new();
-    let principal = EntityUid::from_str(r#"Agent::"agent-1""#).unwrap();
-    let action = EntityUid::from_str(r#"Action::"egress""#).unwrap();
-    let resource = EntityUid::from_str(r#"Dataset::"customers""#).unwrap();
-    let p = egress();
-    let mut checker = Checker::new(&p, Duration::from_secs(5)).unwrap();
-    let mut g = c.benchmark_group("reference/customer-data-egress");
-    for (name, a) in actions() {
-        let ctx = Context::from_json_value(a.clone(), None).unwrap();
-        let req = Request::new(
-            principal.clone(),
-            action.clone(),
-            resource.clone(),
-            ctx,
-            None,
-        )
-        .unwrap();
-        g.bench_function(BenchmarkId::new("cedar", name), |b| {
-            b.iter(|| authorizer.is_authorized(black_box(&req), &policies, &entities))
-        });
-        // Context construction is part of a Cedar request from JSON, as parsing is for Verdict.
-        g.bench_function(BenchmarkId::new("cedar_with_context", name), |b| {
-            b.iter(|| {
-                let ctx = Context::from_json_value(black_box(&a).clone(), None).unwrap();
-                let req = Request::new(
-                    principal.clone(),
-                    action.clone(),
-                    resource.clone(),
-                    ctx,
-                    None,
-                )
-                .unwrap();
-                authorizer.is_authorized(&req, &policies, &entities)
-            })
-        });
-        let vreq = request(&a);
-        g.bench_function(BenchmarkId::new("verdict", name), |b| {
-            b.iter(|| checker.check(black_box(&vreq)).unwrap())
-        });
-    }
-    g.finish();
-}
-
 criterion_group!(
     benches,
     bench_screen,
     bench_decide,
     bench_decide_and_sign,
-    bench_compile,
-    bench_cedar
+    bench_compile
 );
 criterion_main!(benches);

@@ -1,20 +1,21 @@
 //! Approvals: Ed25519 signatures by registered approver keys over the action commitment and the
-//! request id (`spec/decision-semantics.md` §5).
+//! request id (`spec/decision-semantics.md` §7), verified by
+//! `verdict_core::approval::resubmission`, which auditors' offline tools share.
 //!
 //! Message: `b"verdict-approval/v1\n" ‖ action_commitment (32 bytes) ‖ request_id (UTF-8)`.
 //! Verified with `verify_strict` (RFC 8032 §5.1.7 with canonical `S` and no small-order keys).
 
 use std::collections::BTreeSet;
 
-use base64::Engine as _;
 use serde::{Deserialize, Serialize};
+use verdict_core::approval::{resubmission, ApprovalError};
 use verdict_core::note::{KeyId, Signer, Verifier};
 use verdict_core::Hash;
 
 use crate::error::CheckError;
 
 /// Domain-separation prefix of the approval message.
-pub const APPROVAL_CONTEXT: &[u8] = b"verdict-approval/v1\n";
+pub const APPROVAL_CONTEXT: &[u8] = resubmission::TAG;
 /// Maximum approvals in one request.
 pub const MAX_APPROVALS: usize = 64;
 
@@ -31,21 +32,16 @@ pub struct Approval {
 impl Approval {
     /// Sign an approval for `action_commitment` and `request_id` (for approver tooling and tests).
     pub fn sign(signer: &Signer, action_commitment: &Hash, request_id: &str) -> Self {
-        let sig = signer.sign_raw(&approval_message(action_commitment, request_id));
         Self {
             approver: signer.verifier().key_id().to_string(),
-            signature: base64::engine::general_purpose::STANDARD.encode(sig),
+            signature: resubmission::sign(signer, action_commitment, request_id),
         }
     }
 }
 
-/// The signed message.
+/// The signed message (`verdict_core::approval::resubmission::message`).
 pub fn approval_message(action_commitment: &Hash, request_id: &str) -> Vec<u8> {
-    let mut m = Vec::with_capacity(APPROVAL_CONTEXT.len() + 32 + request_id.len());
-    m.extend_from_slice(APPROVAL_CONTEXT);
-    m.extend_from_slice(&action_commitment.0);
-    m.extend_from_slice(request_id.as_bytes());
-    m
+    resubmission::message(action_commitment, request_id)
 }
 
 /// Verify every approval; return the distinct approver key ids, sorted.
@@ -64,32 +60,26 @@ pub fn verify_approvals(
             limit: MAX_APPROVALS,
         });
     }
-    let message = approval_message(action_commitment, request_id);
     let mut ids = BTreeSet::new();
     for a in approvals {
-        let invalid = |reason| CheckError::InvalidApproval {
+        let approver = resubmission::verify(
+            approvers,
+            &a.approver,
+            &a.signature,
+            action_commitment,
+            request_id,
+        )
+        .map_err(|e| CheckError::InvalidApproval {
             approver: a.approver.chars().take(64).collect(),
-            reason,
-        };
-        let key = approvers
-            .iter()
-            .find(|v| v.key_id().to_string() == a.approver || v.name() == a.approver)
-            .ok_or_else(|| invalid("unknown approver"))?;
-        if a.signature.len() > 128 {
-            return Err(invalid("malformed signature"));
-        }
-        let raw = base64::engine::general_purpose::STANDARD
-            .decode(&a.signature)
-            .map_err(|_| invalid("malformed signature"))?;
-        let bytes: [u8; 64] = raw
-            .as_slice()
-            .try_into()
-            .map_err(|_| invalid("malformed signature"))?;
-        let sig = ed25519_dalek::Signature::from_bytes(&bytes);
-        key.key()
-            .verify_strict(&message, &sig)
-            .map_err(|_| invalid("bad signature"))?;
-        ids.insert(key.key_id());
+            reason: match e {
+                ApprovalError::NotAnApprover { .. } | ApprovalError::UnknownApprover { .. } => {
+                    "unknown approver"
+                }
+                ApprovalError::Malformed { .. } => "malformed signature",
+                ApprovalError::BadSignature { .. } => "bad signature",
+            },
+        })?;
+        ids.insert(approver.key_id);
     }
     Ok(ids.into_iter().collect())
 }

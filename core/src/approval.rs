@@ -37,6 +37,8 @@
 use crate::note::{KeyId, Signer, Verifier};
 use crate::Hash;
 
+pub mod resubmission;
+
 /// Domain-separation tag that starts every approval message (spec `approval.md` §2).
 pub const APPROVAL_TAG: &[u8] = b"verdict-escalation-approval/v1\n";
 /// Length of an approval message.
@@ -99,6 +101,12 @@ pub enum ApprovalError {
     UnknownApprover {
         /// The key id given.
         key_id: KeyId,
+    },
+    /// The approver named (key id or key name) is none of the eligible approver keys.
+    #[error("approver {approver} is not an eligible approver")]
+    NotAnApprover {
+        /// The approver as given (at most 64 characters).
+        approver: String,
     },
     /// The signature does not verify under the approver's key.
     #[error("approval signature of {key_id} does not verify")]

@@ -1,6 +1,7 @@
 //! Issue 16 acceptance "the report in a real browser", with real processes only: a
-//! `verdict-server` on loopback gets allow, deny, escalate, approved, rejected, `in-scope` and
-//! `not-applicable` traffic under two policy versions; `verdict audit export` writes the package;
+//! `verdict-server` on loopback gets allow, deny, escalate, approved, rejected, resubmitted with
+//! approvals, `in-scope` and `not-applicable` traffic under two policy versions; `verdict audit
+//! export` writes the package;
 //! `verdict-policy replay` finds 0 differences; `verdict audit report` writes the HTML; Debian's
 //! headless `chromium` opens it from a loopback HTTP server of this test that counts requests.
 //!
@@ -378,6 +379,20 @@ async fn report_opens_in_headless_chromium_with_the_package_counts() {
     let e2 = check(&server, "a4", 80, "foreign").await;
     assert_eq!(e2["decision"], "escalate", "{e2}");
     resolve(&server, dir, &alice_key, &e2, "reject").await;
+    // A resubmission with approvals through POST /v1/check (decision-semantics.md §7): the
+    // record keeps the approval, so verify-package checks its signature offline.
+    let e3 = check(&server, "a5", 90, "foreign").await;
+    assert_eq!(e3["decision"], "escalate", "{e3}");
+    let commitment = verdict_core::Hash::from_slice(
+        &hex::decode(e3["action_commitment"].as_str().unwrap()).unwrap(),
+    )
+    .unwrap();
+    let approval = verdict_core::approval::resubmission::sign(&alice, &commitment, "a5");
+    let body = json!({"policy": POLICY, "action": {"amount": 90, "destination": "foreign"},
+        "request_id": "a5", "salt": e3["salt"],
+        "approvals": [{"approver": "alice", "signature": approval}]});
+    let resubmitted = post(&server, "v1/check", &server.token, &body).await;
+    assert_eq!(resubmitted["decision"], "allow", "{resubmitted}");
     let screen = json!({"policy": POLICY, "action": {"unrelated": 1}, "request_id": "s1"});
     let na = post(&server, "v1/screen", &server.token, &screen).await;
     assert_eq!(na["decision"], "not-applicable", "{na}");
@@ -525,8 +540,8 @@ async fn report_opens_in_headless_chromium_with_the_package_counts() {
     assert_eq!(chart_numbers(&dom, "decisions-per-day"), per_day);
     assert_eq!(
         per_day.iter().sum::<u64>(),
-        10,
-        "7 checks, 2 final decisions, 1 screen"
+        12,
+        "9 checks (one a resubmission with approvals), 2 final decisions, 1 screen"
     );
     let mut rules: Vec<_> = e.rules.iter().collect();
     rules.sort_by(|a, b| (b.1 .0 + b.1 .1).cmp(&(a.1 .0 + a.1 .1)).then(a.0.cmp(b.0)));
@@ -539,10 +554,14 @@ async fn report_opens_in_headless_chromium_with_the_package_counts() {
     assert_eq!(chart_numbers(&dom, "most-violated-rules"), rule_numbers);
     let screening: Vec<u64> = e.screening.iter().copied().filter(|n| *n > 0).collect();
     assert_eq!(chart_numbers(&dom, "screening"), screening);
-    assert_eq!(e.screening, [1, 9, 1]);
+    assert_eq!(e.screening, [1, 11, 1]);
     let buckets: Vec<u64> = e.buckets.iter().copied().filter(|n| *n > 0).collect();
     assert_eq!(chart_numbers(&dom, "resolution-times"), buckets);
-    assert_eq!(e.buckets.iter().sum::<u64>(), 2, "two escalations resolved");
+    assert_eq!(
+        e.buckets.iter().sum::<u64>(),
+        3,
+        "three escalations resolved (approved, rejected, resubmitted)"
+    );
     // The sections are there, rendered by the browser.
     for id in [
         "period",

@@ -35,7 +35,8 @@ use verdict_checker::{CheckError, CheckRequest, CompiledPolicy, Outcome};
 use verdict_core::receipt::{Decision, Kind, Salt};
 
 use super::action::{canonical_json, fingerprint_of};
-use super::decision::{log_decision, replay, Logged};
+use super::decision::{log_decision, log_prepared, replay, Logged};
+use super::private::encode_record_approved;
 use super::request_ids::Reservation;
 use super::{log_error, Context, ServiceError};
 
@@ -170,6 +171,9 @@ pub async fn check(
     let screen = verdict_checker::screen(&policy, &action).map_err(check_error)?;
     ctx.metrics.screen.observe(screen_started.elapsed());
 
+    // The approvals the checker verifies are kept in the private record (spec
+    // `evidence-package.md` §5), so that an auditor verifies them offline.
+    let recorded_approvals = approvals.clone();
     let (outcome, kind) = if screen.should_check {
         let check_started = Instant::now();
         let outcome = ctx
@@ -193,14 +197,19 @@ pub async fn check(
             Kind::Screen,
         )
     };
-    let logged = log_decision(
+    let approved = if kind == Kind::Check {
+        recorded_approvals.as_slice()
+    } else {
+        &[]
+    };
+    let private = encode_record_approved(&policy, &outcome, &request_id, agent, &stored, approved)?;
+    let logged = log_prepared(
         ctx,
         &policy,
         &outcome,
         kind,
         &request_id,
-        agent,
-        &stored,
+        private,
         wait,
         started,
     )

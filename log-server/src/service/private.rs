@@ -24,6 +24,11 @@ pub(crate) struct PrivateRecord<'a> {
     /// roles existed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) agent: Option<std::borrow::Cow<'a, str>>,
+    /// For a resubmission with approvals (`POST /v1/check`, spec `decision-semantics.md` §7):
+    /// the approvals the checker verified, as sent, so that an auditor verifies them offline
+    /// (spec `evidence-package.md` §5).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) approvals: Option<std::borrow::Cow<'a, [verdict_checker::approval::Approval]>>,
     /// The canonical action the commitment covers.
     pub(crate) canonical_action: std::borrow::Cow<'a, str>,
     /// For the final decision of an escalation: its id, expiry, resolution and the signed
@@ -52,6 +57,30 @@ pub(crate) fn encode_record(
     encode_record_with(policy, outcome, request_id, agent, action, None)
 }
 
+/// As [`encode_record`], with the verified approvals of a resubmission (spec
+/// `decision-semantics.md` §7; none when `approvals` is empty).
+///
+/// # Errors
+/// [`ServiceError::Internal`] when it cannot be serialized.
+pub(crate) fn encode_record_approved(
+    policy: &CompiledPolicy,
+    outcome: &Outcome,
+    request_id: &str,
+    agent: &str,
+    action: &serde_json::Value,
+    approvals: &[verdict_checker::approval::Approval],
+) -> Result<Vec<u8>, ServiceError> {
+    encode(
+        policy,
+        outcome,
+        request_id,
+        agent,
+        action,
+        (!approvals.is_empty()).then_some(approvals),
+        None,
+    )
+}
+
 /// As [`encode_record`], with the escalation evidence of a final decision (spec `approval.md` §5).
 ///
 /// # Errors
@@ -64,9 +93,22 @@ pub(crate) fn encode_record_with(
     action: &serde_json::Value,
     escalation: Option<&serde_json::Value>,
 ) -> Result<Vec<u8>, ServiceError> {
+    encode(policy, outcome, request_id, agent, action, None, escalation)
+}
+
+fn encode(
+    policy: &CompiledPolicy,
+    outcome: &Outcome,
+    request_id: &str,
+    agent: &str,
+    action: &serde_json::Value,
+    approvals: Option<&[verdict_checker::approval::Approval]>,
+    escalation: Option<&serde_json::Value>,
+) -> Result<Vec<u8>, ServiceError> {
     serde_json::to_vec(&PrivateRecord {
         action: std::borrow::Cow::Borrowed(action),
         agent: Some(std::borrow::Cow::Borrowed(agent)),
+        approvals: approvals.map(std::borrow::Cow::Borrowed),
         canonical_action: String::from_utf8_lossy(&outcome.canonical_action),
         escalation: escalation.map(std::borrow::Cow::Borrowed),
         policy: policy.commitment().to_hex(),

@@ -7,7 +7,9 @@ use std::path::Path;
 
 use serde::Serialize;
 use serde_json::Value;
-use verdict_core::approval::{parse_escalation_id, ApprovalMessage, SignedApproval, Verdict};
+use verdict_core::approval::{
+    parse_escalation_id, resubmission, ApprovalMessage, SignedApproval, Verdict,
+};
 use verdict_core::bundle::ProofBundle;
 use verdict_core::merkle::leaf_hash;
 use verdict_core::note::{KeyId, Verifier};

@@ -191,28 +191,76 @@ pub(super) fn check_record(
             }
         }
     }
-    check_approvals(&here, st, rec.get("escalation"), policies)
-}
-
-fn check_approvals(
-    here: &str,
-    st: &Statement,
-    escalation: Option<&Value>,
-    policies: &HashMap<Hash, PolicyFile>,
-) -> Result<(), CliError> {
-    let bad = |why: String| fail(Check::Approval, here, why);
-    let Some(esc) = escalation else {
-        if st.approvers.is_empty() {
-            return Ok(());
-        }
-        return Err(bad(
-            "receipt lists approvers but the record has no escalation".to_owned(),
-        ));
-    };
     let approvers = policies
         .get(&st.policy_commitment)
         .map(|p| p.approvers.as_slice())
         .unwrap_or_default();
+    match (rec.get("escalation"), rec.get("approvals")) {
+        (Some(esc), None) => check_escalation(&here, st, esc, approvers),
+        (None, Some(approvals)) => {
+            let request_id = s("request_id").unwrap_or_default();
+            check_resubmission(&here, st, approvals, request_id, approvers)
+        }
+        (None, None) if st.approvers.is_empty() => Ok(()),
+        (None, None) => Err(fail(
+            Check::Approval,
+            &here,
+            "receipt lists approvers but the record has neither an escalation nor approvals",
+        )),
+        (Some(_), Some(_)) => Err(fail(
+            Check::Approval,
+            &here,
+            "the record has both an escalation and resubmission approvals",
+        )),
+    }
+}
+
+/// The approvals of a resubmission (`POST /v1/check` with approvals, spec
+/// `decision-semantics.md` §7): each verifies over the receipt's action commitment and the
+/// record's request id with an approver key of the policy, and the approving key ids are the
+/// receipt's `approvers`.
+fn check_resubmission(
+    here: &str,
+    st: &Statement,
+    approvals: &Value,
+    request_id: &str,
+    approvers: &[Verifier],
+) -> Result<(), CliError> {
+    let bad = |why: String| fail(Check::Approval, here, why);
+    let list = approvals
+        .as_array()
+        .filter(|a| !a.is_empty())
+        .ok_or_else(|| bad("approvals is not a non-empty array".to_owned()))?;
+    let mut approving: BTreeSet<KeyId> = BTreeSet::new();
+    for a in list {
+        let field = |k: &str| a.get(k).and_then(Value::as_str).unwrap_or_default();
+        let approver = resubmission::verify(
+            approvers,
+            field("approver"),
+            field("signature"),
+            &st.action_commitment,
+            request_id,
+        )
+        .map_err(|e| bad(e.to_string()))?;
+        approving.insert(approver.key_id);
+    }
+    let listed: BTreeSet<KeyId> = st.approvers.iter().copied().collect();
+    if approving != listed {
+        return Err(bad(
+            "approving key ids differ from the receipt's approvers".to_owned()
+        ));
+    }
+    Ok(())
+}
+
+/// The approvals and rejections of an escalation's final decision (spec `approval.md` §5).
+fn check_escalation(
+    here: &str,
+    st: &Statement,
+    esc: &Value,
+    approvers: &[Verifier],
+) -> Result<(), CliError> {
+    let bad = |why: String| fail(Check::Approval, here, why);
     let id = esc
         .get("id")
         .and_then(Value::as_str)
@@ -261,4 +309,69 @@ fn check_approvals(
         ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use verdict_core::note::Signer;
+    use verdict_core::receipt::{Decision, Kind};
+
+    fn statement(action_commitment: Hash, approvers: Vec<KeyId>) -> Statement {
+        Statement {
+            version: 1,
+            checker_key_id: KeyId([0; 4]),
+            policy_commitment: Hash([2; 32]),
+            policy_version: "1.0.0".to_owned(),
+            action_commitment,
+            decision: Decision::Allow,
+            kind: Kind::Check,
+            fail_closed: false,
+            violated_rules: Vec::new(),
+            matched_variables: Vec::new(),
+            undetermined_variables: Vec::new(),
+            approvers,
+            time_ms: 0,
+            request_id: String::new(),
+            checker_version: String::new(),
+            solver_version: String::new(),
+        }
+    }
+
+    /// A resubmission's approvals in the record (spec §5) are verified offline: over the
+    /// receipt's action commitment and the record's request id, by an approver of the policy,
+    /// and their key ids are the receipt's approvers.
+    #[test]
+    fn resubmission_approvals_are_verified_against_the_receipt() {
+        let alice = Signer::new("alice", ed25519_dalek::SigningKey::from_bytes(&[1; 32])).unwrap();
+        let mallory =
+            Signer::new("mallory", ed25519_dalek::SigningKey::from_bytes(&[3; 32])).unwrap();
+        let keys = [alice.verifier()];
+        let c = Hash([7; 32]);
+        let st = statement(c, vec![alice.key_id()]);
+        let record = |who: &str, signer: &Signer, commitment: &Hash, id: &str| {
+            serde_json::json!([{"approver": who,
+                "signature": resubmission::sign(signer, commitment, id)}])
+        };
+        let good = record("alice", &alice, &c, "a5");
+        check_resubmission("r", &st, &good, "a5", &keys).unwrap();
+        let refused = |approvals: &Value, id: &str, st: &Statement| {
+            let e = check_resubmission("r", st, approvals, id, &keys).unwrap_err();
+            let text = e.to_string();
+            assert!(text.contains("approval"), "{text}");
+            text
+        };
+        // Another request id or commitment than the signed ones.
+        refused(&good, "a6", &st);
+        refused(&record("alice", &alice, &Hash([8; 32]), "a5"), "a5", &st);
+        // A key that is not the policy's approver, under either name.
+        refused(&record("mallory", &mallory, &c, "a5"), "a5", &st);
+        refused(&record("alice", &mallory, &c, "a5"), "a5", &st);
+        // The receipt lists no approver, or another one, than the record proves.
+        refused(&good, "a5", &statement(c, Vec::new()));
+        refused(&good, "a5", &statement(c, vec![mallory.key_id()]));
+        // Not a non-empty array.
+        refused(&serde_json::json!([]), "a5", &st);
+        refused(&serde_json::json!({"approver": "alice"}), "a5", &st);
+    }
 }

@@ -41,7 +41,7 @@ timed() {
   awk -F': ' '
     /Elapsed \(wall clock\)/ { n = split($2, p, ":"); s = 0; for (i = 1; i <= n; i++) s = s * 60 + p[i] }
     /Maximum resident set size/ { m = $2 }
-    END { printf "%.1f %d", s, m }' "$1"
+    END { printf "%.1f %d\n", s, m }' "$1"
 }
 hwm() { awk '/VmHWM/{print $2}' "/proc/$SPID/status"; }
 mib() { echo $(( $1 / 1024 )); }

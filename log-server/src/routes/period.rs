@@ -100,27 +100,32 @@ pub async fn records(
                 return;
             }
         }
-        for index in start.saturating_add(1)..end {
+        // The rest in chunks of `RECORDS_CHUNK` lines per blocking task: one task per line
+        // cost more than the lines themselves (issue 16, 1M-entry export).
+        let mut from = start.saturating_add(1);
+        while from < end {
+            let to = end.min(from.saturating_add(service::RECORDS_CHUNK));
             let s = state.clone();
-            let line = tokio::task::spawn_blocking(move || {
-                service::record_line(&s.log, &s.policies, index)
+            let chunk = tokio::task::spawn_blocking(move || {
+                service::record_lines(&s.log, &s.policies, from, to)
             })
             .await;
-            match line {
-                Ok(Ok(line)) => {
-                    if writer.write_all(line.as_bytes()).await.is_err() {
+            match chunk {
+                Ok((lines, failed)) => {
+                    if writer.write_all(lines.as_bytes()).await.is_err() {
+                        return;
+                    }
+                    if let Some((index, e)) = failed {
+                        tracing::error!(leaf.index = index, error = ?e, "records stream stopped at {index}");
                         return;
                     }
                 }
-                Ok(Err(e)) => {
-                    tracing::error!(leaf.index = index, error = ?e, "records stream stopped at {index}");
-                    return;
-                }
                 Err(e) => {
-                    tracing::error!(leaf.index = index, error = %e, "records stream task failed at {index}");
+                    tracing::error!(leaf.index = from, error = %e, "records stream task failed at {from}");
                     return;
                 }
             }
+            from = to;
         }
         let _ = writer.shutdown().await;
     });

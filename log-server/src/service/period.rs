@@ -15,6 +15,10 @@ use crate::log::Log;
 /// Most records one `GET /v1/private/records` request streams; the exporter pages.
 pub const MAX_RECORDS_PER_REQUEST: u64 = 100_000;
 
+/// Lines of `GET /v1/private/records` produced per blocking task ([`record_lines`]): about
+/// 256 KiB of text, so memory stays bounded and the task overhead is spread over many lines.
+pub const RECORDS_CHUNK: u64 = 512;
+
 /// Answer of `GET /v1/private/period`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct PeriodAnswer {
@@ -79,6 +83,24 @@ pub fn period(log: &Log, from_ms: i64, to_ms: i64) -> Result<PeriodAnswer, Servi
         end,
         tree_size: size,
     })
+}
+
+/// The `records.jsonl` lines of `[from, to)` ([`record_line`]), concatenated; on the first
+/// failure, the lines before it and the failing index with its error.
+pub fn record_lines(
+    log: &Log,
+    policies: &PolicyRegistry,
+    from: u64,
+    to: u64,
+) -> (String, Option<(u64, ServiceError)>) {
+    let mut out = String::new();
+    for index in from..to {
+        match record_line(log, policies, index) {
+            Ok(line) => out.push_str(&line),
+            Err(e) => return (out, Some((index, e))),
+        }
+    }
+    (out, None)
 }
 
 /// The `records.jsonl` line of `index`, with its newline (spec `evidence-package.md` §5):

@@ -4,6 +4,7 @@
 //! - [`escalations`]: issue 15 with `verdict-server`, `verdict-approve` and `verdict verify`:
 //!   2 of 2 approvals, long-poll, rejection, expiry, replay across a restart, policy change;
 //! - [`tamper`]: `testdata/bundles/` (fast, no server);
+//! - [`fill_package`]: `verdict-server fill --package` makes a period that exports and verifies;
 //! - [`flow`]: allow/deny/escalate checks, bundles verified, consistency, forged checkpoint;
 //! - [`frontends`]: two servers on one PostgreSQL: kill -9 and SIGSTOP of the integrator, takeover,
 //!   nothing acknowledged lost, all checkpoints consistent, tiles identical on both (issue 18);
@@ -43,6 +44,7 @@ mod audit_faults;
 mod deadline;
 mod disclosure;
 mod escalations;
+mod fill_package;
 mod flow;
 mod frontends;
 mod integrity;

@@ -13,6 +13,14 @@
 //! entries through
 //! [`Log::submit`] from many concurrent submitters. Every `--report-every` entries it prints the
 //! throughput and this process's resident set size (`VmRSS`).
+//!
+//! With `--package` ([`package`]), it instead opens the directory as the server does and logs
+//! real decisions through the check and screen use cases, after registering one policy: a log
+//! whose every receipt has its private record, which `verdict audit export` and
+//! `verdict audit verify-package` accept (the evidence-package benchmark,
+//! `scripts/bench-package.sh`).
+
+mod package;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -88,8 +96,15 @@ pub struct FillArgs {
     /// Append real receipts signed by the data directory's checker key (synthetic commitments,
     /// decisions cycling allow / deny / escalate) instead of opaque bytes, so that `verdict audit`
     /// can verify the filled log. `--entry-bytes` is then ignored.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "package")]
     pub receipts: bool,
+    /// Log an exportable period instead: register one policy, then log real decisions (allow,
+    /// deny, escalate, not-applicable checks; in-scope and not-applicable screens) through the
+    /// server's check and screen use cases, each receipt with its private record, so that
+    /// `verdict audit export` and `verify-package` accept the log. Slower (every check is
+    /// decided by the checker). `--entry-bytes` is then ignored.
+    #[arg(long)]
+    pub package: bool,
 }
 
 /// A receipt for entry `n`, signed by `checker`: synthetic commitments (derived from `n`), so the
@@ -161,6 +176,9 @@ fn entry(n: u64, len: usize) -> Vec<u8> {
 /// The data directory cannot be opened (e.g. a server holds it), or a submission failed with
 /// anything but backpressure.
 pub async fn run(args: FillArgs, config: &Config) -> CmdResult {
+    if args.package {
+        return package::run(&args, config).await;
+    }
     prepare_bench_dir(&config.data_dir)?;
     let keys = verdict_log_server::keys::load_or_create(&config.data_dir, BENCH_ORIGIN, true)?;
     let storage =
@@ -222,30 +240,13 @@ pub async fn run(args: FillArgs, config: &Config) -> CmdResult {
             }
         }));
     }
-    let reporter = {
-        let (log, done) = (log.clone(), Arc::clone(&done));
-        let (total, every) = (args.entries, args.report_every.max(1));
-        tokio::spawn(async move {
-            let mut next_mark = every;
-            let mut last = (Instant::now(), 0u64);
-            while next_mark <= total {
-                tokio::time::sleep(Duration::from_millis(200)).await;
-                let d = done.load(Ordering::Relaxed);
-                if d >= next_mark {
-                    let now = Instant::now();
-                    let rate = (d - last.1) as f64 / now.duration_since(last.0).as_secs_f64();
-                    println!(
-                        "fill: +{d} entries  tree size {}  {:.0} s  {rate:.0} entries/s  RSS {} KiB",
-                        log.stats().tree_size,
-                        start.elapsed().as_secs_f64(),
-                        rss_kib().unwrap_or(0)
-                    );
-                    last = (now, d);
-                    next_mark = (d / every + 1) * every;
-                }
-            }
-        })
-    };
+    let reporter = progress(
+        log.clone(),
+        Arc::clone(&done),
+        args.entries,
+        args.report_every,
+        start,
+    );
     for task in tasks {
         task.await.context("submitter panicked")??;
     }
@@ -267,6 +268,38 @@ pub async fn run(args: FillArgs, config: &Config) -> CmdResult {
         stats.batches
     );
     Ok(())
+}
+
+/// Print a progress line (entries, tree size, rate, `VmRSS`) every `every` of `total` entries
+/// counted in `done`, until aborted.
+fn progress(
+    log: Log,
+    done: Arc<AtomicU64>,
+    total: u64,
+    every: u64,
+    start: Instant,
+) -> tokio::task::JoinHandle<()> {
+    let every = every.max(1);
+    tokio::spawn(async move {
+        let mut next_mark = every;
+        let mut last = (Instant::now(), 0u64);
+        while next_mark <= total {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let d = done.load(Ordering::Relaxed);
+            if d >= next_mark {
+                let now = Instant::now();
+                let rate = (d - last.1) as f64 / now.duration_since(last.0).as_secs_f64();
+                println!(
+                    "fill: +{d} entries  tree size {}  {:.0} s  {rate:.0} entries/s  RSS {} KiB",
+                    log.stats().tree_size,
+                    start.elapsed().as_secs_f64(),
+                    rss_kib().unwrap_or(0)
+                );
+                last = (now, d);
+                next_mark = (d / every + 1) * every;
+            }
+        }
+    })
 }
 
 /// Resident set size of this process in KiB (`VmRSS` of `/proc/self/status`), where available.

@@ -35,6 +35,8 @@ mod config;
 mod convert;
 mod escalations;
 mod frontends;
+mod registrations;
+mod request_ids;
 mod schema;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
@@ -55,6 +57,8 @@ use crate::storage::{
 };
 
 pub use schema::LATEST_VERSION as SCHEMA_VERSION;
+pub use registrations::REGISTRATION_LOCK;
+pub use request_ids::IN_FLIGHT_LEASE;
 pub use writer::WRITER_LOCK;
 
 pub use config::PostgresConfig;

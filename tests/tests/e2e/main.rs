@@ -7,6 +7,9 @@
 //! - [`flow`]: allow/deny/escalate checks, bundles verified, consistency, forged checkpoint;
 //! - [`frontends`]: two servers on one PostgreSQL: kill -9 and SIGSTOP of the integrator, takeover,
 //!   nothing acknowledged lost, all checkpoints consistent, tiles identical on both (issue 18);
+//! - [`frontends_shared`]: two servers on one PostgreSQL: a request id retried on the other
+//!   frontend (or sent to both at once) is logged once; an escalation read on both as it expires
+//!   gets one final entry (issue 18);
 //! - [`audit`]: `audit --sample` on a log of ≥ 10k entries, `--full`, and rollback detection.
 //! - [`audit_faults`]: `audit` through a proxy that withholds and bit-flips tiles: never a panic,
 //!   unchecked samples listed beside verified ones, usage errors, `--until`;
@@ -40,6 +43,7 @@ mod disclosure;
 mod escalations;
 mod flow;
 mod frontends;
+mod frontends_shared;
 mod integrity;
 mod metrics;
 mod package;

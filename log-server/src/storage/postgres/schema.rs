@@ -19,14 +19,21 @@ struct Migration {
 }
 
 /// Every migration, in order. Never edit an applied one: append.
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    description: "initial schema: log state, staged, private, tiles, policies, escalations",
-    sql: include_str!("../../../migrations/0001_initial.sql"),
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        description: "initial schema: log state, staged, private, tiles, policies, escalations",
+        sql: include_str!("../../../migrations/0001_initial.sql"),
+    },
+    Migration {
+        version: 3,
+        description: "request-id window shared by the frontends",
+        sql: include_str!("../../../migrations/0003_request_ids.sql"),
+    },
+];
 
 /// The schema version this server creates and understands.
-pub const LATEST_VERSION: i32 = 1;
+pub const LATEST_VERSION: i32 = 3;
 
 /// Key of the advisory lock held while migrating ("verdict" + 1, as an arbitrary constant).
 const MIGRATION_LOCK: i64 = 0x7665_7264_6963_7401;

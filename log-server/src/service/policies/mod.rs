@@ -224,18 +224,24 @@ impl PolicyRegistry {
         Ok(None)
     }
 
+    /// Insert a registration once: one already known by its commitment (inserted by the
+    /// periodic refresh of a shared store while this server registered it) is returned as it
+    /// is. A name's versions stay in log order.
     fn insert(&self, registered: Registered) -> Arc<Registered> {
         let registered = Arc::new(registered);
         if let Ok(mut inner) = self.inner.write() {
+            if let Some(known) = inner.by_commitment.get(&registered.policy.commitment()) {
+                return Arc::clone(known);
+            }
             inner
                 .by_commitment
-                .entry(registered.policy.commitment())
-                .or_insert_with(|| Arc::clone(&registered));
-            inner
+                .insert(registered.policy.commitment(), Arc::clone(&registered));
+            let history = inner
                 .history
                 .entry(registered.info.name.clone())
-                .or_default()
-                .push(Arc::clone(&registered));
+                .or_default();
+            history.push(Arc::clone(&registered));
+            history.sort_by_key(|r| r.info.index);
         }
         registered
     }

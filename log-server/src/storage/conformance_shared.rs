@@ -84,13 +84,21 @@ pub fn request_ids(
     let (t1, t2) = ([1u8; 16], [2u8; 16]);
 
     // Reserved on a: b sees it in flight, then logged.
-    let won = c.ok("reserve", sa.reserve_request_id(&claim(&k1, &f1, &t1, 100, LONG)))?;
-    c.ensure(won.is_none(), || format!("a fresh id was not reserved: {won:?}"))?;
+    let won = c.ok(
+        "reserve",
+        sa.reserve_request_id(&claim(&k1, &f1, &t1, 100, LONG)),
+    )?;
+    c.ensure(won.is_none(), || {
+        format!("a fresh id was not reserved: {won:?}")
+    })?;
     let in_flight = RequestIdRow {
         fingerprint: f1,
         logged: None,
     };
-    let seen = c.ok("reserve", sb.reserve_request_id(&claim(&k1, &f2, &t2, 100, LONG)))?;
+    let seen = c.ok(
+        "reserve",
+        sb.reserve_request_id(&claim(&k1, &f2, &t2, 100, LONG)),
+    )?;
     c.ensure(seen.as_ref() == Some(&in_flight), || {
         format!("the other handle reserved an id in flight: {seen:?}")
     })?;
@@ -99,12 +107,18 @@ pub fn request_ids(
     c.ensure(read.as_ref() == Some(&in_flight), || {
         format!("a release with another token changed the row: {read:?}")
     })?;
-    c.ok("complete", sa.complete_request_id(&k1, LeafIndex(7), &[9; 32]))?;
+    c.ok(
+        "complete",
+        sa.complete_request_id(&k1, LeafIndex(7), &[9; 32]),
+    )?;
     let logged = RequestIdRow {
         fingerprint: f1,
         logged: Some((LeafIndex(7), [9; 32])),
     };
-    let seen = c.ok("reserve", sb.reserve_request_id(&claim(&k1, &f1, &t2, 100, LONG)))?;
+    let seen = c.ok(
+        "reserve",
+        sb.reserve_request_id(&claim(&k1, &f1, &t2, 100, LONG)),
+    )?;
     c.ensure(seen.as_ref() == Some(&logged), || {
         format!("a logged id was not shown to the other handle: {seen:?}")
     })?;
@@ -120,10 +134,16 @@ pub fn request_ids(
 
     // Released by its reservation: free again, on the other handle.
     let k2 = [2u8; 32];
-    let won = c.ok("reserve", sa.reserve_request_id(&claim(&k2, &f1, &t1, 100, LONG)))?;
+    let won = c.ok(
+        "reserve",
+        sa.reserve_request_id(&claim(&k2, &f1, &t1, 100, LONG)),
+    )?;
     c.ensure(won.is_none(), || "a fresh id was not reserved".into())?;
     c.ok("release", sa.release_request_id(&k2, &t1))?;
-    let won = c.ok("reserve", sb.reserve_request_id(&claim(&k2, &f2, &t2, 100, LONG)))?;
+    let won = c.ok(
+        "reserve",
+        sb.reserve_request_id(&claim(&k2, &f2, &t2, 100, LONG)),
+    )?;
     c.ensure(won.is_none(), || {
         format!("a released id was not free again: {won:?}")
     })?;
@@ -132,7 +152,10 @@ pub fn request_ids(
     // then a no-op.
     std::thread::sleep(Duration::from_millis(20));
     let k3 = [3u8; 32];
-    c.ok("reserve", sa.reserve_request_id(&claim(&k3, &f1, &t1, 100, LONG)))?;
+    c.ok(
+        "reserve",
+        sa.reserve_request_id(&claim(&k3, &f1, &t1, 100, LONG)),
+    )?;
     std::thread::sleep(Duration::from_millis(20));
     let taken = c.ok(
         "take over",
@@ -143,15 +166,17 @@ pub fn request_ids(
     })?;
     c.ok("release old", sa.release_request_id(&k3, &t1))?;
     let read = c.ok("read", sa.request_id(&k3))?;
-    c.ensure(
-        read.as_ref().map(|r| r.fingerprint) == Some(f2),
-        || format!("the taken-over reservation was released by the old one: {read:?}"),
-    )?;
+    c.ensure(read.as_ref().map(|r| r.fingerprint) == Some(f2), || {
+        format!("the taken-over reservation was released by the old one: {read:?}")
+    })?;
 
     // The window keeps the newest `window` ids.
     let keys: Vec<[u8; 32]> = (0..5u8).map(|i| [0x40 + i; 32]).collect();
     for key in &keys {
-        c.ok("reserve", sa.reserve_request_id(&claim(key, &f1, &t1, 3, LONG)))?;
+        c.ok(
+            "reserve",
+            sa.reserve_request_id(&claim(key, &f1, &t1, 3, LONG)),
+        )?;
     }
     for (i, key) in keys.iter().enumerate() {
         let present = c.ok("read", sb.request_id(key))?.is_some();

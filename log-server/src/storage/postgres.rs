@@ -56,9 +56,9 @@ use crate::storage::{
     StoredTile, TileWrite,
 };
 
-pub use schema::LATEST_VERSION as SCHEMA_VERSION;
 pub use registrations::REGISTRATION_LOCK;
 pub use request_ids::IN_FLIGHT_LEASE;
+pub use schema::LATEST_VERSION as SCHEMA_VERSION;
 pub use writer::WRITER_LOCK;
 
 pub use config::PostgresConfig;

@@ -129,7 +129,10 @@ async fn a_request_id_is_logged_once_across_frontends() {
             );
         }
         for answer in &ok {
-            assert_eq!(answer["index"], ok[0]["index"], "round {round}: {answers:?}");
+            assert_eq!(
+                answer["index"], ok[0]["index"],
+                "round {round}: {answers:?}"
+            );
             assert_eq!(answer["salt"], ok[0]["salt"], "round {round}");
         }
         // The retry of a 409 (in flight) now gets the entry, on either frontend.
@@ -215,8 +218,15 @@ async fn an_escalation_is_finished_once_across_frontends() {
     let policy = "shared-bulk-export";
     // B learns the registration within its poll interval.
     let since = Instant::now();
-    while check(b, policy, json!({"record_count": 1}), "probe-b").await.0 != 200 {
-        assert!(since.elapsed() < Duration::from_secs(10), "B never learnt the policy");
+    while check(b, policy, json!({"record_count": 1}), "probe-b")
+        .await
+        .0
+        != 200
+    {
+        assert!(
+            since.elapsed() < Duration::from_secs(10),
+            "B never learnt the policy"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let first = sentinel(a, policy, json!({"record_count": 2})).await;
@@ -224,7 +234,13 @@ async fn an_escalation_is_finished_once_across_frontends() {
     let count = 8u64;
     let mut ids = Vec::new();
     for n in 0..count {
-        let (status, body) = check(a, policy, json!({"record_count": 5000 + n}), &format!("esc-{n}")).await;
+        let (status, body) = check(
+            a,
+            policy,
+            json!({"record_count": 5000 + n}),
+            &format!("esc-{n}"),
+        )
+        .await;
         assert_eq!(status, 200, "{body}");
         assert_eq!(body["decision"], "escalate", "{body}");
         ids.push(body["escalation_id"].as_str().unwrap().to_owned());
@@ -255,7 +271,10 @@ async fn an_escalation_is_finished_once_across_frontends() {
         assert!(on_a["final_index"].is_u64(), "{on_a}");
         assert_eq!(on_a["final_index"], on_b["final_index"]);
         assert_eq!(on_a["decision"]["decision"], "deny");
-        assert!(on_a.get("finishing").is_none(), "the claim is never shown: {on_a}");
+        assert!(
+            on_a.get("finishing").is_none(),
+            "the claim is never shown: {on_a}"
+        );
     }
     let last = sentinel(b, policy, json!({"record_count": 3})).await;
     assert_eq!(
@@ -330,7 +349,10 @@ async fn registrations_on_both_frontends_form_one_chain() {
     let rounds = 8u64;
     let mut accepted: Vec<(String, String)> = Vec::new();
     for round in 0..rounds {
-        let (va, vb) = (format!("1.0.{}", 2 * round + 1), format!("1.0.{}", 2 * round + 2));
+        let (va, vb) = (
+            format!("1.0.{}", 2 * round + 1),
+            format!("1.0.{}", 2 * round + 2),
+        );
         let own = format!("{}.0.0", round + 1);
         let (ra, rb, oa, ob) = tokio::join!(
             register(a, versioned_policy("race", &va, 2 * round + 1)),
@@ -354,7 +376,10 @@ async fn registrations_on_both_frontends_form_one_chain() {
         }
     }
     let race_accepted = accepted.iter().filter(|(n, _)| n == "race").count();
-    assert!(race_accepted >= usize::try_from(rounds).unwrap(), "{accepted:?}");
+    assert!(
+        race_accepted >= usize::try_from(rounds).unwrap(),
+        "{accepted:?}"
+    );
 
     for name in ["race", "only-a", "only-b"] {
         // Both frontends list the same versions (the other one's within its refresh).
@@ -398,7 +423,10 @@ async fn registrations_on_both_frontends_form_one_chain() {
         for server in [a, b] {
             let since = Instant::now();
             loop {
-                let answer = server.check(name, json!({"amount": 0}), true).await.unwrap();
+                let answer = server
+                    .check(name, json!({"amount": 0}), true)
+                    .await
+                    .unwrap();
                 if answer["policy"]["version"] == *newest {
                     break;
                 }

@@ -360,3 +360,47 @@ impl RequestIds {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shared_keys_are_domain_separated_hashes_of_the_id() {
+        let key = key_of("req-1");
+        assert_eq!(key, key_of("req-1"));
+        assert_ne!(key, key_of("req-2"));
+        let mut h = Sha256::new();
+        h.update(b"verdict/request-id/v1\n");
+        h.update(b"req-1");
+        assert_eq!(key, <[u8; 32]>::from(h.finalize()));
+        assert_ne!(key, <[u8; 32]>::from(Sha256::digest(b"req-1")));
+    }
+
+    #[test]
+    fn the_memory_window_answers_replays_conflicts_and_in_flight_ids() {
+        let ids = RequestIds::new(2);
+        let Reservation::New(mut guard) = ids.reserve("a", [1; 32], false).unwrap() else {
+            panic!("a fresh id is new");
+        };
+        assert!(matches!(
+            ids.reserve("a", [1; 32], false),
+            Err(ServiceError::RequestIdConflict { .. })
+        ));
+        ids.complete("a", LeafIndex(4), Salt([7; 32]));
+        guard.completed = true;
+        drop(guard);
+        let Ok(Reservation::Replay(index, salt)) = ids.reserve("a", [1; 32], false) else {
+            panic!("a logged id is replayed");
+        };
+        assert_eq!((index, salt), (LeafIndex(4), Salt([7; 32])));
+        assert!(matches!(
+            ids.reserve("a", [2; 32], false),
+            Err(ServiceError::RequestIdConflict { .. })
+        ));
+        assert_eq!(ids.logged("a").unwrap(), Some(LeafIndex(4)));
+        // A request that logged nothing releases its id.
+        drop(ids.reserve("b", [1; 32], false).unwrap());
+        assert!(ids.fingerprint("b").unwrap().is_none());
+    }
+}

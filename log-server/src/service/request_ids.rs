@@ -24,6 +24,11 @@ use crate::log::{Log, LogError};
 use crate::storage::shared::{RequestIdClaim, RequestIdRow, SharedLog};
 use crate::storage::{Storage, StorageError};
 
+/// How long an in-flight request id stays reserved in a shared window by the frontend that took
+/// it before another frontend may take it over (the first one crashed): far beyond any check
+/// (the checker timeout, staging, waiting for integration across a takeover).
+pub const IN_FLIGHT_LEASE: std::time::Duration = std::time::Duration::from_secs(120);
+
 /// Domain separator of the key under which a shared store keeps a request id ([`key_of`]).
 pub const KEY_PREFIX: &[u8] = b"verdict/request-id/v1\n";
 
@@ -209,7 +214,7 @@ impl RequestIds {
             fingerprint: &fingerprint,
             token: &token,
             window: u64::try_from(self.window).unwrap_or(u64::MAX),
-            lease: crate::storage::postgres::IN_FLIGHT_LEASE,
+            lease: IN_FLIGHT_LEASE,
         };
         let conflict = || ServiceError::RequestIdConflict {
             request_id: id.to_owned(),

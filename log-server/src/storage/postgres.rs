@@ -57,7 +57,6 @@ use crate::storage::{
 };
 
 pub use registrations::REGISTRATION_LOCK;
-pub use request_ids::IN_FLIGHT_LEASE;
 pub use schema::LATEST_VERSION as SCHEMA_VERSION;
 pub use writer::WRITER_LOCK;
 

@@ -11,11 +11,9 @@
 //! - **Complete** sets the logged index and salt; **release** deletes an in-flight row by its
 //!   reservation token only.
 
-use std::time::Duration;
-
 use verdict_core::merkle::LeafIndex;
 
-use super::convert::{corrupt, get, pg, pool_error, to_i64, to_u64};
+use super::convert::{corrupt, failed, get, pg, pool_error, to_i64, to_u64};
 use super::PostgresStorage;
 use crate::storage::shared::{RequestIdClaim, RequestIdRow};
 use crate::storage::StorageError;
@@ -67,7 +65,7 @@ impl PostgresStorage {
                     return Ok(Some(row));
                 }
             }
-            Err(corrupt("request id", "reservation keeps changing"))
+            Err(failed(op, "the request id's reservation keeps changing"))
         })
     }
 
@@ -156,8 +154,3 @@ async fn read(
         logged,
     }))
 }
-
-/// How long an in-flight request id stays reserved by the frontend that took it before another
-/// frontend may take it over (the first one crashed): far beyond any check (the checker timeout,
-/// staging, waiting for integration across a takeover).
-pub const IN_FLIGHT_LEASE: Duration = Duration::from_secs(120);

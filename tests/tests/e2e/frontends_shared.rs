@@ -10,6 +10,9 @@
 //! - [`an_escalation_is_finished_once_across_frontends`]: escalations that expire while both
 //!   frontends read them at the same instant get exactly one final entry each (the claim on
 //!   logging the final decision is in the shared record), and both frontends show it.
+//! - [`an_approved_escalation_is_finished_once_across_frontends`]: two approvers answer one
+//!   escalation at the same instant, one on each frontend, while both read it: one final
+//!   `allow` per escalation.
 //! - [`registrations_on_both_frontends_form_one_chain`]: policies registered on both frontends
 //!   at the same instant: every accepted registration listed on both, one version chain per
 //!   name, both deciding under the newest version.
@@ -21,7 +24,9 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
+use verdict_core::approval::{ApprovalMessage, Verdict};
 use verdict_core::note::{Signer, Verifier};
+use verdict_core::Hash;
 use verdict_log_server::storage::postgres::testing::PgCluster;
 use verdict_tests::server::{copy_dir, Server};
 
@@ -182,6 +187,36 @@ effect = "escalate"
     )
 }
 
+/// Register the escalating policy on `server`; its name.
+async fn register_escalating(server: &Server, alice: &Signer, bob: &Signer) -> &'static str {
+    let r = server
+        .http
+        .post(format!("{}/v1/policies", server.base))
+        .bearer_auth(server.role_token("admin.token").unwrap())
+        .json(&json!({"source": escalating_policy(&alice.verifier(), &bob.verifier())}))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+    "shared-bulk-export"
+}
+
+/// Wait until `server` decides under `policy` (the other frontend's refresh).
+async fn wait_known(server: &Server, policy: &str) {
+    let since = Instant::now();
+    while check(server, policy, json!({"record_count": 1}), "probe")
+        .await
+        .0
+        != 200
+    {
+        assert!(
+            since.elapsed() < Duration::from_secs(10),
+            "the frontend never learnt the policy"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 async fn get_escalation(server: &Server, id: &str, wait: &str) -> Value {
     let r = server
         .http
@@ -206,29 +241,8 @@ async fn an_escalation_is_finished_once_across_frontends() {
         Signer::generate("alice").unwrap(),
         Signer::generate("bob").unwrap(),
     );
-    let r = a
-        .http
-        .post(format!("{}/v1/policies", a.base))
-        .bearer_auth(a.role_token("admin.token").unwrap())
-        .json(&json!({"source": escalating_policy(&alice.verifier(), &bob.verifier())}))
-        .send()
-        .await
-        .unwrap();
-    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
-    let policy = "shared-bulk-export";
-    // B learns the registration within its poll interval.
-    let since = Instant::now();
-    while check(b, policy, json!({"record_count": 1}), "probe-b")
-        .await
-        .0
-        != 200
-    {
-        assert!(
-            since.elapsed() < Duration::from_secs(10),
-            "B never learnt the policy"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let policy = register_escalating(a, &alice, &bob).await;
+    wait_known(b, policy).await;
     let first = sentinel(a, policy, json!({"record_count": 2})).await;
 
     let count = 8u64;
@@ -284,6 +298,93 @@ async fn an_escalation_is_finished_once_across_frontends() {
     );
     println!(
         "escalations across frontends: {count} expired under concurrent reads on both: {} final entries",
+        last - first - 1 - count
+    );
+}
+
+/// `POST /v1/escalations/{id}/approvals` signed by `signer`: the answer.
+async fn approve(server: &Server, signer: &Signer, escalation: &Value, check: &Value) -> Value {
+    let hash = |v: &Value| Hash::from_slice(&hex::decode(v.as_str().unwrap()).unwrap()).unwrap();
+    let message = ApprovalMessage {
+        escalation_id: hex::decode(escalation["id"].as_str().unwrap())
+            .unwrap()
+            .try_into()
+            .unwrap(),
+        action_commitment: hash(&check["action_commitment"]),
+        policy_commitment: hash(&check["policy"]["commitment"]),
+        verdict: Verdict::Approve,
+        expires_ms: escalation["expires_ms"].as_u64().unwrap(),
+    };
+    let signed = message.sign(signer);
+    let r = server
+        .http
+        .post(format!(
+            "{}/v1/escalations/{}/approvals",
+            server.base,
+            escalation["id"].as_str().unwrap()
+        ))
+        .json(&json!({"key_id": signed.key_id.to_string(), "signature": signed.signature_base64()}))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    r.json().await.unwrap()
+}
+
+/// Two approvers answer the same escalation at the same instant, one on each frontend, while
+/// both frontends read it: the second approval resolves it, and exactly one final `allow` is
+/// logged, shown by both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_approved_escalation_is_finished_once_across_frontends() {
+    let two = Two::start("verdict_shared_approvals", &[]).await;
+    let [a, b] = &two.servers;
+    let (alice, bob) = (
+        Signer::generate("alice").unwrap(),
+        Signer::generate("bob").unwrap(),
+    );
+    let policy = register_escalating(a, &alice, &bob).await;
+    wait_known(b, policy).await;
+    let first = sentinel(a, policy, json!({"record_count": 2})).await;
+    let count = 6u64;
+    for n in 0..count {
+        let (status, check) = check(
+            b,
+            policy,
+            json!({"record_count": 7000 + n}),
+            &format!("approved-{n}"),
+        )
+        .await;
+        assert_eq!(status, 200, "{check}");
+        let id = check["escalation_id"].as_str().unwrap();
+        let escalation = get_escalation(a, id, "0s").await;
+        let (by_alice, by_bob, read_a, read_b) = tokio::join!(
+            approve(a, &alice, &escalation, &check),
+            approve(b, &bob, &escalation, &check),
+            get_escalation(a, id, "0s"),
+            get_escalation(b, id, "0s"),
+        );
+        for answer in [&by_alice, &by_bob, &read_a, &read_b] {
+            assert!(
+                answer["status"] == "pending" || answer["status"] == "approved",
+                "{answer}"
+            );
+        }
+        let (on_a, on_b) = (
+            get_escalation(a, id, "5s").await,
+            get_escalation(b, id, "5s").await,
+        );
+        assert_eq!(on_a["status"], "approved", "{on_a}");
+        assert_eq!(on_a["decision"]["decision"], "allow", "{on_a}");
+        assert_eq!(on_a["final_index"], on_b["final_index"]);
+    }
+    let last = sentinel(a, policy, json!({"record_count": 3})).await;
+    assert_eq!(
+        last - first - 1,
+        2 * count,
+        "one escalate and exactly one final entry per escalation"
+    );
+    println!(
+        "approvals across frontends: {count} escalations approved on both at once: {} final entries",
         last - first - 1 - count
     );
 }

@@ -101,22 +101,13 @@ pub(super) async fn finish(
         Ok(claimed) => claimed,
         Err(settled_or_held) => return Ok(settled_or_held),
     };
-    let (index, decision) = match ctx
-        .request_ids
-        .logged(&record.request_id)?
-        .filter(|i| i.0 > record.escalate_index)
-    {
-        Some(index) => {
-            let decision = ctx
-                .log
-                .entry(index)
-                .ok()
-                .flatten()
-                .and_then(|e| verdict_core::receipt::Receipt::decode(&e).ok())
-                .map_or("deny", |r| decision_name(r.statement.decision));
-            (index, decision.to_owned())
+    let (index, decision) = match adopt_or_log(ctx, &record).await {
+        Ok(logged) => logged,
+        Err(e) => {
+            // Let the next reader, on any server, try again at once.
+            unclaim(ctx, id);
+            return Err(e);
         }
-        None => log_final(ctx, &record).await?,
     };
     for _ in 0..MAX_SWAP_ATTEMPTS {
         let (bytes, stored) = load(ctx, id)?.ok_or_else(not_found)?;
@@ -140,6 +131,48 @@ pub(super) async fn finish(
         }
     }
     Err(ServiceError::internal("escalation record keeps changing"))
+}
+
+/// The entry logged for the request id after the escalate entry (a crash between logging and
+/// recording it), or the final decision logged now.
+async fn adopt_or_log(
+    ctx: Context<'_>,
+    record: &Record,
+) -> Result<(LeafIndex, String), ServiceError> {
+    match ctx
+        .request_ids
+        .logged(&record.request_id)?
+        .filter(|i| i.0 > record.escalate_index)
+    {
+        Some(index) => {
+            let decision = ctx
+                .log
+                .entry(index)
+                .ok()
+                .flatten()
+                .and_then(|e| verdict_core::receipt::Receipt::decode(&e).ok())
+                .map_or("deny", |r| decision_name(r.statement.decision));
+            Ok((index, decision.to_owned()))
+        }
+        None => log_final(ctx, record).await,
+    }
+}
+
+/// Drop this process's claim on record `id` (best effort: an error leaves it to lapse).
+fn unclaim(ctx: Context<'_>, id: &[u8; ESCALATION_ID_LEN]) {
+    let Ok(Some((bytes, record))) = load(ctx, id) else {
+        return;
+    };
+    if record.final_index.is_none()
+        && record
+            .finishing
+            .as_ref()
+            .is_some_and(|c| c.by == ctx.escalations.instance)
+    {
+        let mut next = record;
+        next.finishing = None;
+        let _ = swap(ctx, id, Some(&bytes), &next);
+    }
 }
 
 /// Claim the logging of the final decision of record `id` by compare-and-swap: `Ok(record)`

@@ -225,8 +225,20 @@ async fn get_escalation(server: &Server, id: &str, wait: &str) -> Value {
         .send()
         .await
         .unwrap();
-    assert!(r.status().is_success(), "{}", r.status());
-    r.json().await.unwrap()
+    let status = r.status();
+    let text = r.text().await.unwrap();
+    assert!(
+        status.is_success(),
+        "GET escalation {id}: {status} {text}; server log:\n{}",
+        tail(&server.output())
+    );
+    serde_json::from_str(&text).unwrap()
+}
+
+/// The last lines of a server's log.
+fn tail(log: &str) -> String {
+    let lines: Vec<&str> = log.lines().collect();
+    lines[lines.len().saturating_sub(30)..].join("\n")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

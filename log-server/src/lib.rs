@@ -298,7 +298,7 @@ pub async fn start(config: &Config) -> Result<Started, StartError> {
             .map_err(|e| StartError::Log(e.to_string()))?;
     }
 
-    let request_ids = RequestIds::new(config.request_id_window);
+    let request_ids = RequestIds::for_log(config.request_id_window, &log);
     let restored = request_ids
         .restore(&log)
         .map_err(|e| StartError::Log(e.to_string()))?;

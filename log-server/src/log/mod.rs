@@ -461,13 +461,30 @@ impl Log {
             .clone()
     }
 
+    /// Whether `index` is staged: known to this process, or, on a store shared by several
+    /// frontends, staged by another one and not yet seen here (an entry whose index a shared
+    /// request id or escalation record names; spec `storage-postgres.md` §5.4).
+    ///
+    /// # Errors
+    /// Storage errors reading the shared staged size.
+    pub(crate) fn is_staged(&self, index: LeafIndex) -> Result<bool, LogError> {
+        if index.0 < self.inner.shared.staged.load(Ordering::Acquire) {
+            return Ok(true);
+        }
+        let storage = &self.inner.shared.storage;
+        if storage.shared().is_none() {
+            return Ok(false);
+        }
+        Ok(storage.staged_size()?.0 > index.0)
+    }
+
     /// Wait until `index` is covered by a published checkpoint, and return that checkpoint.
     ///
     /// # Errors
     /// [`LogError::OutOfRange`] when `index` was never sequenced; [`LogError::ShuttingDown`]
     /// when the sequencer stopped first.
     pub async fn wait_integrated(&self, index: LeafIndex) -> Result<SignedCheckpoint, LogError> {
-        if index.0 >= self.inner.shared.staged.load(Ordering::Acquire) {
+        if !self.is_staged(index)? {
             return Err(LogError::OutOfRange {
                 what: "index not sequenced",
             });

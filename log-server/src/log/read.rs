@@ -3,8 +3,6 @@
 //! with core's [`TileHashSource`] (RFC 9162 §2.1.3, §2.1.4; spec `spec/tiles.md`); the tree is
 //! never held in memory.
 
-use std::sync::atomic::Ordering;
-
 use verdict_core::bundle::ProofBundle;
 use verdict_core::merkle::{Hash, LeafIndex, TreeSize};
 use verdict_core::proof::{consistency_proof, inclusion_proof};
@@ -201,7 +199,7 @@ impl Log {
     /// # Errors
     /// Storage errors.
     pub fn private_record(&self, index: LeafIndex) -> Result<Option<Vec<u8>>, LogError> {
-        if index.0 >= self.inner.shared.staged.load(Ordering::Acquire) {
+        if !self.is_staged(index)? {
             return Ok(None);
         }
         Ok(self.inner.shared.storage.private_record(index)?)

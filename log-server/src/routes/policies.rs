@@ -101,6 +101,11 @@ fn registry_error(state: &AppState, e: RegistryError) -> ApiError {
             detail: e.to_string(),
         },
         RegistryError::Log(e) => crate::service::log_error(&state.metrics, e).into(),
+        // The store failing to answer (e.g. the registration lock of several frontends not
+        // taken in time): 503, nothing registered; damaged data stays internal.
+        RegistryError::Store(e) if !e.is_integrity() => {
+            crate::service::ServiceError::StorageUnavailable.into()
+        }
         other => ApiError::internal(other),
     }
 }

@@ -139,7 +139,7 @@ pub async fn check(
     // A request id seen before (a replay, or an escalated request resubmitted with approvals)
     // after a new version of its policy was registered is answered under the version it was
     // first decided under (issue 11), not with a misleading 409 (issue 15).
-    let policy = original_version(ctx, &request_id, policy, &stored);
+    let policy = original_version(ctx, &request_id, policy, &stored)?;
     let fingerprint = fingerprint(&policy, &stored);
     let (mut guard, salt) =
         match ctx
@@ -301,26 +301,27 @@ fn request_id(given: Option<String>) -> Result<String, ServiceError> {
 
 /// For a resubmission: the registered version of `policy`'s name whose fingerprint the request
 /// id was first used with, or `policy` itself when none matches (then the reservation decides:
-/// a different action is 409).
+/// a different action is 409). A shared window that cannot be read fails the request (503).
 fn original_version(
     ctx: Context<'_>,
     request_id: &str,
     policy: Arc<CompiledPolicy>,
     action: &serde_json::Value,
-) -> Arc<CompiledPolicy> {
-    let Some(seen) = ctx.request_ids.fingerprint(request_id) else {
-        return policy;
+) -> Result<Arc<CompiledPolicy>, ServiceError> {
+    let Some(seen) = ctx.request_ids.fingerprint(request_id)? else {
+        return Ok(policy);
     };
     if fingerprint(&policy, action) == seen {
-        return policy;
+        return Ok(policy);
     }
-    ctx.policies
+    Ok(ctx
+        .policies
         .versions(policy.name())
         .into_iter()
         .flatten()
         .filter_map(|v| ctx.policies.resolve(&v.commitment))
         .find(|p| fingerprint(p, action) == seen)
-        .unwrap_or(policy)
+        .unwrap_or(policy))
 }
 
 /// SHA-256 of the policy commitment and the action in canonical JSON (sorted keys).

@@ -19,6 +19,8 @@
 pub mod cache;
 #[cfg(any(test, feature = "testing"))]
 pub mod conformance;
+#[cfg(any(test, feature = "testing"))]
+pub mod conformance_shared;
 pub mod files;
 #[cfg(any(test, feature = "testing"))]
 pub mod mem;

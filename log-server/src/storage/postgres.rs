@@ -39,6 +39,8 @@ mod config;
 mod convert;
 mod escalations;
 mod frontends;
+mod registrations;
+mod request_ids;
 mod schema;
 pub mod sslmode;
 #[cfg(any(test, feature = "testing"))]
@@ -59,6 +61,7 @@ use crate::storage::{
     StoredTile, TileWrite,
 };
 
+pub use registrations::REGISTRATION_LOCK;
 pub use schema::LATEST_VERSION as SCHEMA_VERSION;
 pub use writer::WRITER_LOCK;
 

@@ -14,6 +14,11 @@
 //! The store also keeps, in its log row, the last staged entry time (entry times never decrease
 //! across frontends, spec `storage-postgres.md` §5.6: [`SharedLog::stage_at_end`] refuses an
 //! older batch) and the shared checkpoint lock ([`SharedLog::swap_lock`], §5.4).
+//! The request-id window is shared too (spec §5.4): [`SharedLog::reserve_request_id`] reserves an
+//! id for exactly one frontend (two racing on one id: one wins, the other is shown the winner's
+//! row), [`SharedLog::complete_request_id`] records the entry logged for it, and the window keeps
+//! the newest ids only. Policy registrations are serialised across the frontends
+//! ([`SharedLog::lock_registrations`]).
 
 use std::time::Duration;
 
@@ -28,6 +33,30 @@ pub struct BatchTimes {
     pub first_ms: u64,
     /// The largest time in the batch.
     pub last_ms: u64,
+}
+
+/// A request id's row in the shared window ([`SharedLog::reserve_request_id`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RequestIdRow {
+    /// Fingerprint of the policy commitment and the action the id was first used with.
+    pub fingerprint: [u8; 32],
+    /// The entry last logged for the id and its salt; `None` while the request is in flight.
+    pub logged: Option<(LeafIndex, [u8; 32])>,
+}
+
+/// A request-id reservation to make ([`SharedLog::reserve_request_id`]).
+#[derive(Clone, Copy, Debug)]
+pub struct RequestIdClaim<'a> {
+    /// The key of the id: SHA-256 of a domain separator and the id (never the id text).
+    pub key: &'a [u8; 32],
+    /// Fingerprint of the policy commitment and the action.
+    pub fingerprint: &'a [u8; 32],
+    /// A random token naming this reservation (its release deletes only its own).
+    pub token: &'a [u8; 16],
+    /// How many ids the window keeps (the newest; older ones are pruned).
+    pub window: u64,
+    /// After how long an in-flight reservation (its frontend crashed) may be taken over.
+    pub lease: Duration,
 }
 
 /// What a store shared by several frontends offers beyond [`super::Storage`]. See the module docs.
@@ -91,4 +120,51 @@ pub trait SharedLog: Send + Sync {
 
     /// How often the published state and staging are polled, in case an announcement was lost.
     fn poll_interval(&self) -> Duration;
+
+    /// Reserve a request id for this frontend, durably: `Ok(None)` when this call reserved it (a
+    /// new row, in flight, or an in-flight row older than `claim.lease` taken over), otherwise
+    /// the row that holds it (in flight on some frontend, or logged). Of several frontends
+    /// reserving one id at the same instant, exactly one gets `Ok(None)`. Prunes ids beyond the
+    /// window.
+    ///
+    /// # Errors
+    /// Backend errors (nothing is reserved as far as the caller knows: fail closed).
+    fn reserve_request_id(
+        &self,
+        claim: &RequestIdClaim<'_>,
+    ) -> Result<Option<RequestIdRow>, StorageError>;
+
+    /// The row of a request id, if it is in the window.
+    ///
+    /// # Errors
+    /// Backend errors.
+    fn request_id(&self, key: &[u8; 32]) -> Result<Option<RequestIdRow>, StorageError>;
+
+    /// Record `index` and `salt` as the entry last logged for the id, durably (a no-op when the
+    /// id left the window).
+    ///
+    /// # Errors
+    /// Backend errors.
+    fn complete_request_id(
+        &self,
+        key: &[u8; 32],
+        index: LeafIndex,
+        salt: &[u8; 32],
+    ) -> Result<(), StorageError>;
+
+    /// Delete the in-flight reservation `token` of an id (a request that logged nothing), so
+    /// that a retry is decided anew; a no-op for a logged id or another reservation.
+    ///
+    /// # Errors
+    /// Backend errors.
+    fn release_request_id(&self, key: &[u8; 32], token: &[u8; 16]) -> Result<(), StorageError>;
+
+    /// Take the lock that serialises policy registrations across every frontend, waiting up to
+    /// the operation timeout; it is held until the returned guard is dropped, or the process
+    /// dies. While it is held no other frontend registers, so an interrupted registration found
+    /// then is nobody's in flight (`policy-statement.md` §8).
+    ///
+    /// # Errors
+    /// Backend errors, or the lock not taken within the timeout (nothing is registered).
+    fn lock_registrations(&self) -> Result<Box<dyn Send + Sync>, StorageError>;
 }

@@ -30,6 +30,8 @@
 //!   against hostssl, and require against a server without TLS are refused, saying why;
 //! - `storage_conformance`: the storage conformance suite on memory, sled and a real
 //!   PostgreSQL (throwaway cluster), PostgreSQL fault injection;
+//! - `shared_request_ids`: the request-id window shared by two stores on one PostgreSQL
+//!   (issue 18: exactly one of two racing reservations wins);
 //! - `slow_client`: `serve::serve` on 127.0.0.1 under trickling (Slowloris) connections;
 //! - `token_expiry`: token files with `expires=`, 401 `token_expired`;
 //! - `wire_input`: HTTP/1.1 framing errors on a real socket (below the router).
@@ -66,6 +68,7 @@ mod postgres_faults;
 mod postgres_shared;
 mod postgres_tls;
 mod request_ids;
+mod shared_request_ids;
 mod slow_client;
 mod storage_conformance;
 mod token_expiry;

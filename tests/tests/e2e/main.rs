@@ -10,6 +10,9 @@
 //!   nothing acknowledged lost, all checkpoints consistent, tiles identical on both (issue 18);
 //!   the checkpoint lock in the database and a rolled-back database refused; entry times in
 //!   order across frontends with skewed clocks;
+//! - [`frontends_shared`]: two servers on one PostgreSQL: a request id retried on the other
+//!   frontend (or sent to both at once) is logged once; an escalation read on both as it expires
+//!   gets one final entry (issue 18);
 //! - [`audit`]: `audit --sample` on a log of ≥ 10k entries, `--full`, and rollback detection.
 //! - [`audit_faults`]: `audit` through a proxy that withholds and bit-flips tiles: never a panic,
 //!   unchecked samples listed beside verified ones, usage errors, `--until`;
@@ -47,6 +50,7 @@ mod escalations;
 mod fill_package;
 mod flow;
 mod frontends;
+mod frontends_shared;
 mod integrity;
 mod metrics;
 mod package;

@@ -38,12 +38,20 @@ const MAX_NEEDED_PROBE: usize = 16;
 /// Compare-and-swap attempts before giving up on a record that keeps changing.
 const MAX_SWAP_ATTEMPTS: usize = 32;
 
+/// How long a claim on logging a final decision holds ([`Finishing`]): far beyond deciding
+/// (the checker timeout) and logging with its proof (integration, across a takeover).
+const FINISH_LEASE: Duration = Duration::from_secs(60);
+/// How often a waiter re-reads a record whose final decision another server is logging.
+const FINISH_POLL: Duration = Duration::from_millis(25);
+
 /// The server's escalation state: lifetime, waiters and resolutions in flight.
 #[derive(Debug)]
 pub struct Escalations {
     ttl: Duration,
     changed: tokio::sync::Notify,
     finishing: Mutex<HashSet<String>>,
+    /// This process in [`Finishing::by`] (random per start).
+    instance: String,
 }
 
 impl Escalations {
@@ -53,6 +61,7 @@ impl Escalations {
             ttl,
             changed: tokio::sync::Notify::new(),
             finishing: Mutex::new(HashSet::new()),
+            instance: crate::keys::random_hex32().chars().take(32).collect(),
         }
     }
 }
@@ -61,8 +70,8 @@ mod record;
 mod resolve;
 
 pub use record::{
-    escalation_id, status_url, ApprovalEntry, ApproverRef, EscalationView, PolicyInfo, Record,
-    RuleView, Status,
+    escalation_id, status_url, ApprovalEntry, ApproverRef, EscalationView, Finishing, PolicyInfo,
+    Record, RuleView, Status,
 };
 use resolve::{approving, current, finish};
 
@@ -125,6 +134,7 @@ pub(crate) async fn opened(
             approvals: Vec::new(),
             final_decision: None,
             final_index: None,
+            finishing: None,
         };
         // A concurrent replay may have created it first: either record is the same escalation.
         if swap(ctx, &id, None, &record)? {
@@ -194,7 +204,7 @@ pub(crate) async fn settled(
     ctx: Context<'_>,
     request_id: &str,
 ) -> Result<Option<LeafIndex>, ServiceError> {
-    let Some(index) = ctx.request_ids.logged(request_id) else {
+    let Some(index) = ctx.request_ids.logged(request_id)? else {
         return Ok(None);
     };
     ctx.log
@@ -252,7 +262,14 @@ async fn wait_for(
         // Wake at the expiry too, so that the waiter logs it.
         let to_expiry =
             Duration::from_millis(record.expires_ms.saturating_sub(now_ms()).saturating_add(1));
-        let nap = deadline.saturating_duration_since(now).min(to_expiry);
+        let mut nap = deadline.saturating_duration_since(now).min(to_expiry);
+        if record.status != Status::Pending {
+            // Being logged, possibly by another server, whose wake-up does not reach this one.
+            nap = nap.min(FINISH_POLL);
+        } else if let Some(shared) = ctx.log.storage().shared() {
+            // Another frontend may resolve it (spec `storage-postgres.md` §5.4).
+            nap = nap.min(shared.poll_interval());
+        }
         let _ = tokio::time::timeout(nap, changed).await;
     }
 }
@@ -294,6 +311,8 @@ pub async fn view(
     record: Record,
     privileged: bool,
 ) -> Result<EscalationView, ServiceError> {
+    let mut record = record;
+    record.finishing = None;
     let policy = policy_of(ctx, &record.policy.commitment)?;
     let escalated = escalated(ctx, &record)?;
     let decision = match record.final_index {
@@ -435,7 +454,7 @@ pub async fn answer(
         if done.final_index.is_some() {
             return Ok(done);
         }
-        // Another task (a long-poll) is logging it: answer with its result.
+        // Another task or server is logging it: answer with its result.
         return wait_for(ctx, &id, MAX_WAIT).await;
     }
     Err(ServiceError::internal("escalation record keeps changing"))

@@ -123,6 +123,22 @@ pub struct Record {
     pub final_decision: Option<String>,
     /// Leaf index of the final decision, once logged.
     pub final_index: Option<u64>,
+    /// The server process logging the final decision, while it does (never shown to clients;
+    /// absent at rest).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finishing: Option<Finishing>,
+}
+
+/// A claim on logging the final decision of a record that has left `pending` (spec
+/// `approval.md` §4): written by compare-and-swap, so that of several servers sharing the store
+/// exactly one logs it; it lapses at `until_ms`, so a claim of a server that crashed is taken
+/// over.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Finishing {
+    /// The claiming server process (random per start).
+    pub by: String,
+    /// Until when the claim holds (ms since the Unix epoch).
+    pub until_ms: u64,
 }
 
 /// A violated rule, shown to approvers.

@@ -48,7 +48,7 @@ pub(super) async fn current(
         }
         if record.status != Status::Pending && record.final_index.is_none() {
             if finish(ctx, id).await?.final_index.is_none() {
-                // Another task of this server is logging it: answer what is stored.
+                // Another task or server is logging it: answer what is stored.
                 return Ok((bytes, record));
             }
             continue;
@@ -73,8 +73,10 @@ impl Drop for Claim<'_> {
 }
 
 /// Log the final decision of a record that has left `pending`, once: claimed in this process,
-/// skipped when already logged, adopting an entry logged for the request id after the escalate
-/// entry (a crash between logging and recording it), then recorded by compare-and-swap.
+/// then in the record ([`claim`]: of several servers sharing the store, one logs it), skipped
+/// when already logged, adopting an entry logged for the request id after the escalate entry (a
+/// crash between logging and recording it), then recorded by compare-and-swap (which drops the
+/// claim). Returns the record without a final index when another server holds the claim.
 pub(super) async fn finish(
     ctx: Context<'_>,
     id: &[u8; ESCALATION_ID_LEN],
@@ -95,26 +97,17 @@ pub(super) async fn finish(
         set: &ctx.escalations.finishing,
         id: id_hex,
     };
-    let (_, record) = load(ctx, id)?.ok_or_else(not_found)?;
-    if record.status == Status::Pending || record.final_index.is_some() {
-        return Ok(record);
-    }
-    let (index, decision) = match ctx
-        .request_ids
-        .logged(&record.request_id)
-        .filter(|i| i.0 > record.escalate_index)
-    {
-        Some(index) => {
-            let decision = ctx
-                .log
-                .entry(index)
-                .ok()
-                .flatten()
-                .and_then(|e| verdict_core::receipt::Receipt::decode(&e).ok())
-                .map_or("deny", |r| decision_name(r.statement.decision));
-            (index, decision.to_owned())
+    let record = match claim(ctx, id)? {
+        Ok(claimed) => claimed,
+        Err(settled_or_held) => return Ok(settled_or_held),
+    };
+    let (index, decision) = match adopt_or_log(ctx, &record).await {
+        Ok(logged) => logged,
+        Err(e) => {
+            // Let the next reader, on any server, try again at once.
+            unclaim(ctx, id);
+            return Err(e);
         }
-        None => log_final(ctx, &record).await?,
     };
     for _ in 0..MAX_SWAP_ATTEMPTS {
         let (bytes, stored) = load(ctx, id)?.ok_or_else(not_found)?;
@@ -124,6 +117,7 @@ pub(super) async fn finish(
         let mut next = stored;
         next.final_index = Some(index.0);
         next.final_decision = Some(decision.clone());
+        next.finishing = None;
         if swap(ctx, id, Some(&bytes), &next)? {
             tracing::info!(
                 escalation.id = %next.id,
@@ -134,6 +128,84 @@ pub(super) async fn finish(
             );
             ctx.escalations.changed.notify_waiters();
             return Ok(next);
+        }
+    }
+    Err(ServiceError::internal("escalation record keeps changing"))
+}
+
+/// The entry logged for the request id after the escalate entry (a crash between logging and
+/// recording it), or the final decision logged now.
+async fn adopt_or_log(
+    ctx: Context<'_>,
+    record: &Record,
+) -> Result<(LeafIndex, String), ServiceError> {
+    match ctx
+        .request_ids
+        .logged(&record.request_id)?
+        .filter(|i| i.0 > record.escalate_index)
+    {
+        Some(index) => {
+            let decision = ctx
+                .log
+                .entry(index)
+                .ok()
+                .flatten()
+                .and_then(|e| verdict_core::receipt::Receipt::decode(&e).ok())
+                .map_or("deny", |r| decision_name(r.statement.decision));
+            Ok((index, decision.to_owned()))
+        }
+        None => log_final(ctx, record).await,
+    }
+}
+
+/// Drop this process's claim on record `id` (best effort: an error leaves it to lapse).
+fn unclaim(ctx: Context<'_>, id: &[u8; ESCALATION_ID_LEN]) {
+    let Ok(Some((bytes, record))) = load(ctx, id) else {
+        return;
+    };
+    if record.final_index.is_none()
+        && record
+            .finishing
+            .as_ref()
+            .is_some_and(|c| c.by == ctx.escalations.instance)
+    {
+        let mut next = record;
+        next.finishing = None;
+        let _ = swap(ctx, id, Some(&bytes), &next);
+    }
+}
+
+/// Claim the logging of the final decision of record `id` by compare-and-swap: `Ok(record)`
+/// with the claim when this process may log it; `Err(record)` when there is nothing to log
+/// (pending, or logged) or another server holds an unexpired claim. A claim of this process is
+/// taken again: the in-process claim ([`finish`]) shows that its holder is gone (a cancelled
+/// request).
+fn claim(
+    ctx: Context<'_>,
+    id: &[u8; ESCALATION_ID_LEN],
+) -> Result<Result<Record, Record>, ServiceError> {
+    for _ in 0..MAX_SWAP_ATTEMPTS {
+        let (bytes, record) = load(ctx, id)?.ok_or_else(not_found)?;
+        if record.status == Status::Pending || record.final_index.is_some() {
+            return Ok(Err(record));
+        }
+        let now = now_ms();
+        let me = &ctx.escalations.instance;
+        if record
+            .finishing
+            .as_ref()
+            .is_some_and(|c| &c.by != me && c.until_ms > now)
+        {
+            return Ok(Err(record));
+        }
+        let lease = u64::try_from(FINISH_LEASE.as_millis()).unwrap_or(u64::MAX);
+        let mut next = record;
+        next.finishing = Some(Finishing {
+            by: me.clone(),
+            until_ms: now.saturating_add(lease),
+        });
+        if swap(ctx, id, Some(&bytes), &next)? {
+            return Ok(Ok(next));
         }
     }
     Err(ServiceError::internal("escalation record keeps changing"))

@@ -17,6 +17,11 @@
 //! next start or registration ([`PolicyRegistry::settle_pending`]): if the statement is in the
 //! log, the registration counts (the log is authoritative); if not, it never happened.
 //!
+//! **Several frontends** on one store (spec `storage-postgres.md` §5.4) register one at a time
+//! across all of them: a registration holds the store's registration lock from reading the
+//! registrations (the version rules, the predecessor) to deleting `pending`, and settling takes
+//! it too, so the one `pending` record is never another frontend's registration in flight.
+//!
 //! At start, [`PolicyRegistry::restore`] reloads the registrations from the store, then each
 //! policy file of the configured directory is registered through the same path
 //! ([`PolicyRegistry::register_dir`]): files named `*.toml` whose top level has `name` and `rules`
@@ -134,6 +139,17 @@ struct StoredRegistration {
     from: Option<u64>,
 }
 
+/// On a store shared by several frontends, the lock that serialises registrations across them
+/// ([`crate::storage::shared::SharedLog::lock_registrations`]); `None` for a store of one
+/// server (the in-process lock suffices).
+fn across_frontends(log: &Log) -> Result<Option<Box<dyn Send + Sync>>, RegistryError> {
+    Ok(log
+        .storage()
+        .shared()
+        .map(|shared| shared.lock_registrations())
+        .transpose()?)
+}
+
 fn record_key(index: u64) -> Vec<u8> {
     let mut key = b"r".to_vec();
     key.extend_from_slice(&index.to_be_bytes());
@@ -208,18 +224,24 @@ impl PolicyRegistry {
         Ok(None)
     }
 
+    /// Insert a registration once: one already known by its commitment (inserted by the
+    /// periodic refresh of a shared store while this server registered it) is returned as it
+    /// is. A name's versions stay in log order.
     fn insert(&self, registered: Registered) -> Arc<Registered> {
         let registered = Arc::new(registered);
         if let Ok(mut inner) = self.inner.write() {
+            if let Some(known) = inner.by_commitment.get(&registered.policy.commitment()) {
+                return Arc::clone(known);
+            }
             inner
                 .by_commitment
-                .entry(registered.policy.commitment())
-                .or_insert_with(|| Arc::clone(&registered));
-            inner
+                .insert(registered.policy.commitment(), Arc::clone(&registered));
+            let history = inner
                 .history
                 .entry(registered.info.name.clone())
-                .or_default()
-                .push(Arc::clone(&registered));
+                .or_default();
+            history.push(Arc::clone(&registered));
+            history.sort_by_key(|r| r.info.index);
         }
         registered
     }
@@ -275,6 +297,8 @@ impl PolicyRegistry {
     /// [`RegistryError`] for store errors or inconsistent records.
     pub fn restore(&self, log: &Log) -> Result<usize, RegistryError> {
         let n = self.load(log, false)?;
+        // On a shared store, settle only while no other frontend registers.
+        let _across = across_frontends(log)?;
         self.settle_pending(log)?;
         Ok(n)
     }
@@ -427,7 +451,14 @@ impl PolicyRegistry {
             });
         }
         let _serial = self.register_lock.lock().await;
-        if self.unsettled.load(std::sync::atomic::Ordering::Acquire) {
+        // Several frontends (spec `storage-postgres.md` §5.4): one registration at a time across
+        // all of them; the version rules then see every registration made so far, and a
+        // `pending` record found now was left by a registration that is no longer under way.
+        let across = across_frontends(ctx.log)?;
+        if across.is_some() {
+            self.load(ctx.log, true)?;
+            self.settle_pending(ctx.log)?;
+        } else if self.unsettled.load(std::sync::atomic::Ordering::Acquire) {
             self.settle_pending(ctx.log)?;
         }
         if let Some(existing) = self.check_rules(&policy, &version)? {

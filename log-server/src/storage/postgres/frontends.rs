@@ -21,7 +21,7 @@ use tokio_postgres::AsyncMessage;
 use verdict_core::merkle::LeafIndex;
 
 use super::{corrupt, get, pg, pool_error, to_i64, to_u64, PostgresStorage};
-use crate::storage::shared::{BatchTimes, SharedLog};
+use crate::storage::shared::{BatchTimes, RequestIdClaim, RequestIdRow, SharedLog};
 use crate::storage::{StagedEntry, StorageError};
 
 /// The `LISTEN`/`NOTIFY` channel.
@@ -247,6 +247,34 @@ impl SharedLog for PostgresStorage {
 
     fn poll_interval(&self) -> Duration {
         self.poll_interval
+    }
+
+    fn reserve_request_id(
+        &self,
+        claim: &RequestIdClaim<'_>,
+    ) -> Result<Option<RequestIdRow>, StorageError> {
+        self.reserve_id(claim)
+    }
+
+    fn request_id(&self, key: &[u8; 32]) -> Result<Option<RequestIdRow>, StorageError> {
+        self.read_id(key)
+    }
+
+    fn complete_request_id(
+        &self,
+        key: &[u8; 32],
+        index: LeafIndex,
+        salt: &[u8; 32],
+    ) -> Result<(), StorageError> {
+        self.complete_id(key, index, salt)
+    }
+
+    fn release_request_id(&self, key: &[u8; 32], token: &[u8; 16]) -> Result<(), StorageError> {
+        self.release_id(key, token)
+    }
+
+    fn lock_registrations(&self) -> Result<Box<dyn Send + Sync>, StorageError> {
+        self.lock_registrations_now()
     }
 }
 

@@ -30,10 +30,15 @@ const MIGRATIONS: &[Migration] = &[
         description: "last staged entry time and the shared checkpoint lock in the log row",
         sql: include_str!("../../../migrations/0002_entry_time_and_lock.sql"),
     },
+    Migration {
+        version: 3,
+        description: "request-id window shared by the frontends",
+        sql: include_str!("../../../migrations/0003_request_ids.sql"),
+    },
 ];
 
 /// The schema version this server creates and understands.
-pub const LATEST_VERSION: i32 = 2;
+pub const LATEST_VERSION: i32 = 3;
 
 /// Key of the advisory lock held while migrating ("verdict" + 1, as an arbitrary constant).
 const MIGRATION_LOCK: i64 = 0x7665_7264_6963_7401;

@@ -256,15 +256,20 @@ mod tests {
     fn sample(from: Option<&str>) -> Manifest {
         Manifest {
             exported_at: "2026-12-06T05:00:00Z".into(),
-            files: ["checkpoint", "policies/a.json", "records.jsonl", "tile/0/000"]
-                .iter()
-                .enumerate()
-                .map(|(i, p)| FileEntry {
-                    path: (*p).to_owned(),
-                    sha256: format!("{i:x}").repeat(64),
-                    size: (i as u64) << 40,
-                })
-                .collect(),
+            files: [
+                "checkpoint",
+                "policies/a.json",
+                "records.jsonl",
+                "tile/0/000",
+            ]
+            .iter()
+            .enumerate()
+            .map(|(i, p)| FileEntry {
+                path: (*p).to_owned(),
+                sha256: format!("{i:x}").repeat(64),
+                size: (i as u64) << 40,
+            })
+            .collect(),
             format: FORMAT.into(),
             origin: "verdict.test/\"é\u{7}\\/log".into(),
             period: Period {

@@ -15,7 +15,8 @@
 //!    `--out`.
 //!
 //! Memory stays bounded: one tile, one page chunk and one entry bundle at a time, plus the
-//! policy set.
+//! policy set and one list of the files written (one path, digest and size per file, one
+//! entry bundle per 256 entries), sorted in place and streamed into `manifest.json`.
 
 use std::collections::BTreeSet;
 use std::io::Write as _;

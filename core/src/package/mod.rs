@@ -4,7 +4,9 @@
 //! Unlike the rest of this crate, this module reads files: a package is a file-system object.
 //! It holds no network or async code. Memory stays bounded: files are read one at a time
 //! (the largest, an entry bundle, is at most 256 × 65,537 bytes), `records.jsonl` is streamed
-//! line by line, and entries are iterated bundle by bundle.
+//! line by line, and entries are iterated bundle by bundle. What grows with the period is the
+//! manifest's file list (one entry bundle per 256 entries): it is parsed straight into typed
+//! entries, with no `serde_json::Value` tree and no set of the paths beside it.
 //!
 //! - [`Package::open`] parses and validates `manifest.json` (spec §2) and checks that the
 //!   package holds exactly the listed files (no unlisted file, none missing, no symlink);

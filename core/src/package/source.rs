@@ -1,7 +1,7 @@
 //! Opening a package (directory or tar, spec `evidence-package.md` §1, §8) and reading its files
 //! with their size and SHA-256 checked against the manifest.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -83,28 +83,24 @@ impl Package {
                 reason: "missing".to_owned(),
             });
         }
-        let bytes = package.read_raw(MANIFEST, MAX_MANIFEST_LEN)?;
-        package.manifest = Manifest::parse(&bytes)?;
-        let listed: BTreeSet<&str> = package
-            .manifest
-            .files
-            .iter()
-            .map(|f| f.path.as_str())
-            .collect();
-        let mut seen = BTreeSet::new();
+        package.manifest = Manifest::parse(&package.read_raw(MANIFEST, MAX_MANIFEST_LEN)?)?;
+        // Every present file listed, every listed file present: binary searches in the sorted
+        // manifest and in a sorted copy of the present paths, no set of the paths (issue 16).
         for p in &present {
-            if p != MANIFEST && !listed.contains(p.as_str()) {
+            if p != MANIFEST && package.manifest.file(p).is_none() {
                 return Err(PackageError::Unlisted { path: p.clone() });
             }
-            seen.insert(p.as_str());
         }
+        let mut sorted: Vec<&str> = present.iter().map(String::as_str).collect();
+        sorted.sort_unstable();
         for f in &package.manifest.files {
-            if !seen.contains(f.path.as_str()) {
+            if sorted.binary_search(&f.path.as_str()).is_err() {
                 return Err(PackageError::Missing {
                     path: f.path.clone(),
                 });
             }
         }
+        drop(sorted);
         if matches!(package.source, Source::Tar(_)) {
             let expected = package
                 .manifest
@@ -130,6 +126,11 @@ impl Package {
     /// The validated manifest.
     pub fn manifest(&self) -> &Manifest {
         &self.manifest
+    }
+
+    /// The validated manifest, taking it out of the package (the exporter reuses its file list).
+    pub fn into_manifest(self) -> Manifest {
+        self.manifest
     }
 
     /// True when the package is a tar file.

@@ -15,7 +15,8 @@
 //!    `--out`.
 //!
 //! Memory stays bounded: one tile, one page chunk and one entry bundle at a time, plus the
-//! policy set.
+//! policy set and one list of the files written (one path, digest and size per file, one
+//! entry bundle per 256 entries), sorted in place and streamed into `manifest.json`.
 
 use std::collections::BTreeSet;
 use std::io::Write as _;
@@ -164,14 +165,19 @@ impl Writer {
         Ok(())
     }
 
-    fn manifest(&self, m: &Manifest) -> Result<(), CliError> {
-        let mut m = m.clone();
-        m.files = self.files.clone();
-        m.files
-            .sort_by(|a, b| a.path.as_bytes().cmp(b.path.as_bytes()));
-        let bytes = m.to_bytes().map_err(package_failure)?;
+    /// Write `manifest.json` with the files written so far: sorted in place and streamed in
+    /// canonical form (spec §2), no second copy of the list (issue 16, "Scale"). The list
+    /// moves into `m.files`.
+    fn manifest(&mut self, m: &mut Manifest) -> Result<(), CliError> {
+        self.files
+            .sort_unstable_by(|a, b| a.path.as_bytes().cmp(b.path.as_bytes()));
+        m.files = std::mem::take(&mut self.files);
         let full = self.dir.join(MANIFEST);
-        std::fs::write(&full, bytes).map_err(|e| write_err(&full, e))
+        let file = std::fs::File::create(&full).map_err(|e| write_err(&full, e))?;
+        let mut out = std::io::BufWriter::new(file);
+        m.write_canonical(&mut out)
+            .and_then(|()| out.flush())
+            .map_err(|e| write_err(&full, e))
     }
 }
 
@@ -458,20 +464,24 @@ async fn export_into(opts: &ExportOptions, trust: &Trust, dir: &Path) -> Result<
     };
     // A provisional summary file, so that the package is complete for the reader.
     w.write(paths::SUMMARY, b"{}")?;
-    w.manifest(&manifest)?;
+    w.manifest(&mut manifest)?;
+    // The list lives in the package opened for the checks, then comes back from it.
+    manifest.files = Vec::new();
     let pkg_dir = dir.to_owned();
     let trust_c = trust.clone();
-    let summary = tokio::task::spawn_blocking(move || {
+    let (summary, checked) = tokio::task::spawn_blocking(move || {
         let pkg = verdict_core::package::Package::open(&pkg_dir).map_err(package_failure)?;
         pkg.verify_files().map_err(package_failure)?;
-        analyze(&pkg, &trust_c)
+        let summary = analyze(&pkg, &trust_c)?;
+        Ok::<_, CliError>((summary, pkg.into_manifest()))
     })
     .await
     .map_err(|e| CliError::input("export", e))??;
+    w.files = checked.files;
     w.files.retain(|f| f.path != paths::SUMMARY);
     w.write(paths::SUMMARY, &summary.to_bytes()?)?;
     manifest.exported_at = jiff::Timestamp::now().to_string();
-    w.manifest(&manifest)?;
+    w.manifest(&mut manifest)?;
     Ok(summary)
 }
 

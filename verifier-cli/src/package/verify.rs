@@ -276,7 +276,6 @@ pub fn analyze(pkg: &Package, trust: &Trust) -> Result<Summary, CliError> {
         .filter(|t| t.kind != TileKind::Entries)
         .map(Tile::path)
         .collect();
-    expected.extend(tiles.iter().map(Tile::path));
     for t in &tiles {
         if !pkg.has(&t.path()) {
             return Err(fail(
@@ -517,9 +516,31 @@ pub fn analyze(pkg: &Package, trust: &Trust) -> Result<Summary, CliError> {
             ));
         }
     }
-    let listed: BTreeSet<String> = m.files.iter().map(|f| f.path.clone()).collect();
-    if let Some(p) = listed.symmetric_difference(&expected).next() {
-        let why = if listed.contains(p) {
+    // The first path, bytewise, listed but not of the layout or of the layout but not listed
+    // (the first of the symmetric difference). Tile paths are matched by parsing them against
+    // the sorted tile list, not through a set of every path (issue 16, "Scale"); a tile of the
+    // layout missing from the manifest was refused above.
+    let mut tile_set = tiles;
+    tile_set.sort_unstable();
+    let of_layout = |p: &str| {
+        expected.contains(p)
+            || Tile::parse_path(p)
+                .is_ok_and(|t| t.path() == p && tile_set.binary_search(&t).is_ok())
+    };
+    let unlisted_extra = m
+        .files
+        .iter()
+        .map(|f| f.path.as_str())
+        .find(|p| !of_layout(p));
+    let missing = expected.iter().map(String::as_str).find(|p| !pkg.has(p));
+    let first = match (unlisted_extra, missing) {
+        (Some(x), Some(y)) if y < x => Some((y, false)),
+        (Some(x), _) => Some((x, true)),
+        (None, Some(y)) => Some((y, false)),
+        (None, None) => None,
+    };
+    if let Some((p, listed)) = first {
+        let why = if listed {
             "not a file of this package's layout (spec evidence-package.md §1)"
         } else {
             "missing from the package"

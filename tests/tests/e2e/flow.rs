@@ -67,7 +67,13 @@ async fn checks_bundles_consistency_and_forgery() {
             .await
             .unwrap();
         let record = &private["record"];
-        let canonical = serde_json::to_vec(&record["action"]).unwrap();
+        // The commitment opens with the canonical action's exact bytes, as the record keeps
+        // them (never a re-serialisation of `action`, whose key order is the sender's).
+        let canonical = record["canonical_action"]
+            .as_str()
+            .unwrap()
+            .as_bytes()
+            .to_vec();
         let action_file = tmp.path().join(format!("{want}.action.json"));
         std::fs::write(&action_file, &canonical).unwrap();
         let salt = record["salt"]

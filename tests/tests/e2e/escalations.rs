@@ -15,10 +15,15 @@ use verdict_core::Hash;
 use verdict_tests::bins::{binary, Run};
 use verdict_tests::server::Server;
 
-fn policy(alice: &Verifier, bob: &Verifier, version: &str) -> String {
+/// Name of the escalating policy of [`policy`].
+pub(crate) const POLICY: &str = "e2e-bulk-export";
+
+/// An escalating policy with two approvers, alice and bob: more than 1000 records need both
+/// (also used by the frontends tests).
+pub(crate) fn policy(alice: &Verifier, bob: &Verifier, version: &str) -> String {
     format!(
         r#"
-name = "e2e-bulk-export"
+name = "{POLICY}"
 version = "{version}"
 
 [variables]

@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use verdict_core::approval::{ApprovalMessage, Verdict};
-use verdict_core::note::{Signer, Verifier};
+use verdict_core::note::Signer;
 use verdict_core::Hash;
 use verdict_log_server::storage::postgres::testing::PgCluster;
 use verdict_tests::server::{copy_dir, Server};
@@ -160,45 +160,27 @@ async fn a_request_id_is_logged_once_across_frontends() {
     );
 }
 
-fn escalating_policy(alice: &Verifier, bob: &Verifier) -> String {
-    format!(
-        r#"
-name = "shared-bulk-export"
-version = "1"
-
-[variables]
-record_count = {{ type = "int", min = 0, max = 1000000 }}
-
-[[approvers]]
-name = "alice"
-key = "{alice}"
-
-[[approvers]]
-name = "bob"
-key = "{bob}"
-
-[[rules]]
-id = "bulk-needs-two-approvers"
-text = "More than 1000 records need two approvers."
-when = 'record_count > 1000'
-require = 'approvals >= 2'
-effect = "escalate"
-"#
-    )
-}
-
-/// Register the escalating policy on `server`; its name.
-async fn register_escalating(server: &Server, alice: &Signer, bob: &Signer) -> &'static str {
-    let r = server
+/// Approvers alice and bob, the escalating policy registered on `a` and known to `b`, and the
+/// index of a sentinel entry logged on `a` after it (entries after it are the test's).
+async fn escalating(a: &Server, b: &Server) -> (Signer, Signer, &'static str, u64) {
+    let (alice, bob) = (
+        Signer::generate("alice").unwrap(),
+        Signer::generate("bob").unwrap(),
+    );
+    let source = super::escalations::policy(&alice.verifier(), &bob.verifier(), "1");
+    let r = a
         .http
-        .post(format!("{}/v1/policies", server.base))
-        .bearer_auth(server.role_token("admin.token").unwrap())
-        .json(&json!({"source": escalating_policy(&alice.verifier(), &bob.verifier())}))
+        .post(format!("{}/v1/policies", a.base))
+        .bearer_auth(a.role_token("admin.token").unwrap())
+        .json(&json!({ "source": source }))
         .send()
         .await
         .unwrap();
     assert!(r.status().is_success(), "{}", r.text().await.unwrap());
-    "shared-bulk-export"
+    let policy = super::escalations::POLICY;
+    wait_known(b, policy).await;
+    let first = sentinel(a, policy, json!({"record_count": 2})).await;
+    (alice, bob, policy, first)
 }
 
 /// Wait until `server` decides under `policy` (the other frontend's refresh).
@@ -249,13 +231,7 @@ async fn an_escalation_is_finished_once_across_frontends() {
     )
     .await;
     let [a, b] = &two.servers;
-    let (alice, bob) = (
-        Signer::generate("alice").unwrap(),
-        Signer::generate("bob").unwrap(),
-    );
-    let policy = register_escalating(a, &alice, &bob).await;
-    wait_known(b, policy).await;
-    let first = sentinel(a, policy, json!({"record_count": 2})).await;
+    let (_alice, _bob, policy, first) = escalating(a, b).await;
 
     let count = 8u64;
     let mut ids = Vec::new();
@@ -363,13 +339,7 @@ async fn read_until_final(server: &Server, id: &str) -> Value {
 async fn an_approved_escalation_is_finished_once_across_frontends() {
     let two = Two::start("verdict_shared_approvals", &[]).await;
     let [a, b] = &two.servers;
-    let (alice, bob) = (
-        Signer::generate("alice").unwrap(),
-        Signer::generate("bob").unwrap(),
-    );
-    let policy = register_escalating(a, &alice, &bob).await;
-    wait_known(b, policy).await;
-    let first = sentinel(a, policy, json!({"record_count": 2})).await;
+    let (alice, bob, policy, first) = escalating(a, b).await;
     let count = 6u64;
     for n in 0..count {
         let (status, check) = check(

@@ -189,3 +189,56 @@ fn approval_vectors() {
         assert!(s.verify(&m, &keys).is_err(), "{} verified", case["name"]);
     }
 }
+
+/// Resubmission approvals (`testdata/approvals/resubmission.json`, spec
+/// `decision-semantics.md` §7), signed by an independent Ed25519 implementation (Python
+/// `cryptography`): every valid case verifies to its key id, every invalid one fails for its
+/// stated reason.
+#[test]
+fn resubmission_approval_vectors() {
+    use verdict_core::approval::{resubmission, ApprovalError};
+    let doc: Value = serde_json::from_slice(
+        &std::fs::read(crate::testdata().join("approvals/resubmission.json")).unwrap(),
+    )
+    .unwrap();
+    let approvers: Vec<Verifier> = doc["approvers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| Verifier::parse(v.as_str().unwrap()).unwrap())
+        .collect();
+    let run = |case: &Value| {
+        let commitment =
+            Hash::from_slice(&hex::decode(case["action_commitment"].as_str().unwrap()).unwrap())
+                .unwrap();
+        resubmission::verify(
+            &approvers,
+            case["approver"].as_str().unwrap(),
+            case["signature"].as_str().unwrap(),
+            &commitment,
+            case["request_id"].as_str().unwrap(),
+        )
+    };
+    let valid = doc["valid"].as_array().unwrap();
+    for case in valid {
+        let approver = run(case).unwrap_or_else(|e| panic!("{}: {e}", case["name"]));
+        assert_eq!(
+            approver.key_id.to_string(),
+            case["key_id"],
+            "{}",
+            case["name"]
+        );
+    }
+    let invalid = doc["invalid"].as_array().unwrap();
+    for case in invalid {
+        let why = case["why"].as_str().unwrap();
+        let matches = match run(case) {
+            Err(ApprovalError::BadSignature { .. }) => why == "bad signature",
+            Err(ApprovalError::NotAnApprover { .. }) => why == "not an eligible approver",
+            Err(ApprovalError::Malformed { .. }) => why == "malformed",
+            other => panic!("{}: {other:?}", case["name"]),
+        };
+        assert!(matches, "{}: not refused as {why}", case["name"]);
+    }
+    assert_eq!((valid.len(), invalid.len()), (2, 6));
+}

@@ -32,7 +32,8 @@ fn package_error(e: PackageError) -> Unreadable {
 pub fn run(path: &Path, timeout: Duration, json_out: bool) -> Result<u8, Unreadable> {
     let package = Package::open(path).map_err(package_error)?;
     let mut texts = Vec::new();
-    for file in &package.manifest().files {
+    for file in package.files() {
+        let file = file.map_err(package_error)?;
         let Some(hex) = file
             .path
             .strip_prefix("policies/")

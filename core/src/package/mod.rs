@@ -2,21 +2,25 @@
 //! `.tar` with a manifest that lists every file with its SHA-256.
 //!
 //! Unlike the rest of this crate, this module reads files: a package is a file-system object.
-//! It holds no network or async code. Memory stays bounded: files are read one at a time
-//! (the largest, an entry bundle, is at most 256 × 65,537 bytes), `records.jsonl` is streamed
-//! line by line, and entries are iterated bundle by bundle. What grows with the period is the
-//! manifest's file list (one entry bundle per 256 entries): it is parsed straight into typed
-//! entries, with no `serde_json::Value` tree and no set of the paths beside it.
+//! It holds no network or async code. Memory does not grow with the period (issue 16,
+//! "Scale"): files are read one at a time (the largest, an entry bundle, is at most 256 ×
+//! 65,537 bytes), `records.jsonl` is streamed line by line, entries are iterated bundle by
+//! bundle, and the manifest's file list (one entry bundle per 256 entries) stays on disk: it is
+//! scanned, streaming, and indexed by one entry per 64 files, whose blocks are re-read (digest
+//! checked) when a file is looked up. A directory is walked one listing at a time and a tar one
+//! header at a time, each merged with the sorted list.
 //!
-//! - [`Package::open`] parses and validates `manifest.json` (spec §2) and checks that the
+//! - [`Package::open`] scans and validates `manifest.json` (spec §2) and checks that the
 //!   package holds exactly the listed files (no unlisted file, none missing, no symlink);
+//!   [`Package::files`] streams the list;
 //! - [`Package::read`] returns a file's bytes after checking its size and SHA-256;
 //!   [`Package::verify_files`] checks every listed file;
 //! - [`Package::records`] streams `records.jsonl` (spec §5), [`Package::entries`] the log
 //!   entries of the entry range (spec §4.1) from the entry bundles;
-//! - [`package_tiles`], [`entry_range`] and [`CompactRange`] say which tiles a package holds and
+//! - [`PackageTiles`], [`entry_range`] and [`CompactRange`] say which tiles a package holds and
 //!   recompute the checkpoint's root from them (spec §4.2);
-//! - [`write_tar`] packs a directory package into the tar form (spec §8).
+//! - [`write_manifest`] lists a directory package in its `manifest.json`, and [`write_tar`]
+//!   packs it into the tar form (spec §8).
 
 mod canonical;
 mod entry;
@@ -28,11 +32,11 @@ mod source;
 pub use canonical::{canonical_json, parse_canonical};
 pub use entry::entry_time_ms;
 pub use manifest::{
-    parse_time_ms, FileEntry, Manifest, Period, FORMAT, MANIFEST, MAX_MANIFEST_LEN,
+    parse_time_ms, FileEntry, Manifest, ManifestHead, Period, FORMAT, MANIFEST, MAX_MANIFEST_LEN,
 };
-pub use range::{entry_range, outside_subtrees, package_tiles, CompactRange, Subtrees};
+pub use range::{entry_range, outside_subtrees, CompactRange, PackageTiles, Subtrees};
 pub use records::{RecordLine, Records, MAX_RECORD_LINE};
-pub use source::{write_tar, Entries, Package, MAX_FILE_LEN};
+pub use source::{write_manifest, write_tar, Entries, Files, Package, MAX_FILE_LEN};
 
 /// Errors reading a package. Every variant names the file (path inside the package) it is
 /// about; [`PackageError::path`] returns it.

@@ -33,20 +33,57 @@ pub fn outside_subtrees(a: u64, b: u64, n: u64) -> (Subtrees, Subtrees) {
     (complete_subtrees(0, a), complete_subtrees(b, n))
 }
 
-/// Every tile the package holds for the period `[start, end)` in a tree of size `n`, sorted by
-/// path: the entry bundles of the entry range, then the hash tiles (spec §4.1). `None` unless
-/// `start <= end <= n`.
-pub fn package_tiles(start: u64, end: u64, n: u64) -> Option<Vec<Tile>> {
-    let (a, b) = entry_range(start, end, n)?;
-    let size = TreeSize(n);
-    let mut out: Vec<Tile> = (a / WIDTH..b.div_ceil(WIDTH))
-        .filter_map(|k| Tile::in_tree(TileKind::Entries, k, size))
-        .collect();
-    let (left, right) = outside_subtrees(a, b, n);
-    let wanted: Vec<(u8, u64)> = left.into_iter().chain(right).collect();
-    out.extend(tiles_for_hashes(&wanted, size)?);
-    out.sort_by_key(Tile::path);
-    Some(out)
+/// Every tile the package holds for the period `[start, end)` in a tree of size `n` (spec
+/// §4.1): the entry bundles of the entry range, a contiguous run held as its bounds, and the
+/// hash tiles of the complete subtrees outside it (a few per tree level). Its memory does not
+/// grow with the period (issue 16, "Scale").
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PackageTiles {
+    size: TreeSize,
+    bundles: std::ops::Range<u64>,
+    hash: Vec<Tile>,
+}
+
+impl PackageTiles {
+    /// The tiles of the period `[start, end)` in a tree of size `n`; `None` unless `start <=
+    /// end <= n`.
+    pub fn new(start: u64, end: u64, n: u64) -> Option<Self> {
+        let (a, b) = entry_range(start, end, n)?;
+        let size = TreeSize(n);
+        let (left, right) = outside_subtrees(a, b, n);
+        let wanted: Vec<(u8, u64)> = left.into_iter().chain(right).collect();
+        let mut hash = tiles_for_hashes(&wanted, size)?;
+        hash.sort_unstable();
+        hash.dedup();
+        Some(PackageTiles {
+            size,
+            bundles: a / WIDTH..b.div_ceil(WIDTH),
+            hash,
+        })
+    }
+
+    /// Every tile: the entry bundles in index order, then the hash tiles.
+    pub fn iter(&self) -> impl Iterator<Item = Tile> + '_ {
+        self.bundles
+            .clone()
+            .filter_map(|k| Tile::in_tree(TileKind::Entries, k, self.size))
+            .chain(self.hash.iter().copied())
+    }
+
+    /// The hash tiles.
+    pub fn hash_tiles(&self) -> &[Tile] {
+        &self.hash
+    }
+
+    /// Whether `tile` (kind, level, index and width) is one of them.
+    pub fn contains(&self, tile: &Tile) -> bool {
+        if tile.kind == TileKind::Entries {
+            self.bundles.contains(&tile.index)
+                && Tile::in_tree(TileKind::Entries, tile.index, self.size).as_ref() == Some(tile)
+        } else {
+            self.hash.binary_search(tile).is_ok()
+        }
+    }
 }
 
 /// A compact range growing to the right (spec §4.2): complete subtrees with strictly
@@ -124,7 +161,7 @@ mod tests {
                     range.push(sub.0, h);
                 }
                 assert_eq!(range.root(), expected, "n {n} period {start}..{end}");
-                assert!(package_tiles(start, end, n).is_some());
+                assert!(PackageTiles::new(start, end, n).is_some());
             }
         }
     }

@@ -9,25 +9,27 @@
 //! 4. stream `GET /v1/private/records` in pages of 100,000 lines straight to `records.jsonl`;
 //! 5. fetch the policy versions the entries cite or register, and proof bundles for statements
 //!    before the entry range, built from the log's tiles against the package's checkpoint;
-//! 6. run every check of `verify-package` over what was written ([`super::verify::analyze`]),
-//!    write `summary.json`, then `manifest.json` last;
+//! 6. list the files in `manifest.json` ([`write_manifest`]: the directory walked in path
+//!    order, each file hashed as it is listed), run every check of `verify-package` over what
+//!    was written ([`super::verify::analyze`]), write `summary.json`, then `manifest.json`
+//!    again, last;
 //! 7. move the directory into place (or pack the tar and move it): a failed export leaves no
 //!    `--out`.
 //!
-//! Memory stays bounded: one tile, one page chunk and one entry bundle at a time, plus the
-//! policy set and one list of the files written (one path, digest and size per file, one
-//! entry bundle per 256 entries), sorted in place and streamed into `manifest.json`.
+//! Memory does not grow with the period (issue 16, "Scale"): one tile, one page chunk and one
+//! entry bundle at a time, plus the set of policies. No list of the files written is kept:
+//! the manifest is written from a walk of the directory, and the checks read it as
+//! `verify-package` does.
 
 use std::collections::BTreeSet;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
-use sha2::{Digest as _, Sha256};
 use verdict_core::bundle::ProofBundle;
 use verdict_core::checkpoint::Checkpoint;
 use verdict_core::package::{
-    canonical_json, package_tiles, parse_time_ms, write_tar, FileEntry, Manifest, Period, FORMAT,
-    MANIFEST,
+    canonical_json, parse_time_ms, write_manifest, write_tar, ManifestHead, PackageTiles, Period,
+    FORMAT,
 };
 use verdict_core::proof::inclusion_proof;
 use verdict_core::receipt::Receipt;
@@ -144,10 +146,10 @@ fn write_err(path: &Path, e: impl std::fmt::Display) -> CliError {
     CliError::input(path.display(), e)
 }
 
-/// A package being written in a temporary directory: files and their manifest entries.
+/// A package being written in a temporary directory. It keeps no list of the files: the
+/// manifest is written from a walk of the directory ([`write_manifest`]).
 struct Writer {
     dir: PathBuf,
-    files: Vec<FileEntry>,
 }
 
 impl Writer {
@@ -156,28 +158,12 @@ impl Writer {
         if let Some(parent) = full.parent() {
             std::fs::create_dir_all(parent).map_err(|e| write_err(parent, e))?;
         }
-        std::fs::write(&full, bytes).map_err(|e| write_err(&full, e))?;
-        self.files.push(FileEntry {
-            path: rel.to_owned(),
-            sha256: hex::encode(Sha256::digest(bytes)),
-            size: bytes.len() as u64,
-        });
-        Ok(())
+        std::fs::write(&full, bytes).map_err(|e| write_err(&full, e))
     }
 
-    /// Write `manifest.json` with the files written so far: sorted in place and streamed in
-    /// canonical form (spec §2), no second copy of the list (issue 16, "Scale"). The list
-    /// moves into `m.files`.
-    fn manifest(&mut self, m: &mut Manifest) -> Result<(), CliError> {
-        self.files
-            .sort_unstable_by(|a, b| a.path.as_bytes().cmp(b.path.as_bytes()));
-        m.files = std::mem::take(&mut self.files);
-        let full = self.dir.join(MANIFEST);
-        let file = std::fs::File::create(&full).map_err(|e| write_err(&full, e))?;
-        let mut out = std::io::BufWriter::new(file);
-        m.write_canonical(&mut out)
-            .and_then(|()| out.flush())
-            .map_err(|e| write_err(&full, e))
+    /// Write `manifest.json` listing every file written so far (spec §2).
+    fn manifest(&self, head: &ManifestHead) -> Result<(), CliError> {
+        write_manifest(&self.dir, head).map_err(package_failure)
     }
 }
 
@@ -251,7 +237,6 @@ async fn export_into(opts: &ExportOptions, trust: &Trust, dir: &Path) -> Result<
     };
     let mut w = Writer {
         dir: dir.to_owned(),
-        files: Vec::new(),
     };
 
     // 1-2. Checkpoint and period.
@@ -333,11 +318,11 @@ async fn export_into(opts: &ExportOptions, trust: &Trust, dir: &Path) -> Result<
     w.write(paths::CHECKPOINT, &cp_bytes)?;
 
     // 3. Tiles, and the policies the entries cite or register.
-    let list = package_tiles(start, end, n)
+    let list = PackageTiles::new(start, end, n)
         .ok_or_else(|| CliError::failed(Check::Tiles, "period does not fit the tree size"))?;
     let mut wanted: BTreeSet<Hash> = BTreeSet::new();
-    for tile in &list {
-        let bytes = tiles.fetch(*tile).await?;
+    for tile in list.iter() {
+        let bytes = tiles.fetch(tile).await?;
         if tile.kind == TileKind::Entries {
             let first = tile.index * u64::from(TILE_WIDTH);
             for (j, entry) in bundle_entries(&bytes).enumerate() {
@@ -374,8 +359,6 @@ async fn export_into(opts: &ExportOptions, trust: &Trust, dir: &Path) -> Result<
     let mut file = std::io::BufWriter::new(
         std::fs::File::create(&records_path).map_err(|e| write_err(&records_path, e))?,
     );
-    let mut hasher = Sha256::new();
-    let mut size = 0u64;
     let mut lines = 0u64;
     let mut page = start;
     while page < end {
@@ -389,8 +372,6 @@ async fn export_into(opts: &ExportOptions, trust: &Trust, dir: &Path) -> Result<
             .map_err(|e| CliError::network(&path, e))?
         {
             page_lines += chunk.iter().filter(|&&b| b == b'\n').count() as u64;
-            hasher.update(&chunk);
-            size += chunk.len() as u64;
             file.write_all(&chunk)
                 .map_err(|e| write_err(&records_path, e))?;
         }
@@ -409,11 +390,6 @@ async fn export_into(opts: &ExportOptions, trust: &Trust, dir: &Path) -> Result<
     file.flush().map_err(|e| write_err(&records_path, e))?;
     drop(file);
     debug_assert_eq!(lines, end - start);
-    w.files.push(FileEntry {
-        path: paths::RECORDS.to_owned(),
-        sha256: hex::encode(hasher.finalize()),
-        size,
-    });
 
     // 5. Policies.
     let (a, _) = verdict_core::package::entry_range(start, end, n)
@@ -449,9 +425,8 @@ async fn export_into(opts: &ExportOptions, trust: &Trust, dir: &Path) -> Result<
     }
 
     // 6. Check everything written, then the summary and the manifest.
-    let mut manifest = Manifest {
+    let mut head = ManifestHead {
         exported_at: jiff::Timestamp::now().to_string(),
-        files: Vec::new(),
         format: FORMAT.to_owned(),
         origin: cp.origin.clone(),
         period: Period {
@@ -464,24 +439,19 @@ async fn export_into(opts: &ExportOptions, trust: &Trust, dir: &Path) -> Result<
     };
     // A provisional summary file, so that the package is complete for the reader.
     w.write(paths::SUMMARY, b"{}")?;
-    w.manifest(&mut manifest)?;
-    // The list lives in the package opened for the checks, then comes back from it.
-    manifest.files = Vec::new();
+    w.manifest(&head)?;
     let pkg_dir = dir.to_owned();
     let trust_c = trust.clone();
-    let (summary, checked) = tokio::task::spawn_blocking(move || {
+    let summary = tokio::task::spawn_blocking(move || {
         let pkg = verdict_core::package::Package::open(&pkg_dir).map_err(package_failure)?;
         pkg.verify_files().map_err(package_failure)?;
-        let summary = analyze(&pkg, &trust_c)?;
-        Ok::<_, CliError>((summary, pkg.into_manifest()))
+        analyze(&pkg, &trust_c)
     })
     .await
     .map_err(|e| CliError::input("export", e))??;
-    w.files = checked.files;
-    w.files.retain(|f| f.path != paths::SUMMARY);
     w.write(paths::SUMMARY, &summary.to_bytes()?)?;
-    manifest.exported_at = jiff::Timestamp::now().to_string();
-    w.manifest(&mut manifest)?;
+    head.exported_at = jiff::Timestamp::now().to_string();
+    w.manifest(&head)?;
     Ok(summary)
 }
 

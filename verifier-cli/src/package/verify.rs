@@ -14,8 +14,8 @@ use verdict_core::bundle::ProofBundle;
 use verdict_core::merkle::leaf_hash;
 use verdict_core::note::{KeyId, Verifier};
 use verdict_core::package::{
-    canonical_json, outside_subtrees, package_tiles, parse_canonical, CompactRange, Package,
-    PackageError, MANIFEST,
+    canonical_json, outside_subtrees, parse_canonical, CompactRange, Package, PackageError,
+    PackageTiles, MANIFEST,
 };
 use verdict_core::proof::HashSource as _;
 use verdict_core::receipt::{
@@ -264,19 +264,15 @@ pub fn analyze(pkg: &Package, trust: &Trust) -> Result<Summary, CliError> {
     }
 
     // Tiles (spec §4).
-    let tiles = package_tiles(start, end, n).ok_or_else(|| {
+    let tiles = PackageTiles::new(start, end, n).ok_or_else(|| {
         fail(
             Check::Manifest,
             MANIFEST,
             "period does not fit the tree size",
         )
     })?;
-    let hash_tiles: Vec<String> = tiles
-        .iter()
-        .filter(|t| t.kind != TileKind::Entries)
-        .map(Tile::path)
-        .collect();
-    for t in &tiles {
+    let hash_tiles: Vec<String> = tiles.hash_tiles().iter().map(Tile::path).collect();
+    for t in tiles.iter() {
         if !pkg.has(&t.path()) {
             return Err(fail(
                 Check::Layout,
@@ -302,7 +298,8 @@ pub fn analyze(pkg: &Package, trust: &Trust) -> Result<Summary, CliError> {
     // Policy files (spec §6).
     let mut policies: HashMap<Hash, PolicyFile> = HashMap::new();
     let mut registered: HashMap<Hash, u64> = HashMap::new();
-    for f in &m.files {
+    for f in pkg.files() {
+        let f = f.map_err(package_failure)?;
         let Some(hex) = f
             .path
             .strip_prefix("policies/")
@@ -518,21 +515,21 @@ pub fn analyze(pkg: &Package, trust: &Trust) -> Result<Summary, CliError> {
     }
     // The first path, bytewise, listed but not of the layout or of the layout but not listed
     // (the first of the symmetric difference). Tile paths are matched by parsing them against
-    // the sorted tile list, not through a set of every path (issue 16, "Scale"); a tile of the
-    // layout missing from the manifest was refused above.
-    let mut tile_set = tiles;
-    tile_set.sort_unstable();
+    // the package's tiles (`PackageTiles::contains`), not through a set of every path (issue
+    // 16, "Scale"); a tile of the layout missing from the manifest was refused above.
     let of_layout = |p: &str| {
         expected.contains(p)
-            || Tile::parse_path(p)
-                .is_ok_and(|t| t.path() == p && tile_set.binary_search(&t).is_ok())
+            || Tile::parse_path(p).is_ok_and(|t| t.path() == p && tiles.contains(&t))
     };
-    let unlisted_extra = m
-        .files
-        .iter()
-        .map(|f| f.path.as_str())
-        .find(|p| !of_layout(p));
-    let missing = expected.iter().map(String::as_str).find(|p| !pkg.has(p));
+    let mut unlisted_extra = None;
+    for f in pkg.files() {
+        let f = f.map_err(package_failure)?;
+        if !of_layout(&f.path) {
+            unlisted_extra = Some(f.path);
+            break;
+        }
+    }
+    let missing = expected.iter().find(|p| !pkg.has(p)).cloned();
     let first = match (unlisted_extra, missing) {
         (Some(x), Some(y)) if y < x => Some((y, false)),
         (Some(x), _) => Some((x, true)),
@@ -545,7 +542,7 @@ pub fn analyze(pkg: &Package, trust: &Trust) -> Result<Summary, CliError> {
         } else {
             "missing from the package"
         };
-        return Err(fail(Check::Layout, p, why));
+        return Err(fail(Check::Layout, &p, why));
     }
     summary.policies = policies.len() as u64;
     summary.checks = checks;

@@ -43,7 +43,8 @@ pub fn report_data(package: &Package) -> Result<ReportData, CliError> {
         checkpoint_signatures: signatures,
         has_start_checkpoint: package.has("start-checkpoint"),
     });
-    for file in &m.files {
+    for file in package.files() {
+        let file = file.map_err(input)?;
         if let Some(p) = policy_file(package, &file.path)? {
             agg.policy_file(&p);
         }

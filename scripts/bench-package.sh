@@ -15,6 +15,8 @@
 #   KEEP=1            keep the work directory (logs, packages, time -v outputs)
 #   PORT              server port (default 18093)
 #   CONCURRENCY       fill submitters (default 256)
+#   FILL_ONLY=1       only fill the stores (into BENCH_DIR, kept), for a later run with REUSE=1
+#   REUSE=1           reuse a store of BENCH_DIR already filled for that size (FILL_ONLY=1 first)
 # Disk, per million entries: about 1.3 GB for the store and 0.8 GB for each package form (dir, tar).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,7 +34,7 @@ mkdir -p "$W/no-policies"
 SPID=
 cleanup() {
   if [ -n "$SPID" ]; then kill "$SPID" 2> /dev/null || true; fi
-  if [ -z "${KEEP:-}" ]; then rm -rf "$W"; fi
+  if [ -z "${KEEP:-}" ] && [ -z "${FILL_ONLY:-}" ]; then rm -rf "$W"; fi
 }
 trap cleanup EXIT
 
@@ -50,9 +52,17 @@ echo "commit $(git rev-parse --short HEAD), $(date -u +%FT%TZ), $(nproc) CPUs ($
 ROWS=()
 for N in "$@"; do
   D=$W/log-$N
-  echo "== $N entries: fill (load $(cut -d' ' -f1-3 /proc/loadavg))"
-  RUST_LOG=warn /usr/bin/time -v -o "$W/fill-$N.time" "$SERVER" --data-dir "$D" fill --package --entries "$N" \
-    --concurrency "$CONCURRENCY" --report-every 100000 2>&1 | grep -E '^fill' || true
+  if [ -n "${REUSE:-}" ] && [ -e "$W/fill-$N.done" ]; then
+    echo "== $N entries: reusing the store filled in $W"
+  else
+    echo "== $N entries: fill (load $(cut -d' ' -f1-3 /proc/loadavg))"
+    rm -rf "$D"
+    RUST_LOG=warn /usr/bin/time -v -o "$W/fill-$N.time" "$SERVER" --data-dir "$D" fill --package --entries "$N" \
+      --concurrency "$CONCURRENCY" --report-every 100000 2>&1 | grep -E '^fill' || true
+    touch "$W/fill-$N.done"
+  fi
+  if [ -n "${FILL_ONLY:-}" ]; then continue; fi
+  rm -rf "$W/pkg-$N" "$W/pkg-$N.tar"
   read -r FILL_S FILL_KIB < <(timed "$W/fill-$N.time")
   STORE=$(du -sm "$D" | cut -f1)
   RUST_LOG=warn "$SERVER" --data-dir "$D" serve --listen "127.0.0.1:$PORT" --policies "$W/no-policies" \

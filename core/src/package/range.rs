@@ -165,4 +165,49 @@ mod tests {
             }
         }
     }
+
+    /// `PackageTiles` is the tile list the package layout names (spec §4.1), held as a range:
+    /// `iter` yields each tile once, `contains` accepts exactly those, and not a neighbouring
+    /// bundle, the same bundle at another width, or a hash tile of another index.
+    #[test]
+    fn package_tiles_contain_exactly_what_they_list() {
+        for n in [1u64, 255, 256, 257, 700, 1030, 70_000] {
+            for (start, end) in [(0, 0), (0, n), (n / 2, n / 2 + 1), (n, n), (1, n / 3 + 1)] {
+                let Some(tiles) = PackageTiles::new(start, end, n) else {
+                    continue;
+                };
+                let listed: Vec<Tile> = tiles.iter().collect();
+                let mut unique = listed.clone();
+                unique.sort_unstable();
+                unique.dedup();
+                assert_eq!(unique.len(), listed.len(), "n {n} period {start}..{end}");
+                let (a, b) = entry_range(start, end, n).unwrap();
+                let bundles = listed
+                    .iter()
+                    .filter(|t| t.kind == TileKind::Entries)
+                    .count() as u64;
+                assert_eq!(bundles, b.div_ceil(WIDTH) - a / WIDTH);
+                for t in &listed {
+                    assert!(tiles.contains(t), "{}", t.path());
+                    let others = [
+                        Tile {
+                            index: t.index + 1,
+                            ..*t
+                        },
+                        Tile {
+                            index: t.index.wrapping_sub(1),
+                            ..*t
+                        },
+                        Tile {
+                            width: if t.width == 256 { 255 } else { 256 },
+                            ..*t
+                        },
+                    ];
+                    for o in others {
+                        assert_eq!(tiles.contains(&o), listed.contains(&o), "{}", o.path());
+                    }
+                }
+            }
+        }
+    }
 }

@@ -797,6 +797,10 @@ impl TarMembers {
 
     fn member(&mut self) -> Result<Option<Member>, PackageError> {
         let bad = |reason: String| open_err(format!("tar: {reason}"));
+        if self.pos == self.len {
+            // No end-of-archive blocks: the archive ends with its last member.
+            return Ok(None);
+        }
         if self.pos.saturating_add(TAR_BLOCK) > self.len {
             return Err(bad(format!("truncated at byte {}", self.pos)));
         }
@@ -887,6 +891,9 @@ fn tar_manifest(path: &Path) -> Result<(u64, u64), PackageError> {
 /// [`PackageError::Io`] writing `out`.
 pub fn write_tar(dir: &Path, out: &Path) -> Result<(), PackageError> {
     let package = Package::open(dir)?;
+    if package.is_tar() {
+        return Err(open_err("write_tar packs a directory package, not a tar"));
+    }
     let file = File::create(out).map_err(|e| io_err("(tar)", e))?;
     let mut builder = tar::Builder::new(std::io::BufWriter::new(file));
     let paths = package
@@ -897,6 +904,17 @@ pub fn write_tar(dir: &Path, out: &Path) -> Result<(), PackageError> {
         let path = path?;
         let (r, entry) = package.reader(&path)?;
         let size = entry.map_or(package.manifest_at.1, |e| e.size);
+        // The header's size is the manifest's: a file of another size would make a corrupt
+        // archive, so refuse it here (its digest is checked by the reader anyway).
+        let actual = std::fs::symlink_metadata(dir.join(&path))
+            .map_err(|e| io_err(&path, e))?
+            .len();
+        if actual != size {
+            return Err(PackageError::Digest {
+                path,
+                reason: format!("size {actual} differs from manifest.json's {size}"),
+            });
+        }
         let mut header = tar::Header::new_ustar();
         header.set_size(size);
         header.set_mode(0o644);

@@ -17,6 +17,9 @@
 #   CONCURRENCY       fill submitters (default 256)
 #   FILL_ONLY=1       only fill the stores (into BENCH_DIR, kept), for a later run with REUSE=1
 #   REUSE=1           reuse a store of BENCH_DIR already filled for that size (FILL_ONLY=1 first)
+#   VERDICT           the `verdict` binary to measure (default: the release build), e.g. another
+#                     commit's build for an A/B on the same stores
+#   FORMS             package forms to export and verify (default "dir tar")
 # Disk, per million entries: about 1.3 GB for the store and 0.8 GB for each package form (dir, tar).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,7 +31,8 @@ if [ -z "${NO_BUILD:-}" ]; then
   cargo build --release --bins -p verdict-log-server -p verdict-verifier >&2
 fi
 SERVER=$TARGET/release/verdict-server
-VERDICT=$TARGET/release/verdict
+VERDICT=${VERDICT:-$TARGET/release/verdict}
+FORMS=${FORMS:-dir tar}
 W=${BENCH_DIR:-$(mktemp -d)}
 mkdir -p "$W/no-policies"
 SPID=
@@ -40,15 +44,16 @@ trap cleanup EXIT
 
 # `/usr/bin/time -v` output file -> "wall_seconds max_rss_kib"
 timed() {
+  [ -f "$1" ] || { echo "- -"; return; }
   awk -F': ' '
     /Elapsed \(wall clock\)/ { n = split($2, p, ":"); s = 0; for (i = 1; i <= n; i++) s = s * 60 + p[i] }
     /Maximum resident set size/ { m = $2 }
     END { printf "%.1f %d\n", s, m }' "$1"
 }
 hwm() { awk '/VmHWM/{print $2}' "/proc/$SPID/status"; }
-mib() { echo $(( $1 / 1024 )); }
+mib() { case $1 in '' | *[!0-9]*) echo "-" ;; *) echo $(( $1 / 1024 )) ;; esac; }
 
-echo "commit $(git rev-parse --short HEAD), $(date -u +%FT%TZ), $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), load $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "client $VERDICT, commit $(git rev-parse --short HEAD), $(date -u +%FT%TZ), $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), load $(cut -d' ' -f1-3 /proc/loadavg)"
 ROWS=()
 for N in "$@"; do
   D=$W/log-$N
@@ -62,7 +67,7 @@ for N in "$@"; do
     touch "$W/fill-$N.done"
   fi
   if [ -n "${FILL_ONLY:-}" ]; then continue; fi
-  rm -rf "$W/pkg-$N" "$W/pkg-$N.tar"
+  rm -rf "$W/pkg-$N" "$W/pkg-$N.tar" "$W"/export-*-"$N".time "$W"/verify-*-"$N".time
   read -r FILL_S FILL_KIB < <(timed "$W/fill-$N.time")
   STORE=$(du -sm "$D" | cut -f1)
   RUST_LOG=warn "$SERVER" --data-dir "$D" serve --listen "127.0.0.1:$PORT" --policies "$W/no-policies" \
@@ -75,7 +80,8 @@ for N in "$@"; do
   CHECKER_KEY=$(jq -r '.checkers[0].verifier_key' <<< "$KEYS")
   SIZE=$(curl -sf "http://127.0.0.1:$PORT/checkpoint" | sed -n 2p)
   H0=$(hwm)
-  for FORM in dir tar; do
+  HWM_dir=-; HWM_tar=-
+  for FORM in $FORMS; do
     OUT=$W/pkg-$N; [ "$FORM" = tar ] && OUT=$W/pkg-$N.tar
     echo "== $N entries: export $FORM (tree size $SIZE, load $(cut -d' ' -f1-3 /proc/loadavg))"
     /usr/bin/time -v -o "$W/export-$FORM-$N.time" "$VERDICT" audit export --log "http://127.0.0.1:$PORT" \
@@ -85,7 +91,7 @@ for N in "$@"; do
   done
   kill -INT "$SPID"; wait "$SPID" || true; SPID=
   PKG=$(du -sm "$W/pkg-$N" | cut -f1)
-  for FORM in dir tar; do
+  for FORM in $FORMS; do
     OUT=$W/pkg-$N; [ "$FORM" = tar ] && OUT=$W/pkg-$N.tar
     echo "== $N entries: verify-package $FORM (load $(cut -d' ' -f1-3 /proc/loadavg))"
     /usr/bin/time -v -o "$W/verify-$FORM-$N.time" "$VERDICT" audit verify-package "$OUT" \

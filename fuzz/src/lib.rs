@@ -10,6 +10,7 @@ use std::sync::OnceLock;
 use verdict_core::bundle::ProofBundle;
 use verdict_core::checkpoint::Checkpoint;
 use verdict_core::note::{Note, Signer, Verifier};
+use verdict_core::package::{parse_canonical, Manifest};
 use verdict_core::receipt::{Receipt, Statement};
 use verdict_core::tile::Tile;
 
@@ -108,6 +109,23 @@ pub fn receipt(data: &[u8]) {
             again.as_deref(),
             Ok(data),
             "statement does not re-encode to its input"
+        );
+    }
+}
+
+/// Evidence-package manifests (`Manifest::parse`, the streaming scanner that `Package::open`
+/// uses, spec `evidence-package.md` §2).
+pub fn manifest(data: &[u8]) {
+    if let Ok(m) = Manifest::parse(data) {
+        assert_eq!(
+            m.to_bytes().as_deref(),
+            Ok(data),
+            "manifest does not re-encode to its input"
+        );
+        // What the scanner accepts is canonical JSON by the generic definition too.
+        assert!(
+            parse_canonical(data).is_ok(),
+            "manifest accepted but not canonical JSON"
         );
     }
 }

@@ -27,12 +27,13 @@ mod checker_checks;
 /// A fuzz target's name and its check.
 type Target = (&'static str, fn(&[u8]));
 
-const TARGETS: [Target; 8] = [
+const TARGETS: [Target; 9] = [
     ("note", core_checks::note),
     ("checkpoint", core_checks::checkpoint),
     ("tile_path", core_checks::tile_path),
     ("tlog_proof", core_checks::tlog_proof),
     ("receipt", core_checks::receipt),
+    ("manifest", core_checks::manifest),
     ("policy", checker_checks::policy),
     ("expr", checker_checks::expr),
     ("action", checker_checks::action),

@@ -633,4 +633,26 @@ mod tests {
         .unwrap();
         assert!(Manifest::parse(&as_array).is_err());
     }
+
+    /// The fuzz seeds of `fuzz/corpus/manifest/` say what they are: every `valid-*` parses
+    /// (and re-encodes to itself), every `invalid-*` is refused.
+    #[test]
+    fn fuzz_seeds_are_what_their_names_say() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/manifest");
+        let mut seen = (0, 0);
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            let bytes = std::fs::read(&path).unwrap();
+            let parsed = Manifest::parse(&bytes);
+            if name.starts_with("valid-") {
+                assert_eq!(parsed.unwrap().to_bytes().unwrap(), bytes, "{name}");
+                seen.0 += 1;
+            } else {
+                assert!(parsed.is_err(), "{name}");
+                seen.1 += 1;
+            }
+        }
+        assert!(seen.0 >= 3 && seen.1 >= 10, "{seen:?}");
+    }
 }

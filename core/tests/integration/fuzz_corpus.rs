@@ -16,12 +16,13 @@ fn corpus() -> PathBuf {
 /// A fuzz target's name and its check.
 type Target = (&'static str, fn(&[u8]));
 
-const TARGETS: [Target; 5] = [
+const TARGETS: [Target; 6] = [
     ("note", checks::note),
     ("checkpoint", checks::checkpoint),
     ("tile_path", checks::tile_path),
     ("tlog_proof", checks::tlog_proof),
     ("receipt", checks::receipt),
+    ("manifest", checks::manifest),
 ];
 
 #[test]

@@ -161,9 +161,13 @@ impl Writer {
         std::fs::write(&full, bytes).map_err(|e| write_err(&full, e))
     }
 
-    /// Write `manifest.json` listing every file written so far (spec §2).
-    fn manifest(&self, head: &ManifestHead) -> Result<(), CliError> {
-        write_manifest(&self.dir, head).map_err(package_failure)
+    /// Write `manifest.json` listing every file written so far (spec §2): a walk that hashes
+    /// every file, so on a blocking thread.
+    async fn manifest(&self, head: &ManifestHead) -> Result<(), CliError> {
+        let (dir, head) = (self.dir.clone(), head.clone());
+        tokio::task::spawn_blocking(move || write_manifest(&dir, &head).map_err(package_failure))
+            .await
+            .map_err(|e| CliError::input("export", e))?
     }
 }
 
@@ -439,7 +443,7 @@ async fn export_into(opts: &ExportOptions, trust: &Trust, dir: &Path) -> Result<
     };
     // A provisional summary file, so that the package is complete for the reader.
     w.write(paths::SUMMARY, b"{}")?;
-    w.manifest(&head)?;
+    w.manifest(&head).await?;
     let pkg_dir = dir.to_owned();
     let trust_c = trust.clone();
     let summary = tokio::task::spawn_blocking(move || {
@@ -451,7 +455,7 @@ async fn export_into(opts: &ExportOptions, trust: &Trust, dir: &Path) -> Result<
     .map_err(|e| CliError::input("export", e))??;
     w.write(paths::SUMMARY, &summary.to_bytes()?)?;
     head.exported_at = jiff::Timestamp::now().to_string();
-    w.manifest(&head)?;
+    w.manifest(&head).await?;
     Ok(summary)
 }
 

@@ -38,6 +38,7 @@ use verdict_core::tile::{bundle_entries, TileHashSource, TileKind, TILE_WIDTH};
 use verdict_core::{Hash, LeafIndex};
 
 use super::paths;
+use super::records::RecordsClient;
 use super::verify::{analyze, encode_proof, package_failure, Summary};
 use crate::consistency::{check_proof, open_checkpoint, precheck, proof_from_tiles};
 use crate::error::{Check, CliError};
@@ -358,7 +359,8 @@ async fn export_into(opts: &ExportOptions, trust: &Trust, dir: &Path) -> Result<
         w.write(&tile.path(), &bytes)?;
     }
 
-    // 4. Records, streamed page by page.
+    // 4. Records, streamed page by page (hyper with a small read buffer: `super::records`).
+    let records = RecordsClient::new(fetcher.base(), &opts.token)?;
     let records_path = dir.join(paths::RECORDS);
     let mut file = std::io::BufWriter::new(
         std::fs::File::create(&records_path).map_err(|e| write_err(&records_path, e))?,
@@ -368,13 +370,9 @@ async fn export_into(opts: &ExportOptions, trust: &Trust, dir: &Path) -> Result<
     while page < end {
         let page_end = end.min(page.saturating_add(PAGE));
         let path = format!("v1/private/records?start={page}&end={page_end}");
-        let mut resp = private.send(&path).await?;
+        let mut resp = records.get(&path).await?;
         let mut page_lines = 0u64;
-        while let Some(chunk) = resp
-            .chunk()
-            .await
-            .map_err(|e| CliError::network(&path, e))?
-        {
+        while let Some(chunk) = resp.chunk().await? {
             page_lines += chunk.iter().filter(|&&b| b == b'\n').count() as u64;
             file.write_all(&chunk)
                 .map_err(|e| write_err(&records_path, e))?;

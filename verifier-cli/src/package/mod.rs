@@ -3,9 +3,10 @@
 //!
 //! - [`verify`]: the offline checks of spec §9, with no policy engine;
 //! - [`export`]: fetch a period from a live log (auditor token), check what was fetched, and
-//!   write the package (directory or tar) atomically.
+//!   write the package (directory or tar) atomically; `records`: its records stream.
 
 pub mod export;
+mod records;
 pub mod verify;
 
 /// Paths of the fixed files (spec §1).

@@ -15,7 +15,7 @@ fn entry(n: u8) -> StagedEntry {
 fn stages_contiguously_and_survives_reopen() {
     let dir = tempfile::tempdir().unwrap();
     {
-        let store = SledStorage::open(dir.path()).unwrap();
+        let store = open_retrying(dir.path());
         assert_eq!(store.staged_size().unwrap(), TreeSize(0));
         store.stage(LeafIndex(0), &[entry(1), entry(2)]).unwrap();
         let err = store.stage(LeafIndex(5), &[entry(3)]).unwrap_err();
@@ -36,7 +36,7 @@ fn stages_contiguously_and_survives_reopen() {
             )
             .unwrap();
     }
-    let store = SledStorage::open(dir.path()).unwrap();
+    let store = open_retrying(dir.path());
     assert_eq!(store.staged_size().unwrap(), TreeSize(3));
     assert_eq!(
         store.staged(LeafIndex(1), LeafIndex(3)).unwrap(),
@@ -58,7 +58,7 @@ fn stages_contiguously_and_survives_reopen() {
 #[test]
 fn publish_is_compare_and_swap() {
     let dir = tempfile::tempdir().unwrap();
-    let store = SledStorage::open(dir.path()).unwrap();
+    let store = open_retrying(dir.path());
     let s0 = LogState {
         size: TreeSize(0),
         right_edge: vec![],
@@ -86,7 +86,7 @@ fn publish_is_compare_and_swap() {
 #[test]
 fn tiles_are_immutable_and_atomic() {
     let dir = tempfile::tempdir().unwrap();
-    let store = SledStorage::open(dir.path()).unwrap();
+    let store = open_retrying(dir.path());
     let hashes = |w: u16, b: u8| TileWrite {
         kind: TileKind::Hashes { level: 1 },
         index: 4,
@@ -180,7 +180,7 @@ fn full_tiles_live_in_files_and_partial_ones_in_sled() {
     let dir = tempfile::tempdir().unwrap();
     let expected;
     {
-        let store = SledStorage::open(dir.path()).unwrap();
+        let store = open_retrying(dir.path());
         let edge = grow(&store, RightEdge::new(), 100);
         assert!(store
             .trees()
@@ -244,7 +244,7 @@ fn full_tiles_live_in_files_and_partial_ones_in_sled() {
             Err(StorageError::TileConflict { index: 1, .. })
         ));
     }
-    let store = SledStorage::open(dir.path()).unwrap();
+    let store = open_retrying(dir.path());
     assert_eq!(store.read_tile(H0, 1).unwrap(), Some(expected.0));
     assert_eq!(
         store
@@ -259,7 +259,7 @@ fn full_tiles_live_in_files_and_partial_ones_in_sled() {
 #[test]
 fn a_file_left_by_a_crash_before_its_record_is_harmless() {
     let dir = tempfile::tempdir().unwrap();
-    let store = SledStorage::open(dir.path()).unwrap();
+    let store = open_retrying(dir.path());
     let edge = grow(&store, RightEdge::new(), 10);
     // The crash: files of the next extension written and renamed, no sled commit.
     let ext = stage_and_extend(&store, &edge, 600);
@@ -323,7 +323,7 @@ fn a_file_left_by_a_crash_before_its_record_is_harmless() {
 #[test]
 fn a_damaged_full_tile_file_is_a_store_error() {
     let dir = tempfile::tempdir().unwrap();
-    let store = SledStorage::open(dir.path()).unwrap();
+    let store = open_retrying(dir.path());
     grow(&store, RightEdge::new(), 600);
     for path in ["tile/0/001", "tile/entries/000"] {
         let path = dir.path().join(path);
@@ -393,11 +393,26 @@ fn escalations_are_compare_and_swap_and_durable() {
     }
     let dir = tempfile::tempdir().unwrap();
     {
-        let store = SledStorage::open(dir.path()).unwrap();
+        let store = open_retrying(dir.path());
         contract(&store);
     }
-    let store = SledStorage::open(dir.path()).unwrap();
+    let store = open_retrying(dir.path());
     assert_eq!(store.escalation(b"b").unwrap(), Some(b"two".to_vec()));
     assert_eq!(store.escalations().unwrap().len(), 2);
     contract(&crate::storage::mem::MemStorage::new());
+}
+
+/// Open the store at `dir`, retrying while the previous handle's sled threads still hold its
+/// file lock (a reopen right after a drop failed once with "could not acquire lock", EAGAIN,
+/// on a loaded 2-core CI machine; `log_props.rs` and `log_faults.rs` retry the same way).
+fn open_retrying(dir: &std::path::Path) -> SledStorage {
+    let mut last = None;
+    for _ in 0..250 {
+        match SledStorage::open(dir) {
+            Ok(store) => return store,
+            Err(e) => last = Some(e),
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    panic!("cannot reopen the store: {last:?}");
 }

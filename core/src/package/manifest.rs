@@ -240,10 +240,8 @@ pub(super) const BLOCK_FILES: usize = 64;
 /// bytes checked against what it validated, without holding the list (issue 16, "Scale").
 #[derive(Clone, Debug)]
 pub(super) struct Block {
-    /// Path of the block's first record.
+    /// Path of the block's first record (block `i` starts at record `i * BLOCK_FILES`).
     pub first: String,
-    /// Ordinal of the block's first record in `files`.
-    pub ordinal: u64,
     /// Byte offset of the first record's `{` in the manifest.
     pub start: u64,
     /// Byte offset just after the last record's `}`.
@@ -305,7 +303,6 @@ pub(super) fn scan<R: std::io::BufRead>(
             if first_of_block {
                 blocks.push(Block {
                     first: f.path.clone(),
-                    ordinal: count,
                     start: at,
                     end: at,
                     sha256: [0; 32],

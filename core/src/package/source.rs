@@ -168,15 +168,6 @@ impl Package {
         matches!(self.lookup(path), Ok(Some(_)))
     }
 
-    /// The listed file at `path`.
-    ///
-    /// # Errors
-    /// [`PackageError::Manifest`] when the manifest changed since it was opened, or
-    /// [`PackageError::Io`].
-    pub fn file(&self, path: &str) -> Result<Option<FileEntry>, PackageError> {
-        Ok(self.lookup(path)?.map(|l| l.entry))
-    }
-
     /// The manifest's file list, in manifest (path) order, re-read from the manifest block by
     /// block (each block's digest checked against the one taken when it was opened).
     pub fn files(&self) -> Files<'_> {
@@ -224,7 +215,8 @@ impl Package {
             return Err(changed());
         }
         let records = Arc::new(block_records(&bytes)?);
-        let want = (self.count - b.ordinal).min(BLOCK_FILES as u64);
+        let first = (i as u64).saturating_mul(BLOCK_FILES as u64);
+        let want = self.count.saturating_sub(first).min(BLOCK_FILES as u64);
         if records.len() as u64 != want {
             return Err(changed());
         }
@@ -377,11 +369,6 @@ impl Package {
     /// [`PackageError::Missing`] for an unlisted path, [`PackageError::Digest`],
     /// [`PackageError::Format`] over [`MAX_FILE_LEN`], [`PackageError::Io`].
     pub fn read(&self, path: &str) -> Result<Vec<u8>, PackageError> {
-        if path == MANIFEST {
-            return Err(PackageError::Missing {
-                path: path.to_owned(),
-            });
-        }
         let (r, entry) = self.reader(path)?;
         let entry = entry.ok_or_else(|| PackageError::Missing {
             path: path.to_owned(),

@@ -67,6 +67,11 @@ fn check_every_file(pkg: &Package) {
         assert!(pkg.has(p), "{p}");
         assert_eq!(pkg.read(p).unwrap(), p.as_bytes(), "{p}");
     }
+    // The manifest is not a listed file: read refuses it as unlisted.
+    assert!(matches!(
+        pkg.read(MANIFEST),
+        Err(PackageError::Missing { .. })
+    ));
     for absent in ["", "a", "a/", "aa", "tile/entries/200", "zzz", "0"] {
         assert!(!pkg.has(absent), "{absent:?}");
         assert!(matches!(
